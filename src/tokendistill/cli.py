@@ -1,0 +1,90 @@
+"""The command line: each command builds a stage's config and calls that stage; nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, add_arguments, from_arguments
+from tokendistill.errors import UserError
+
+
+def _extract(config: ExtractConfig) -> None:
+    from tokendistill.attribution import extract
+
+    folder = extract(config)
+    print(f"rationales: {folder}")
+
+
+def _train(config: TrainConfig) -> None:
+    from tokendistill.training import train
+
+    print(f"student: {train(config)}")
+
+
+def _evaluate(config: EvaluateConfig) -> None:
+    import json
+
+    from tokendistill.evaluation import evaluate
+
+    print(json.dumps(evaluate(config), indent=2))
+
+
+def _demo(config: Any) -> None:
+    from tokendistill.demo import run_demo
+
+    run_demo(config)
+
+
+def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
+    from tokendistill.demo import DemoConfig
+
+    return [
+        ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
+        ("train", "train a student (standard or multitask)", TrainConfig, _train),
+        ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
+        ("demo", "the whole pipeline offline on a generated task, in a few minutes", DemoConfig, _demo),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokendistill",
+        description="Distil a small student from the input words a teacher relies on.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, config_class, handler in _commands():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub, config_class)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        sub.set_defaults(handler=handler, config_class=config_class)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    debug = getattr(arguments, "debug", False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler, config_class = arguments.handler, arguments.config_class
+    del arguments.handler, arguments.config_class
+    try:
+        handler(from_arguments(config_class, arguments))
+    except UserError as error:
+        if debug:
+            raise
+        print(f"tokendistill: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tokendistill: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Typed configurations of the stages: loadable from YAML, overridable from the command line, saved with outputs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from tokendistill.errors import UserError
+
+C = TypeVar("C")
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
+    """A dataclass field with help text for ``--help``."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass(kw_only=True)
+class TaskOptions:
+    task: str = option(dataclasses.MISSING, "task name (cqa, svamp, esnli, anli1, text, keywords)")
+    data: str | None = option(None, "local data: a file or a folder (the DSS layout); default: the hub")
+    input_column: str | None = option(None, "text task: the input column")
+    label_column: str | None = option(None, "text task: the label column")
+    limit: int | None = option(None, "use only the first N examples of the split")
+    seed: int = option(0, "random seed for everything the run draws")
+
+
+@dataclass(kw_only=True)
+class ExtractConfig(TaskOptions):
+    teacher: str = option(dataclasses.MISSING, "teacher model: hub id, local folder or .gguf file")
+    output: str = option(dataclasses.MISSING, "rationale folder to write (resumed if it holds this config)")
+    split: str = option("train", "split to attribute")
+    method: str = option("saliency", "attribution method: saliency, grad_x_input, integrated_gradients, occlusion")
+    target: Literal["teacher", "gold"] = option("teacher", "answer to attribute: the teacher's own or the gold one")
+    top_k: float = option(10, "words to keep: a count, or a fraction of the input's words when below 1")
+    merge: Literal["sum", "max"] = option("sum", "how subword scores combine into a word score")
+    drop_punctuation: bool = option(True, "never select punctuation")
+    drop_stopwords: bool = option(False, "never select English stopwords")
+    batch_size: int = option(16, "examples per forward/backward pass")
+    max_input_length: int = option(512, "teacher input tokens; longer inputs are truncated and counted")
+    max_new_tokens: int = option(32, "teacher generation length")
+    prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
+    ig_steps: int = option(20, "integrated gradients: interpolation steps")
+    device: str = option("auto", "auto, cpu or cuda")
+    overwrite: bool = option(False, "replace an output folder that holds a different run")
+
+
+@dataclass(kw_only=True)
+class TrainConfig(TaskOptions):
+    student: str = option(dataclasses.MISSING, "student model: hub id or local folder")
+    output: str = option(dataclasses.MISSING, "folder for the trained student")
+    init: Literal["pretrained", "random"] = option("pretrained", "start from the weights, or from the config only")
+    mode: str = option("standard", "training mode: standard, multitask")
+    rationales: str | None = option(None, "rationale folder from `extract` (multitask modes)")
+    split: str = option("train", "training split")
+    alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha")
+    learning_rate: float = option(5e-5, "AdamW learning rate")
+    batch_size: int = option(64, "examples per step")
+    steps: int = option(1000, "optimizer steps")
+    max_input_length: int = option(512, "student input tokens")
+    max_target_length: int = option(64, "student target tokens")
+    device: str = option("auto", "auto, cpu or cuda")
+    overwrite: bool = option(False, "replace an output folder that holds a different run")
+
+
+@dataclass(kw_only=True)
+class EvaluateConfig(TaskOptions):
+    model: str = option(dataclasses.MISSING, "a student folder written by `train`")
+    output: str = option(dataclasses.MISSING, "folder for predictions.jsonl and metrics.json")
+    split: str = option("test", "split to evaluate")
+    batch_size: int = option(64, "examples per generation batch")
+    max_input_length: int = option(512, "input tokens")
+    max_new_tokens: int = option(64, "generation length")
+    device: str = option("auto", "auto, cpu or cuda")
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(arguments) == 1:
+            return arguments[0], True
+    return hint, False
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per dataclass field; defaults are left out so that YAML values are only overridden
+    by flags the user actually gave."""
+    parser.add_argument("--config", help="YAML file with any of these options; flags override it")
+    hints = _type_hints(cls)
+    for item in dataclasses.fields(cls):
+        hint, _ = _unwrap_optional(hints[item.name])
+        flag = "--" + item.name.replace("_", "-")
+        help_text = item.metadata.get("help", "")
+        if item.default is not dataclasses.MISSING:
+            help_text += f" (default: {item.default})"
+        else:
+            help_text += " (required)"
+        kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
+        if hint is bool:
+            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, **kwargs)
+        elif typing.get_origin(hint) is Literal:
+            parser.add_argument(flag, choices=list(typing.get_args(hint)), **kwargs)
+        else:
+            parser.add_argument(flag, type=hint if hint in (int, float) else str, **kwargs)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UserError(f"config file {path} should hold a mapping of option: value")
+    return loaded
+
+
+def build(cls: type[C], values: dict[str, Any]) -> C:
+    """The dataclass from a mapping, with unknown and missing keys reported as user errors."""
+    names = {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    missing = [
+        item.name
+        for item in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if item.default is dataclasses.MISSING and item.name not in values
+    ]
+    if missing:
+        raise UserError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
+    hints = _type_hints(cls)
+    for name, value in values.items():
+        hint, optional = _unwrap_optional(hints[name])
+        if value is None and optional:
+            continue
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+        elif hint in (int, float, bool, str) and not isinstance(value, hint):
+            raise UserError(f"option {name} should be {hint.__name__}, got {value!r}")
+        elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            raise UserError(f"option {name} should be one of {', '.join(map(str, typing.get_args(hint)))}")
+    return cls(**values)
+
+
+def from_arguments(cls: type[C], namespace: argparse.Namespace) -> C:
+    values = vars(namespace).copy()
+    for key in ("command", "handler", "debug"):
+        values.pop(key, None)
+    yaml_path = values.pop("config", None)
+    merged = load_yaml(yaml_path) if yaml_path else {}
+    merged.update(values)
+    return build(cls, merged)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def write_config(config: Any, folder: Path, name: str = "config.yaml") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def config_hash(values: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,124 @@
+"""Loading teachers and students by hub id or local path, and picking the device."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from tokendistill.errors import UserError
+
+log = logging.getLogger(__name__)
+
+Init = Literal["pretrained", "random"]
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    is_encoder_decoder: bool
+    name: str
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without a GPU is a user error, not a crash."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for a GPU, but torch sees none; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+
+
+def _split_gguf(name: str) -> tuple[str, str | None]:
+    path = Path(name)
+    if path.suffix == ".gguf":
+        if importlib.util.find_spec("gguf") is None:
+            raise UserError(f"{name} is a GGUF checkpoint, which needs the gguf package: pip install gguf")
+        return str(path.parent), path.name
+    return name, None
+
+
+def load_model(
+    name: str,
+    *,
+    init: Init = "pretrained",
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+    offsets: bool = False,
+) -> LoadedModel:
+    """Model and tokenizer from a hub id, a local folder or a ``.gguf`` file.
+
+    ``init="random"`` builds the architecture from the folder's config with fresh weights (tests, the demo,
+    from-scratch teachers). ``offsets=True`` insists on a fast tokenizer, which attribution needs to map
+    tokens back to characters.
+    """
+    folder, gguf_file = _split_gguf(name)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        config = AutoConfig.from_pretrained(folder, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
+    except OSError as error:
+        if Path(folder).exists():
+            raise UserError(f"cannot load a model from {folder}: {str(error).splitlines()[0]}") from None
+        raise UserError(
+            f"cannot load model {name!r}: it is not a local folder, and the Hugging Face hub cannot be reached "
+            "(offline?); pass a local path to a folder saved with save_pretrained"
+        ) from None
+    if offsets and not tokenizer.is_fast:
+        raise UserError(f"the tokenizer of {name} is not a fast tokenizer; attribution needs character offsets")
+    is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    model_class = AutoModelForSeq2SeqLM if is_encoder_decoder else AutoModelForCausalLM
+    if init == "random":
+        model = model_class.from_config(config)
+    else:
+        model = model_class.from_pretrained(folder, dtype=dtype, **extra)
+    model.to(resolve_device(device))
+    if tokenizer.pad_token is None:
+        # Decoder-only checkpoints often ship without a pad token; any token works under the attention mask.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return LoadedModel(model, tokenizer, is_encoder_decoder, name)
+
+
+def save_architecture(config: Any, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> Path:
+    """A folder holding only a config and a tokenizer: load it with ``init="random"`` to train from scratch."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_t5_config(vocab_size: int, d_model: int = 64, layers: int = 2, heads: int = 4, d_ff: int | None = None) -> Any:
+    """A small T5 configuration with the pad/EOS ids of ``vocab.build_word_tokenizer``."""
+    from transformers import T5Config
+
+    return T5Config(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_kv=d_model // heads,
+        d_ff=d_ff or 2 * d_model,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        num_heads=heads,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        tie_word_embeddings=True,
+    )

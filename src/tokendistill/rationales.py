@@ -1,0 +1,152 @@
+"""The rationale store: one JSON line per example plus a manifest, resumable and never overwritten silently.
+
+Records are appended and fsynced batch by batch. On opening, a torn last line (a run killed mid-write) is
+cut off and its examples are redone; a folder made by a different configuration is refused unless the
+caller asks to overwrite it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokendistill.config import config_hash
+from tokendistill.errors import UserError
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("tokendistill", "torch", "transformers", "datasets", "accelerate", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write through a temporary file and a rename, so a reader never sees half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _read_valid_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Complete records and the byte length they occupy; anything after the first bad line is discarded."""
+    records: list[dict[str, Any]] = []
+    valid_bytes = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                records.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
+            valid_bytes += len(line)
+    return records, valid_bytes
+
+
+@dataclass
+class RationaleStore:
+    folder: Path
+    manifest: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+
+    @classmethod
+    def open(cls, folder: str | Path, identity: dict[str, Any], overwrite: bool = False) -> RationaleStore:
+        """Open ``folder`` for writing the run described by ``identity`` (the settings that change results)."""
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        wanted = config_hash(identity)
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if manifest.get("config_hash") != wanted:
+                if not overwrite:
+                    changed = sorted(
+                        key
+                        for key in set(identity) | set(manifest.get("identity", {}))
+                        if identity.get(key) != manifest.get("identity", {}).get(key)
+                    )
+                    raise UserError(
+                        f"{folder} holds rationales of a different configuration (differs in: "
+                        f"{', '.join(changed)}); choose another --output or pass --overwrite"
+                    )
+                shutil.rmtree(folder)
+        elif folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise UserError(f"{folder} exists and is not a rationale folder; choose another --output or --overwrite")
+        folder.mkdir(parents=True, exist_ok=True)
+        records: dict[str, dict[str, Any]] = {}
+        records_path = folder / RECORDS
+        if records_path.exists():
+            loaded, valid_bytes = _read_valid_lines(records_path)
+            if valid_bytes < records_path.stat().st_size:
+                with records_path.open("r+b") as handle:
+                    handle.truncate(valid_bytes)  # a torn tail from an interrupted run is redone
+            records = {record["id"]: record for record in loaded}
+        manifest = {
+            "config_hash": wanted,
+            "identity": identity,
+            "versions": library_versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "complete": False,
+        }
+        if manifest_path.exists():
+            manifest = {**json.loads(manifest_path.read_text(encoding="utf-8")), "complete": False}
+        write_json_atomic(manifest_path, manifest)
+        return cls(folder, manifest, records)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        batch = list(records)
+        with (self.folder / RECORDS).open("a", encoding="utf-8") as handle:
+            for record in batch:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.records.update((record["id"], record) for record in batch)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self.manifest.update(summary=summary, complete=True)
+        write_json_atomic(self.folder / MANIFEST, self.manifest)
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise UserError(f"{folder} is not a rationale folder (no {MANIFEST}); run `tokendistill extract` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def iter_rationales(folder: str | Path) -> Iterator[dict[str, Any]]:
+    """The complete records of a rationale folder, read lazily."""
+    read_manifest(folder)
+    path = Path(folder) / RECORDS
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                return
+
+
+def load_rationales(folder: str | Path) -> dict[str, dict[str, Any]]:
+    return {record["id"]: record for record in iter_rationales(folder)}

@@ -1,0 +1,32 @@
+"""Tasks: load raw records, format them into examples, score predictions."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from tokendistill.tasks import synthetic as _synthetic  # noqa: F401  (registers the demo task)
+from tokendistill.tasks.base import TEMPLATE, Example, Segment, Task, normalize_answer
+from tokendistill.tasks.builtin import TASKS
+from tokendistill.tasks.loading import load_examples, raw_records
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """An instance of the task registered as ``name``; options go to tasks that take them (``text``)."""
+    task_class = TASKS.get(name)
+    parameters = inspect.signature(task_class.__init__).parameters
+    accepted = {key: value for key, value in options.items() if value is not None and key in parameters}
+    return task_class(**accepted)
+
+
+__all__ = [
+    "TASKS",
+    "TEMPLATE",
+    "Example",
+    "Segment",
+    "Task",
+    "get_task",
+    "load_examples",
+    "normalize_answer",
+    "raw_records",
+]

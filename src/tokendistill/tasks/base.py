@@ -1,0 +1,86 @@
+"""What a task is: raw records in, formatted examples and a score out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokendistill.errors import UserError
+
+# Role of the fixed wording a task adds around the data ("Answer Choices:", "(a)"); attribution never selects it.
+TEMPLATE = "template"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of an example's input text and what it is (question, choice, premise, template, ...)."""
+
+    role: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One formatted example: the model sees ``input`` and should produce ``target``."""
+
+    id: str
+    segments: tuple[Segment, ...]
+    target: str
+    choices: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def input(self) -> str:
+        return "".join(segment.text for segment in self.segments)
+
+    def role_spans(self) -> list[tuple[int, int, str]]:
+        """Character spans ``(start, end, role)`` of the segments, in order."""
+        spans, start = [], 0
+        for segment in self.segments:
+            spans.append((start, start + len(segment.text), segment.role))
+            start += len(segment.text)
+        return spans
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, trim, drop a trailing full stop and collapse whitespace: how generated labels are compared."""
+    text = re.sub(r"\s+", " ", text.strip().lower())
+    return text.rstrip(".").strip()
+
+
+class Task:
+    """Base class: a task formats raw records into examples and scores predictions.
+
+    Subclasses set ``name`` and implement ``format``; ``score`` defaults to normalised exact match.
+    ``labels`` is the closed label set of a classification task (``None`` for open targets).
+    """
+
+    name: str = ""
+    labels: tuple[str, ...] | None = None
+    # Hugging Face hub source: (dataset id, config name or None, {our split: hub split}).
+    hub: tuple[str, str | None, dict[str, str]] | None = None
+    splits: tuple[str, ...] = ("train", "test")
+
+    def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
+        raise NotImplementedError
+
+    def score(self, prediction: str, example: Example) -> bool:
+        return normalize_answer(prediction) == normalize_answer(example.target)
+
+    def require(self, record: Mapping[str, Any], column: str) -> Any:
+        if column not in record:
+            present = ", ".join(sorted(map(str, record))) or "none"
+            raise UserError(
+                f"task {self.name!r} needs a column {column!r} in every record; the data has: {present}"
+            )
+        return record[column]
+
+    def check_label(self, label: str) -> str:
+        if self.labels is not None and label not in self.labels:
+            raise UserError(
+                f"label {label!r} is not one of task {self.name!r}'s labels ({', '.join(self.labels)}); "
+                "fix the data or pick the right --task"
+            )
+        return label

@@ -1,0 +1,155 @@
+"""The tasks of the paper (formatted as Distilling step-by-step formats them) and a generic text task."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from tokendistill.errors import UserError
+from tokendistill.registry import Registry
+from tokendistill.tasks.arithmetic import same_value
+from tokendistill.tasks.base import TEMPLATE, Example, Segment, Task, normalize_answer
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+CHOICE_LETTERS = "abcdefghij"
+
+
+def _text(value: Any, what: str, task: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"task {task!r}: {what} should be text, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise UserError(f"task {task!r}: {what} is empty; remove the record or fill it in")
+    return value
+
+
+def _record_id(record: Mapping[str, Any], keys: tuple[str, ...], split: str, index: int) -> str:
+    for key in keys:
+        if record.get(key) not in (None, ""):
+            return str(record[key])
+    return f"{split}-{index}"
+
+
+@TASKS.register("cqa")
+class CommonsenseQA(Task):
+    """CommonsenseQA (CoS-E v1.11): question, then ``Answer Choices:`` and ``(a) ... (e)``; target = answer text."""
+
+    name = "cqa"
+    hub = ("cos_e", "v1.11", {"train": "train", "test": "validation"})
+
+    def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
+        question = _text(self.require(record, "question"), "question", self.name)
+        choices = tuple(str(choice) for choice in self.require(record, "choices"))
+        answer = _text(self.require(record, "answer"), "answer", self.name)
+        if answer not in choices:
+            raise UserError(f"task 'cqa': answer {answer!r} is not among the choices {list(choices)}")
+        segments = [Segment("question", question), Segment(TEMPLATE, "\nAnswer Choices:")]
+        for letter, choice in zip(CHOICE_LETTERS, choices):
+            segments += [Segment(TEMPLATE, f"\n({letter}) "), Segment("choice", choice)]
+        return Example(_record_id(record, ("id",), split, index), tuple(segments), answer, choices)
+
+    def score(self, prediction: str, example: Example) -> bool:
+        # Accept "(c) wooded area" and a bare "(c)" as well as the answer text itself.
+        match = re.match(r"\s*\(([a-j])\)\s*(.*)", prediction)
+        if match:
+            letter_index = CHOICE_LETTERS.index(match.group(1))
+            if not match.group(2).strip() and letter_index < len(example.choices):
+                prediction = example.choices[letter_index]
+            else:
+                prediction = match.group(2)
+        return normalize_answer(prediction) == normalize_answer(example.target)
+
+
+@TASKS.register("svamp")
+class SVAMP(Task):
+    """SVAMP: body and question; target = the equation, scored by evaluating both equations safely."""
+
+    name = "svamp"
+    hub = ("ChilleD/SVAMP", None, {"train": "train", "test": "test"})
+
+    def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
+        if "input" in record:  # the DSS export: input = Body + "\n" + Question, label = Equation
+            body_question = _text(record["input"], "input", self.name)
+            body, _, question = body_question.rpartition("\n")
+            segments = (Segment("body", body), Segment(TEMPLATE, "\n"), Segment("question", question))
+            if not body:
+                segments = (Segment("question", question),)
+            target = _text(self.require(record, "label"), "label", self.name)
+        else:  # the original release (SVAMP.json) and hub copies: Body, Question, Equation
+            body = _text(self.require(record, "Body"), "Body", self.name)
+            question = _text(self.require(record, "Question"), "Question", self.name)
+            segments = (Segment("body", body), Segment(TEMPLATE, "\n"), Segment("question", question))
+            target = _text(self.require(record, "Equation"), "Equation", self.name)
+        return Example(_record_id(record, ("ID", "id"), split, index), segments, target.strip())
+
+    def score(self, prediction: str, example: Example) -> bool:
+        return same_value(prediction, example.target)
+
+
+class _NLI(Task):
+    labels = NLI_LABELS
+    id_keys: tuple[str, ...] = ("uid", "id")
+
+    def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
+        premise = _text(self.require(record, "premise"), "premise", self.name)
+        hypothesis = _text(self.require(record, "hypothesis"), "hypothesis", self.name)
+        label = self.require(record, "label")
+        if isinstance(label, int) and not isinstance(label, bool):
+            if not 0 <= label < len(NLI_LABELS):
+                raise UserError(
+                    f"task {self.name!r}: label {label} is outside 0..2 (entailment, neutral, contradiction); "
+                    "hub exports mark unlabelled rows with -1, drop them first"
+                )
+            label = NLI_LABELS[label]
+        label = self.check_label(normalize_answer(str(label)))
+        # DSS joins premise and hypothesis with the tokenizer's EOS; rationales are text for any tokenizer,
+        # so the two parts are labelled in words instead (the labels are template and never selected).
+        segments = (
+            Segment(TEMPLATE, "Premise: "),
+            Segment("premise", premise),
+            Segment(TEMPLATE, "\nHypothesis: "),
+            Segment("hypothesis", hypothesis),
+        )
+        return Example(_record_id(record, self.id_keys, split, index), segments, label, NLI_LABELS)
+
+    def score(self, prediction: str, example: Example) -> bool:
+        words = normalize_answer(prediction).split()
+        return bool(words) and words[0] == example.target
+
+
+@TASKS.register("esnli")
+class ESNLI(_NLI):
+    name = "esnli"
+    hub = ("esnli", None, {"train": "train", "valid": "validation", "test": "test"})
+    splits = ("train", "valid", "test")
+
+
+@TASKS.register("anli1")
+class ANLI1(_NLI):
+    name = "anli1"
+    hub = ("anli", None, {"train": "train_r1", "valid": "dev_r1", "test": "test_r1"})
+    splits = ("train", "valid", "test")
+
+
+@TASKS.register("text")
+class TextTask(Task):
+    """User data: one input column and one label column (``--input-column``, ``--label-column``)."""
+
+    name = "text"
+    splits = ("train", "valid", "test")
+
+    def __init__(self, input_column: str = "input", label_column: str = "label", id_column: str = "id") -> None:
+        self.input_column = input_column
+        self.label_column = label_column
+        self.id_column = id_column
+
+    def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
+        text = _text(self.require(record, self.input_column), f"column {self.input_column!r}", self.name)
+        label = self.require(record, self.label_column)
+        if label is None or not str(label).strip():
+            raise UserError(f"task 'text': column {self.label_column!r} is empty in record {index} of {split!r}")
+        return Example(
+            _record_id(record, (self.id_column,), split, index), (Segment("input", text),), str(label).strip()
+        )

@@ -1,0 +1,127 @@
+"""Raw records from the hub or local files, formatted into a task's examples."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tokendistill.errors import UserError
+from tokendistill.tasks.base import Example, Task
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise UserError(f"cannot read {path}: use a .jsonl, .json, .csv or .parquet file")
+    if suffix == ".json" and _is_json_array(path):
+        # DSS's SVAMP.json and similar releases are one JSON array, which datasets' json loader rejects.
+        with path.open(encoding="utf-8") as handle:
+            yield from json.load(handle)
+        return
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(_FORMATS[suffix], data_files=str(path), split="train")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not valid UTF-8 ({error.reason} at byte {error.start}); re-encode it") from None
+    except Exception as error:  # datasets wraps parser errors in many types; the message is what matters
+        raise UserError(f"cannot parse {path}: {str(error).splitlines()[0]}") from None
+    yield from dataset
+
+
+def _is_json_array(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.read(64).lstrip().startswith("[")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not valid UTF-8 ({error.reason}); re-encode it") from None
+
+
+def _find_split_file(folder: Path, task: Task, split: str) -> Path | None:
+    """The file for ``split`` in ``folder``: DSS layout (``cqa/cqa_train.json``) or ``train.jsonl`` and the like."""
+    stems = [f"{task.name}_{split}", split]
+    if split == "valid":
+        stems += [f"{task.name}_validation", "validation", "dev"]
+    for base in (folder / task.name, folder):
+        for stem in stems:
+            for suffix in _FORMATS:
+                candidate = base / f"{stem}{suffix}"
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def raw_records(task: Task, split: str, data: str | None = None, seed: int = 0) -> Iterable[Mapping[str, Any]]:
+    """Records of ``split``: generated (synthetic tasks), from ``data`` (a file or folder), or from the hub."""
+    if split not in task.splits:
+        raise UserError(f"task {task.name!r} has no split {split!r}; choose one of: {', '.join(task.splits)}")
+    if data is None:
+        generated = getattr(task, "generated", None)
+        if generated is not None:
+            return generated(split, seed)
+        return _hub_records(task, split)
+    path = Path(data).expanduser()
+    if path.is_file():
+        return _read_file(path)
+    if path.is_dir():
+        found = _find_split_file(path, task, split)
+        if found is not None:
+            return _read_file(found)
+        if task.name == "svamp" and (original := path / "svamp" / "SVAMP.json").is_file():
+            return _svamp_dss_split(original, split)
+        raise UserError(
+            f"no {split!r} file for task {task.name!r} in {path}: expected {task.name}/{task.name}_{split}.json "
+            f"(the DSS layout) or {split}.jsonl/.csv/.parquet"
+        )
+    if "/" in data and not data.startswith((".", "/", "~")):
+        return _hub_records(task, split, dataset_id=data)
+    raise UserError(f"data path {data} does not exist; pass an existing file or folder with --data")
+
+
+def _svamp_dss_split(path: Path, split: str) -> list[Mapping[str, Any]]:
+    """DSS's split of the original SVAMP release: permutation(1000) with seed 0, first 800 train."""
+    import numpy as np
+
+    records = json.loads(path.read_text(encoding="utf-8"))
+    order = np.random.RandomState(seed=0).permutation(len(records))
+    chosen = order[:800] if split == "train" else order[800:]
+    return [records[int(i)] for i in chosen]
+
+
+def _hub_records(task: Task, split: str, dataset_id: str | None = None) -> Iterable[Mapping[str, Any]]:
+    if dataset_id is None and task.hub is None:
+        raise UserError(f"task {task.name!r} has no hub source; pass local files with --data")
+    hub_id, config, split_map = task.hub if dataset_id is None else (dataset_id, None, {})  # type: ignore[misc]
+    import datasets
+
+    try:
+        return datasets.load_dataset(hub_id, config, split=split_map.get(split, split), streaming=True)
+    except Exception as error:
+        raise UserError(
+            f"cannot load dataset {hub_id!r} from the Hugging Face hub ({type(error).__name__}); "
+            "offline, pass local files with --data PATH"
+        ) from None
+
+
+def load_examples(
+    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
+) -> list[Example]:
+    """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
+    records = raw_records(task, split, data, seed)
+    examples = [task.format(record, index, split) for index, record in enumerate(itertools.islice(records, limit))]
+    if not examples:
+        raise UserError(f"split {split!r} of task {task.name!r} has no records")
+    seen: set[str] = set()
+    for example in examples:
+        if example.id in seen:
+            raise UserError(f"id {example.id!r} appears twice in split {split!r}; ids must be unique")
+        seen.add(example.id)
+    return examples
