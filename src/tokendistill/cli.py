@@ -71,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not debug:
+        import transformers
+
+        # Our own progress bars cover the long steps; the library's per-load bars only add noise.
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
     handler, config_class = arguments.handler, arguments.config_class
     del arguments.handler, arguments.config_class
     try:

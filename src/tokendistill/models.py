@@ -105,7 +105,7 @@ def save_architecture(config: Any, tokenizer: PreTrainedTokenizerBase, folder: s
 
 
 def tiny_t5_config(vocab_size: int, d_model: int = 64, layers: int = 2, heads: int = 4, d_ff: int | None = None) -> Any:
-    """A small T5 configuration with the pad/EOS ids of ``vocab.build_word_tokenizer``."""
+    """A small FLAN-T5-style configuration (gated GELU) with the pad/EOS ids of ``vocab.build_word_tokenizer``."""
     from transformers import T5Config
 
     return T5Config(
@@ -117,6 +117,7 @@ def tiny_t5_config(vocab_size: int, d_model: int = 64, layers: int = 2, heads: i
         num_decoder_layers=layers,
         num_heads=heads,
         dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",
         decoder_start_token_id=0,
         pad_token_id=0,
         eos_token_id=1,

@@ -22,7 +22,10 @@ from tokendistill.registry import Registry
 @dataclass(frozen=True)
 class MethodOptions:
     ig_steps: int = 20
-    ig_baseline: Literal["zero", "pad"] = "zero"
+    # The pad token's embedding, not zeros: T5 and Llama normalise with RMSNorm, which is scale-invariant
+    # away from 0 and jumps at 0, so a zero baseline puts a near-discontinuity at the start of the path and
+    # integrated gradients lose completeness there.
+    ig_baseline: Literal["zero", "pad"] = "pad"
     # Rows (examples x interpolation steps, or occluded variants) per forward pass: the memory budget.
     max_rows: int = 64
 

@@ -1,0 +1,68 @@
+"""Tiny random models built from configs, saved to disk and loaded back by path as a hub model would be."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, LlamaConfig
+
+from tokendistill.models import tiny_t5_config
+from tokendistill.tasks.synthetic import DISTRACTORS, KEYWORDS
+from tokendistill.training.modes import EXPLAIN_PREFIX, PREDICT_PREFIX
+from tokendistill.vocab import build_word_tokenizer
+
+VOCABULARY_TEXT = " ".join(
+    [*DISTRACTORS, *(w for words in KEYWORDS.values() for w in words), *KEYWORDS, PREDICT_PREFIX, EXPLAIN_PREFIX]
+    + "Answer Choices : ( a b c d e ) ? . , ! ' Premise Hypothesis entailment neutral contradiction".split()
+)
+
+
+def _tokenizer():
+    return build_word_tokenizer([VOCABULARY_TEXT])
+
+
+@pytest.fixture(scope="session")
+def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    folder = tmp_path_factory.mktemp("tiny-t5")
+    model = AutoModelForSeq2SeqLM.from_config(tiny_t5_config(len(tokenizer), d_model=32, heads=4))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+    )
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dss_data() -> Path:
+    """The Distilling step-by-step data (shared/data/dss), or a skip where this checkout lacks it."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "dss"
+    folder = Path(os.environ.get("TOKENDISTILL_DSS_DATA", default))
+    if not (folder / "cqa").is_dir():
+        pytest.skip(f"DSS data not found at {folder}; set TOKENDISTILL_DSS_DATA")
+    return folder

@@ -1,0 +1,33 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from tokendistill.errors import UserError
+from tokendistill.rationales import RECORDS, RationaleStore, load_rationales
+
+
+def test_store_resumes_and_cuts_a_torn_last_line(tmp_path: Path) -> None:
+    store = RationaleStore.open(tmp_path, {"method": "saliency"})
+    store.append([{"id": "a", "rationale": ["x"]}, {"id": "b", "rationale": ["y"]}])
+    with (tmp_path / RECORDS).open("a") as handle:
+        handle.write('{"id": "c", "ratio')  # killed mid-write
+    reopened = RationaleStore.open(tmp_path, {"method": "saliency"})
+    assert set(reopened.records) == {"a", "b"}
+    reopened.append([{"id": "c", "rationale": ["z"]}])
+    lines = (tmp_path / RECORDS).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c"]
+
+
+def test_store_refuses_a_different_configuration_unless_overwriting(tmp_path: Path) -> None:
+    RationaleStore.open(tmp_path, {"method": "saliency", "top_k": 10}).append([{"id": "a"}])
+    with pytest.raises(UserError, match="differs in: method"):
+        RationaleStore.open(tmp_path, {"method": "occlusion", "top_k": 10})
+    assert load_rationales(tmp_path) == {"a": {"id": "a"}}
+    fresh = RationaleStore.open(tmp_path, {"method": "occlusion", "top_k": 10}, overwrite=True)
+    assert fresh.records == {}
+
+
+def test_reading_a_folder_that_is_not_a_store_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="run `tokendistill extract` first"):
+        load_rationales(tmp_path)
