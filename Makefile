@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/tokendistill demo --output $(DEMO_DIR)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest
