@@ -36,8 +36,8 @@ class DemoConfig:
     output: str = option("runs/demo", "folder for every artefact of the demo")
     seeds: int = option(3, "student seeds per mode")
     train_examples: int = option(200, "training examples each student sees")
-    teacher_steps: int = option(400, "teacher training steps (batch 64)")
-    student_steps: int = option(150, "student training steps")
+    teacher_steps: int = option(300, "teacher training steps (batch 64)")
+    student_steps: int = option(200, "student training steps")
     top_k: int = option(3, "rationale words per example")
     test_examples: int = option(500, "held-out examples to score")
     threads: int = option(2, "CPU threads")
@@ -76,18 +76,21 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     student_init = save_architecture(tiny_t5_config(len(tokenizer), d_model=64), tokenizer, root / "student-init")
     common = {"task": "keywords", "device": "cpu", "overwrite": True}
 
-    print("1/4 training the teacher from scratch on 10,000 generated examples ...")
+    print(f"1/4 training the teacher from scratch on 10,000 generated examples ({config.teacher_steps} steps) ...")
     teacher = train(
         TrainConfig(
             student=str(teacher_init), init="random", output=str(root / "teacher"), steps=config.teacher_steps,
             batch_size=64, learning_rate=1e-3, **common,
-        )
+        ),
+        progress=False,
     )
     teacher_metrics = evaluate(
         EvaluateConfig(model=str(teacher), output=str(root / "teacher" / "eval"), limit=config.test_examples,
-                       task="keywords", device="cpu")
+                       task="keywords", device="cpu"),
+        progress=False,
     )
     chance = 1 / len(KEYWORDS)
+    print(f"    teacher accuracy on {config.test_examples} held-out examples: {teacher_metrics['accuracy']:.3f}")
 
     print(f"2/4 extracting the teacher's top-{config.top_k} saliency words for {config.train_examples} examples ...")
     rationales = extract(
