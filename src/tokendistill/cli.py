@@ -69,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     debug = getattr(arguments, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+    for noisy in ("httpx", "urllib3", "filelock", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Offline, the hub client logs every retry; our own error says what failed and what to do.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if not debug:
         import transformers
 
