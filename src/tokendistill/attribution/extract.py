@@ -77,7 +77,7 @@ def attribute_batch(
     words_per_example = [split_words(example) for example in examples]
     word_pairs = [token_word_pairs(offsets, words) for offsets, words in zip(batch.offsets, words_per_example)]
     method = METHODS.get(config.method)
-    options = MethodOptions(ig_steps=config.ig_steps, max_rows=max(config.batch_size, 16))
+    options = MethodOptions(ig_steps=config.ig_steps)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if teacher.device.type == "cuda" else nullcontext()
     )

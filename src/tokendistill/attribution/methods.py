@@ -66,9 +66,11 @@ def grad_x_input(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, o
 
 
 def integrated_gradients_attributions(
-    teacher: Teacher, batch: TeacherBatch, options: MethodOptions
-) -> tuple[Tensor, Tensor, Tensor]:
+    teacher: Teacher, batch: TeacherBatch, options: MethodOptions, endpoints: bool = True
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Signed per-token attributions (B, T) and log p at the input and at the baseline, each (B,).
+
+    ``endpoints=False`` skips the two extra forwards that only a completeness check needs.
 
     Gauss-Legendre quadrature over the straight path from the baseline to the input; examples x steps are
     stacked into forwards of at most ``options.max_rows`` rows. By completeness, the attributions of an
@@ -96,6 +98,8 @@ def integrated_gradients_attributions(
         gradient = gradient.float().view(len(chunk), *embeds.shape)
         summed_gradient += (gradient * step_weights[first : first + len(chunk)].view(-1, 1, 1, 1)).sum(dim=0)
     attributions = ((embeds - baseline).float() * summed_gradient).sum(dim=-1) * batch.attention_mask
+    if not endpoints:
+        return attributions, None, None
     with torch.no_grad():
         at_input = teacher.answer_log_prob(embeds, batch.attention_mask, batch)
         at_baseline = teacher.answer_log_prob(baseline, batch.attention_mask, batch)
@@ -121,7 +125,7 @@ def integrated_gradients(
     teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, options: MethodOptions
 ) -> Tensor:
     """Magnitude of each token's integrated-gradients attribution (summed over the hidden dimension)."""
-    attributions, _, _ = integrated_gradients_attributions(teacher, batch, options)
+    attributions, _, _ = integrated_gradients_attributions(teacher, batch, options, endpoints=False)
     return attributions.abs().detach()
 
 
