@@ -14,6 +14,7 @@ from tokendistill.config import EvaluateConfig, write_config
 from tokendistill.models import LoadedModel, load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, Task, get_task, load_examples
+from tokendistill.tasks.base import first_line
 from tokendistill.training.data import causal_prompt
 from tokendistill.training.trainer import STUDENT_INFO
 
@@ -52,7 +53,7 @@ def generate(
         **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id
     )
     decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [text.strip().split("\n")[0].strip() for text in decoded]
+    return [first_line(text) for text in decoded]
 
 
 def predict(

@@ -92,3 +92,10 @@ def test_dss_layout_loads_every_task(dss_data: Path, task: str, split: str, coun
     examples = load_examples(get_task(task), split, str(dss_data))
     assert len(examples) == count
     assert all(example.input and example.target for example in examples)
+
+
+def test_first_line_skips_leading_blank_lines() -> None:
+    from tokendistill.tasks.base import first_line
+
+    assert first_line("\n (d) corn fields\nQ: next") == "(d) corn fields"
+    assert first_line("\n\n") == ""

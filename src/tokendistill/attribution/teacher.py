@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from tokendistill.models import LoadedModel
-from tokendistill.tasks.base import Example
+from tokendistill.tasks.base import Example, first_line
 
 log = logging.getLogger(__name__)
 
@@ -175,4 +175,4 @@ class Teacher:
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         # A decoder runs on past its answer; the answer is the first line.
-        return [text.strip().split("\n")[0].strip() for text in decoded]
+        return [first_line(text) for text in decoded]

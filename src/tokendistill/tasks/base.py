@@ -50,6 +50,11 @@ def normalize_answer(text: str) -> str:
     return text.rstrip(".").strip()
 
 
+def first_line(text: str) -> str:
+    """The first non-empty line: a decoder runs on past its answer, and often starts with a newline."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 class Task:
     """Base class: a task formats raw records into examples and scores predictions.
 
