@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, LlamaConfig
 
 from tokendistill.models import tiny_t5_config
 from tokendistill.tasks.synthetic import DISTRACTORS, KEYWORDS
 from tokendistill.training.modes import EXPLAIN_PREFIX, PREDICT_PREFIX
 from tokendistill.vocab import build_word_tokenizer
+
+# CI machines are shared and noisy: a per-example deadline would make property tests flaky, not stricter.
+settings.register_profile("ci", deadline=None)
+settings.load_profile("ci")
 
 VOCABULARY_TEXT = " ".join(
     [*DISTRACTORS, *(w for words in KEYWORDS.values() for w in words), *KEYWORDS, PREDICT_PREFIX, EXPLAIN_PREFIX]
