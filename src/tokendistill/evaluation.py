@@ -7,14 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from tokendistill.config import EvaluateConfig, write_config
-from tokendistill.models import LoadedModel, load_model
+from tokendistill.models import LoadedModel, greedy_generate, load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, Task, get_task, load_examples
-from tokendistill.tasks.base import first_line
 from tokendistill.training.data import causal_prompt
 from tokendistill.training.trainer import STUDENT_INFO
 
@@ -25,35 +23,14 @@ def student_info(model_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"predict_prefix": ""}
 
 
-@torch.inference_mode()
 def generate(
     loaded: LoadedModel, sources: Sequence[str], max_input_length: int, max_new_tokens: int
 ) -> list[str]:
-    """Greedy answers for a batch of sources."""
-    tokenizer, model = loaded.tokenizer, loaded.model
-    device = next(model.parameters()).device
-    if loaded.is_encoder_decoder:
-        encoded = tokenizer(
-            list(sources), padding=True, truncation=True, max_length=max_input_length, return_tensors="pt"
-        ).to(device)
-        output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        encoded = tokenizer(
-            [causal_prompt(source) for source in sources],
-            padding=True,
-            truncation=True,
-            max_length=max_input_length,
-            return_tensors="pt",
-        ).to(device)
-    finally:
-        tokenizer.padding_side = side
-    output = model.generate(
-        **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id
+    """Greedy answers for a batch of sources, prompted as the student was trained."""
+    prompts = list(sources) if loaded.is_encoder_decoder else [causal_prompt(source) for source in sources]
+    return greedy_generate(
+        loaded.model, loaded.tokenizer, loaded.is_encoder_decoder, prompts, max_input_length, max_new_tokens
     )
-    decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [first_line(text) for text in decoded]
 
 
 def predict(

@@ -95,6 +95,37 @@ def load_model(
     return LoadedModel(model, tokenizer, is_encoder_decoder, name)
 
 
+@torch.inference_mode()
+def greedy_generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    is_encoder_decoder: bool,
+    prompts: list[str],
+    max_input_length: int,
+    max_new_tokens: int,
+) -> list[str]:
+    """Greedy answers to ready-made prompts; a decoder's answer is the first non-empty line it writes."""
+    from tokendistill.tasks.base import first_line
+
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    if not is_encoder_decoder:
+        tokenizer.padding_side = "left"  # a decoder continues from the last position of every row
+    try:
+        encoded = tokenizer(
+            prompts, padding=True, truncation=True, max_length=max_input_length, return_tensors="pt"
+        ).to(device)
+    finally:
+        tokenizer.padding_side = side
+    output = model.generate(
+        **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id
+    )
+    if is_encoder_decoder:
+        return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+    decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [first_line(text) for text in decoded]
+
+
 def save_architecture(config: Any, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> Path:
     """A folder holding only a config and a tokenizer: load it with ``init="random"`` to train from scratch."""
     folder = Path(folder)

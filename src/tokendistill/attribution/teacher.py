@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tokendistill.models import LoadedModel
-from tokendistill.tasks.base import Example, first_line
+from tokendistill.models import LoadedModel, greedy_generate
+from tokendistill.tasks.base import Example
 
 log = logging.getLogger(__name__)
 
@@ -148,31 +148,8 @@ class Teacher:
         return logits
 
     # ----- the teacher's own answer -------------------------------------------------------------------------
-    @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 32) -> list[str]:
-        texts = [example.input + self.prompt_suffix for example in examples]
-        if self.is_encoder_decoder:
-            encoded = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=self.max_input_length, return_tensors="pt"
-            ).to(self.device)
-            output = self.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-            return [text.strip() for text in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "left"  # generation continues from the last position of every row
-        try:
-            encoded = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=self.max_input_length, return_tensors="pt"
-            ).to(self.device)
-        finally:
-            self.tokenizer.padding_side = side
-        output = self.model.generate(
-            **encoded,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=self.tokenizer.pad_token_id,
+        prompts = [example.input + self.prompt_suffix for example in examples]
+        return greedy_generate(
+            self.model, self.tokenizer, self.is_encoder_decoder, prompts, self.max_input_length, max_new_tokens
         )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
-        decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        # A decoder runs on past its answer; the answer is the first line.
-        return [first_line(text) for text in decoded]
