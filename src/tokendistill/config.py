@@ -67,6 +67,12 @@ class TrainConfig(TaskOptions):
     steps: int = option(1000, "optimizer steps")
     max_input_length: int = option(512, "student input tokens")
     max_target_length: int = option(64, "student target tokens")
+    lr_scheduler: Literal["linear", "constant"] = option("linear", "learning-rate schedule (linear decay to 0, as HF)")
+    warmup_steps: int = option(0, "steps of linear warm-up before the schedule")
+    checkpoint_every: int = option(100, "save a resumable checkpoint every N steps (0: never)")
+    lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)")
+    lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)")
+    lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
 

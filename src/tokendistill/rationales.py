@@ -19,6 +19,7 @@ from typing import Any
 
 from tokendistill.config import config_hash
 from tokendistill.errors import UserError
+from tokendistill.faults import crash_point
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -113,9 +114,13 @@ class RationaleStore:
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         batch = list(records)
-        with (self.folder / RECORDS).open("a", encoding="utf-8") as handle:
-            for record in batch:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in batch).encode("utf-8")
+        with (self.folder / RECORDS).open("ab") as handle:
+            half = len(text) // 2
+            handle.write(text[:half])
+            handle.flush()
+            crash_point("store.mid_write")
+            handle.write(text[half:])
             handle.flush()
             os.fsync(handle.fileno())
         self.records.update((record["id"], record) for record in batch)

@@ -26,6 +26,7 @@ from tokendistill.attribution.words import (
 )
 from tokendistill.config import ExtractConfig, to_dict, write_config
 from tokendistill.errors import UserError
+from tokendistill.faults import crash_point
 from tokendistill.models import load_model
 from tokendistill.rationales import RationaleStore
 from tokendistill.tasks import Example, Task, get_task, load_examples
@@ -63,8 +64,8 @@ def _json_float(value: float) -> float | None:
 
 def attribute_batch(
     teacher: Teacher, task: Task, examples: list[Example], config: ExtractConfig
-) -> tuple[list[dict[str, Any]], int]:
-    """Records for one batch of examples, and how many of their inputs were truncated."""
+) -> list[dict[str, Any]]:
+    """One record per example of the batch."""
     teacher_answers = teacher.generate(examples, config.max_new_tokens)
     if config.target == "gold":
         answers = [example.target for example in examples]
@@ -104,41 +105,78 @@ def attribute_batch(
                 "word_spans": [[word.start, word.end] for word in words],
                 "word_roles": [word.role for word in words],
                 "word_scores": [_json_float(score) for score in scores],
-                "truncated": bool(np.isnan(scores[candidates]).any()) if candidates.any() else False,
+                "truncated": bool(batch.truncated[row]),
             }
         )
-    return records, batch.truncated
+    return records
+
+
+def check_top_k(top_k: float, examples: Sequence[Example], config: ExtractConfig) -> int:
+    """Refuse a k that keeps every word of every input (no selection at all); returns how many inputs have
+    fewer candidate words than k (those keep all of theirs)."""
+    if top_k <= 0:
+        raise UserError("--top-k must be positive: a count of words, or a fraction below 1")
+    if top_k < 1:
+        return 0
+    counts = [
+        int(candidate_mask(split_words(example), config.drop_punctuation, config.drop_stopwords).sum())
+        for example in examples
+    ]
+    longest = max(counts)
+    if top_k >= longest:
+        raise UserError(
+            f"--top-k {top_k:g} keeps every word of every input (the longest has {longest} candidate words); "
+            "choose a smaller count or a fraction such as 0.2"
+        )
+    return sum(count < top_k for count in counts)
 
 
 def extract(config: ExtractConfig, progress: bool = True) -> Path:
-    """Run the attribution stage; returns the rationale folder. Resumes a folder that holds this config."""
-    if config.top_k <= 0:
-        raise UserError("--top-k must be positive: a count of words, or a fraction below 1")
+    """Run the attribution stage; returns the rationale folder. Resumes a folder that holds this config.
+
+    Batches are fixed by the examples alone (length buckets), never by what an earlier run finished: a
+    resumed run recomputes an interrupted batch whole, with the same padding as an uninterrupted run, and so
+    writes the same records to the last digit.
+    """
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    short_inputs = check_top_k(config.top_k, examples, config)
+    if short_inputs:
+        log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     store = RationaleStore.open(config.output, identity, config.overwrite)
     write_config(config, Path(config.output))
-    todo = [example for example in examples if example.id not in store.records]
-    if len(todo) < len(examples):
-        log.info("resuming: %d of %d examples already done", len(examples) - len(todo), len(examples))
+    batches = [
+        batch
+        for batch in length_buckets(examples, config.batch_size)
+        if any(example.id not in store.records for example in batch)
+    ]
+    remaining = sum(example.id not in store.records for example in examples)
+    if remaining < len(examples):
+        log.info("resuming: %d of %d examples already done", len(examples) - remaining, len(examples))
     seed_everything(config.seed)
-    truncated = store.manifest.get("truncated", 0)
-    if todo:
+    if batches:
         loaded = load_model(config.teacher, device=config.device, offsets=True)
         teacher = Teacher(loaded, config.max_input_length, config.prompt_suffix)
-        bar = tqdm(total=len(todo), desc=f"extract {config.method}", disable=not progress, unit="ex")
-        for batch_examples in length_buckets(todo, config.batch_size):
-            records, batch_truncated = attribute_batch(teacher, task, batch_examples, config)
-            store.append(records)
-            truncated += batch_truncated
-            store.manifest["truncated"] = truncated
-            bar.update(len(batch_examples))
+        bar = tqdm(total=remaining, desc=f"extract {config.method}", disable=not progress, unit="ex")
+        for batch_examples in batches:
+            records = attribute_batch(teacher, task, batch_examples, config)
+            new = [record for record in records if record["id"] not in store.records]
+            store.append(new)
+            crash_point("extract.after_batch")
+            bar.update(len(new))
         bar.close()
-    if truncated:
-        log.warning("%d inputs were longer than %d tokens and were truncated", truncated, config.max_input_length)
     done = [store.records[example.id] for example in examples]
+    truncated = sum(record["truncated"] for record in done)
+    if truncated:
+        log.warning(
+            "%d of %d inputs were longer than %d teacher tokens and were truncated (counted in the manifest); "
+            "raise --max-input-length to keep them whole",
+            truncated,
+            len(done),
+            config.max_input_length,
+        )
     accuracy = sum(record["teacher_correct"] for record in done) / len(done)
     chance = chance_accuracy(task, examples)
     if chance is not None and accuracy < chance + 0.1:
@@ -155,6 +193,8 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
             "teacher_accuracy": accuracy,
             "chance_accuracy": chance,
             "truncated_inputs": truncated,
+            "inputs_shorter_than_k": short_inputs,
+            "seed": config.seed,
             "config": dataclasses.asdict(config),
         }
     )

@@ -116,7 +116,7 @@ def _repeat_batch(batch: TeacherBatch, times: int) -> TeacherBatch:
         offsets=batch.offsets * times,
         answer_ids=batch.answer_ids.repeat(times, 1),
         answer_mask=batch.answer_mask.repeat(times, 1),
-        truncated=batch.truncated,
+        truncated=batch.truncated * times,
     )
 
 
@@ -158,7 +158,7 @@ def occlusion(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, opti
             offsets=[batch.offsets[row] for row, _ in chunk],
             answer_ids=batch.answer_ids[rows],
             answer_mask=batch.answer_mask[rows],
-            truncated=0,
+            truncated=[batch.truncated[row] for row, _ in chunk],
         )
         occluded = teacher.answer_log_prob(embeds[rows], mask, sub_batch).float()
         drops = base[rows] - occluded

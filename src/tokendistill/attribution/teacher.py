@@ -27,7 +27,7 @@ class TeacherBatch:
     offsets: list[np.ndarray]  # per example (T, 2) character spans into example.input; (0, 0) for non-text
     answer_ids: Tensor  # (B, A), right-padded with the pad id
     answer_mask: Tensor  # (B, A)
-    truncated: int  # how many inputs were cut to the length limit
+    truncated: list[bool]  # per example: was the input cut to the length limit
 
 
 class Teacher:
@@ -65,7 +65,7 @@ class Teacher:
             return_offsets_mapping=True,
             return_tensors="np",
         )
-        truncated = sum(length > self.max_input_length for length in full_lengths)
+        truncated = [length > self.max_input_length for length in full_lengths]
         offsets = []
         for example, row in zip(examples, encoded["offset_mapping"]):
             row = row.copy()

@@ -11,19 +11,26 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import random
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel, get_scheduler
 
 from tokendistill.attribution.extract import seed_everything
-from tokendistill.config import TrainConfig, to_dict, write_config
+from tokendistill.config import TrainConfig, config_hash, to_dict, write_config
 from tokendistill.errors import UserError
+from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import load_rationales
+from tokendistill.rationales import load_rationales, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
 from tokendistill.training.data import encode_rows, multitask_loss, token_losses
 from tokendistill.training.modes import MODES, Mode, TrainingRow
@@ -31,6 +38,7 @@ from tokendistill.training.modes import MODES, Mode, TrainingRow
 log = logging.getLogger(__name__)
 
 STUDENT_INFO = "tokendistill.json"
+CHECKPOINT = "checkpoint.pt"
 
 
 def build_rows(mode: Mode, examples: list[Example], rationale_folder: str | None) -> list[list[TrainingRow]]:
@@ -49,21 +57,133 @@ def build_rows(mode: Mode, examples: list[Example], rationale_folder: str | None
     return [mode.rows(example, rationales[example.id]) for example in examples]
 
 
-def example_order(count: int, seed: int) -> Iterator[int]:
-    """An endless stream of example indices: a fresh permutation per epoch, fixed by the seed."""
+def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
+    """An endless stream of example indices: a fresh permutation per epoch, fixed by the seed.
+
+    ``skip`` fast-forwards past draws a resumed run already used, so it sees the same batches next.
+    """
     generator = torch.Generator().manual_seed(seed)
+    drawn = 0
     while True:
-        yield from torch.randperm(count, generator=generator).tolist()
+        permutation = torch.randperm(count, generator=generator).tolist()
+        if drawn + count <= skip:
+            drawn += count
+            continue
+        start = max(0, skip - drawn)
+        drawn += count
+        yield from permutation[start:]
+
+
+# Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every")
+
+
+def run_identity(config: TrainConfig) -> str:
+    return config_hash({key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY})
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """One file, written beside and renamed into place: a kill leaves the previous checkpoint intact."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    crash_point("train.mid_checkpoint")
+    os.replace(temporary, path)
+
+
+class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
+    def __init__(self, output: Path) -> None:
+        super().__init__(str(output))
+        self.output = output
+
+
+def prepare_output(output: Path, identity: str, overwrite: bool) -> dict[str, Any] | None:
+    """Check what ``output`` holds; returns the checkpoint to resume from, if any.
+
+    Raises ``AlreadyTrained`` when it holds a finished run of this very configuration.
+    """
+    info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
+    held = None
+    if info_path.exists():
+        held = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
+        if held == identity:
+            raise AlreadyTrained(output)
+    elif checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if checkpoint.get("identity") == identity:
+            return checkpoint
+        held = checkpoint.get("identity")
+    if held is not None:
+        if not overwrite:
+            raise UserError(
+                f"{output} holds a student trained with a different configuration; choose another --output "
+                "or pass --overwrite"
+            )
+        shutil.rmtree(output)
+    return None
+
+
+def apply_lora(model: PreTrainedModel, config: TrainConfig, is_encoder_decoder: bool) -> PreTrainedModel:
+    """Wrap the model in LoRA adapters (peft); only the adapters train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = [name.strip() for name in config.lora_targets.split(",")] if config.lora_targets else None
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        task_type=TaskType.SEQ_2_SEQ_LM if is_encoder_decoder else TaskType.CAUSAL_LM,
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as error:
+        raise UserError(f"cannot add LoRA adapters: {str(error).splitlines()[0]}; set --lora-targets") from None
+
+
+def save_student(model: Any, tokenizer: Any, output: Path, merge_lora: bool) -> None:
+    """Weights and tokenizer loadable with plain ``from_pretrained``; LoRA adapters are merged in first."""
+    if merge_lora:
+        model = model.merge_and_unload()
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Train a student and save it (weights, tokenizer, config) to ``config.output``; returns that folder."""
+    """Train a student and save it (weights, tokenizer, config) to ``config.output``; returns that folder.
+
+    Resumes from the folder's checkpoint when it holds one of this configuration; a folder that holds the
+    finished run is returned as it is.
+    """
     mode = MODES.get(config.mode)
     if not 0 <= config.alpha <= 1:
         raise UserError(f"--alpha must lie in [0, 1], got {config.alpha}")
+    if config.steps < 1 or config.batch_size < 1:
+        raise UserError("--steps and --batch-size must be at least 1")
     output = Path(config.output)
-    if (output / STUDENT_INFO).exists() and not config.overwrite:
-        raise UserError(f"{output} already holds a trained student; choose another --output or pass --overwrite")
+    identity = run_identity(config)
+    try:
+        checkpoint = prepare_output(output, identity, config.overwrite)
+    except AlreadyTrained:
+        log.info("%s already holds this run's student; nothing to do", output)
+        return output
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
     rows = build_rows(mode, examples, config.rationales)
@@ -73,17 +193,37 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     loaded = load_model(config.student, init=config.init, device="cpu")
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no")
     model = loaded.model
+    if config.lora_rank > 0:
+        model = apply_lora(model, config, loaded.is_encoder_decoder)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    scheduler = get_scheduler(
+        config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps
+    )
+    history: list[dict[str, Any]] = []
+    first_step = 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        history = checkpoint["history"]
+        first_step = checkpoint["step"]
+        _set_rng_state(checkpoint["rng"])
+        log.info("resuming %s at step %d of %d", output, first_step, config.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    order = example_order(len(examples), config.seed)
     examples_per_step = min(config.batch_size, len(examples))
-    log_path = output / "train_log.jsonl"
+    order = example_order(len(examples), config.seed, skip=first_step * examples_per_step)
     output.mkdir(parents=True, exist_ok=True)
-    history = []
     started = time.perf_counter()
-    bar = tqdm(range(config.steps), desc=f"train {mode.name}", disable=not progress, unit="step")
+    bar = tqdm(
+        range(first_step, config.steps),
+        desc=f"train {mode.name}",
+        disable=not progress,
+        unit="step",
+        initial=first_step,
+        total=config.steps,
+    )
     for step in bar:
         batch_rows = [row for _ in range(examples_per_step) for row in rows[next(order)]]
         encoded = encode_rows(
@@ -92,42 +232,61 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         inputs = {key: value.to(accelerator.device) for key, value in encoded.model_inputs.items()}
         labels = encoded.labels.to(accelerator.device)
         if loaded.is_encoder_decoder:
-            # Passing labels only for the decoder inputs; the loss is computed per row below.
-            inputs["decoder_input_ids"] = accelerator.unwrap_model(model).prepare_decoder_input_ids_from_labels(
-                labels=labels
-            )
+            # Decoder inputs only; the loss is computed per row below.
+            inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=labels)
         with accelerator.autocast():
             logits = model(**inputs).logits
         row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
         loss, parts = multitask_loss(row_loss, row_tokens, encoded.groups, config.alpha)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise UserError(f"the training loss became {value} at step {step}; lower --learning-rate")
+            raise UserError(
+                f"the training loss became {value} at step {step + 1}; lower --learning-rate "
+                "(the last checkpoint is kept; rerun with --overwrite to start over)"
+            )
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
         history.append({"step": step + 1, "loss": value, **parts})
         if step % 10 == 0:
             bar.set_postfix(loss=f"{value:.3f}")
+        done = step + 1
+        if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
+            save_checkpoint(
+                output / CHECKPOINT,
+                {
+                    "identity": identity,
+                    "step": done,
+                    "model": accelerator.unwrap_model(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "history": history,
+                },
+            )
+        crash_point("train.after_step")
     bar.close()
     elapsed = time.perf_counter() - started
 
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(output)
-    loaded.tokenizer.save_pretrained(output)
+    save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0)
     write_config(config, output)
-    with log_path.open("w", encoding="utf-8") as handle:
+    with (output / "train_log.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(entry) + "\n" for entry in history)
     info = {
+        "identity": identity,
         "mode": mode.name,
         "predict_prefix": mode.predict_prefix,
         "task": config.task,
         "is_encoder_decoder": loaded.is_encoder_decoder,
         "steps": config.steps,
+        "resumed_at_step": first_step or None,
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
         "final_loss": history[-1]["loss"] if history else None,
         "config": to_dict(config),
     }
-    (output / STUDENT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    # Written last: its presence marks the run as finished.
+    write_json_atomic(output / STUDENT_INFO, info)
+    (output / CHECKPOINT).unlink(missing_ok=True)
     return output
