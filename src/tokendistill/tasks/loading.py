@@ -17,14 +17,52 @@ log = logging.getLogger(__name__)
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Fail early, with the line number, on bytes that are not UTF-8: the parsers fail late and vaguely."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(chunk_size):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    bad = offset + error.start
+                    line += chunk[: error.start].count(b"\n")
+                    raise UserError(
+                        f"{path} is not valid UTF-8 (byte {bad}, line {line}: {error.reason}); re-encode it, "
+                        "e.g. iconv -f latin1 -t utf-8"
+                    ) from None
+                offset += len(chunk)
+                line += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} ends in the middle of a UTF-8 character; re-encode it") from None
+
+
 def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise UserError(f"cannot read {path}: use a .jsonl, .json, .csv or .parquet file")
+    if suffix != ".parquet":
+        check_utf8(path)
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty; pass a file with records")
     if suffix == ".json" and _is_json_array(path):
         # DSS's SVAMP.json and similar releases are one JSON array, which datasets' json loader rejects.
         with path.open(encoding="utf-8") as handle:
-            yield from json.load(handle)
+            try:
+                records = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise UserError(f"cannot parse {path}: {error}; check that it is valid JSON") from None
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise UserError(f"{path}: item {index} of the JSON array is not an object of column: value")
+            yield record
         return
     import datasets
 
@@ -33,7 +71,8 @@ def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
     except UnicodeDecodeError as error:
         raise UserError(f"{path} is not valid UTF-8 ({error.reason} at byte {error.start}); re-encode it") from None
     except Exception as error:  # datasets wraps parser errors in many types; the message is what matters
-        raise UserError(f"cannot parse {path}: {str(error).splitlines()[0]}") from None
+        reason = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise UserError(f"cannot parse {path}: {reason}; check that it is valid {suffix[1:].upper()}") from None
     yield from dataset
 
 
