@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint browser clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,13 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The report's browser test drives Debian's Chromium; without it that one test is skipped.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 clean:
 	rm -rf $(VENV) runs

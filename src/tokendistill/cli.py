@@ -33,6 +33,20 @@ def _evaluate(config: EvaluateConfig) -> None:
     print(json.dumps(evaluate(config), indent=2))
 
 
+def _analyze(config: Any) -> None:
+    from tokendistill.analysis import analyze, overlap_table
+
+    analysis = analyze(config)
+    print(overlap_table(analysis["sets"]))
+    print(f"analysis: {analysis['output']}")
+
+
+def _report(config: Any) -> None:
+    from tokendistill.report import build_report
+
+    print(f"report: {build_report(config)}")
+
+
 def _demo(config: Any) -> None:
     from tokendistill.demo import run_demo
 
@@ -40,12 +54,16 @@ def _demo(config: Any) -> None:
 
 
 def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
+    from tokendistill.analysis import AnalyzeConfig
     from tokendistill.demo import DemoConfig
+    from tokendistill.report import ReportConfig
 
     return [
         ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
         ("train", "train a student (standard or multitask)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
+        ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
+        ("report", "one self-contained HTML report of a run folder", ReportConfig, _report),
         ("demo", "the whole pipeline offline on a generated task, in a few minutes", DemoConfig, _demo),
     ]
 

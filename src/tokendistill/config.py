@@ -122,6 +122,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             help_text += f" (default: {item.default})"
         else:
             help_text += " (required)"
+        if item.metadata.get("positional"):
+            many = typing.get_origin(hint) is list
+            parser.add_argument(item.name, nargs="+" if many else None, help=item.metadata.get("help", ""))
+            continue
         kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
             parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, **kwargs)

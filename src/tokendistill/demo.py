@@ -24,6 +24,7 @@ from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate
 from tokendistill.models import save_architecture, tiny_t5_config
 from tokendistill.rationales import load_rationales
+from tokendistill.report import ReportConfig, build_report
 from tokendistill.tasks import get_task, load_examples
 from tokendistill.tasks.synthetic import DISTRACTORS, KEYWORDS
 from tokendistill.training import train
@@ -100,6 +101,15 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         ),
         progress=False,
     )
+    # The held-out examples are attributed too, for the report only (nothing trains on them): there each test
+    # example shows the teacher's words beside the students' answers.
+    extract(
+        ExtractConfig(
+            teacher=str(teacher), output=str(root / "rationales-test"), split="test", limit=config.test_examples,
+            top_k=config.top_k, batch_size=64, **common,
+        ),
+        progress=False,
+    )
     train_examples = load_examples(task, "train", limit=config.train_examples)
     hit_rate, random_rate = keyword_hit_rates(rationales, train_examples, config.top_k)
 
@@ -124,7 +134,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             results[mode].append(metrics["accuracy"])
             print(f"    {mode:<9} seed {seed}: accuracy {metrics['accuracy']:.3f}")
 
-    print("4/4 summary")
+    print("4/4 summary and report")
     summary = {
         "teacher_accuracy": teacher_metrics["accuracy"],
         "chance_accuracy": chance,
@@ -137,6 +147,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     }
     (root / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(format_summary(summary, config))
+    report = build_report(ReportConfig(run_dir=str(root)))
+    print(f"report: {report}  (open it in a browser)")
     return summary
 
 

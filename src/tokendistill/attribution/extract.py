@@ -108,6 +108,8 @@ def attribute_batch(
                 "truncated": bool(batch.truncated[row]),
             }
         )
+        if evidence := task.evidence_words(example):
+            records[-1]["gold_words"] = list(evidence)
     return records
 
 

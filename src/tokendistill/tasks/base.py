@@ -74,6 +74,10 @@ class Task:
     def score(self, prediction: str, example: Example) -> bool:
         return normalize_answer(prediction) == normalize_answer(example.target)
 
+    def evidence_words(self, example: Example) -> tuple[str, ...]:
+        """Input words that carry the answer, where the task knows them better than "the answer's words"."""
+        return ()
+
     def require(self, record: Mapping[str, Any], column: str) -> Any:
         if column not in record:
             present = ", ".join(sorted(map(str, record))) or "none"

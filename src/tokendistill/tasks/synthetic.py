@@ -58,5 +58,9 @@ class KeywordTask(Task):
             meta={"keyword": record.get("keyword", "")},
         )
 
+    def evidence_words(self, example: Example) -> tuple[str, ...]:
+        keyword = example.meta.get("keyword")
+        return (keyword,) if keyword else ()
+
     def generated(self, split: str, seed: int = 0) -> Iterator[dict[str, Any]]:
         return generate_records(split, SPLIT_SIZES.get(split, 1_000), seed)

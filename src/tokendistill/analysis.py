@@ -1,0 +1,387 @@
+"""The analysis stage: what the teacher's words contain, against what chance would give.
+
+A raw share ("the top-k words hold the answer in 68% of examples") misleads on its own: multiple-choice
+inputs list the answer among the choices, so even random words often hit it. Every share here therefore
+comes with two baselines computed on the same examples and the same k: k random words of the input, and
+k random content words (no stopwords, no punctuation). The baselines are exact expectations (hypergeometric
+and inclusion-exclusion), not samples, so they carry no sampling noise and the tests can check them exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokendistill.attribution.words import STOPWORDS, WORD_PATTERN
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.tasks.base import TEMPLATE
+
+SUBSETS = ("all", "teacher_right", "teacher_wrong")
+# Inclusion-exclusion over the distinct answer words costs 2^m terms; answers are short, but cap it.
+MAX_ANSWER_WORDS = 12
+
+
+@dataclass(kw_only=True)
+class AnalyzeConfig:
+    rationales: list[str] = option(dataclasses.MISSING, "rationale folder(s) written by `extract`", positional=True)
+    output: str | None = option(None, "folder for analysis.json and analysis.md (default: the first folder)")
+    max_k: int = option(10, "largest k of the share-vs-k curve")
+    top_words: int = option(20, "how many of the most frequent rationale words to list")
+
+
+
+def normalize_word(word: str) -> str:
+    """Lower case; numbers in one spelling, so that "10.0" in an equation matches "10" in the text."""
+    word = word.lower()
+    try:
+        value = float(word.replace(",", ""))
+    except ValueError:
+        return word
+    if not math.isfinite(value):
+        return word
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def is_content(word: str) -> bool:
+    return any(character.isalnum() for character in word) and word.lower() not in STOPWORDS
+
+
+def answer_words(text: str) -> set[str]:
+    """The words of an answer that count as "the answer appears": content words, or all words if it has none."""
+    words = [match.group() for match in WORD_PATTERN.finditer(text or "")]
+    content = [word for word in words if is_content(word)]
+    chosen = content or [word for word in words if any(c.isalnum() for c in word)]
+    return {normalize_word(word) for word in chosen}
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """What the statistics need of one record."""
+
+    words: tuple[str, ...]  # normalised
+    roles: tuple[str, ...]
+    scores: np.ndarray  # NaN where the word got no score
+    candidates: np.ndarray  # bool: words the extraction could select
+    rationale: tuple[int, ...]  # positions of the selected words
+    gold: frozenset[str]
+    teacher_answer: frozenset[str]
+    teacher_correct: bool
+    raw_words: tuple[str, ...]
+
+
+def view_record(record: dict[str, Any], drop_punctuation: bool = True, drop_stopwords: bool = False) -> RecordView:
+    raw = tuple(record["words"])
+    roles = tuple(record.get("word_roles") or ["input"] * len(raw))
+    scores = np.array([np.nan if s is None else s for s in record.get("word_scores", [None] * len(raw))], dtype=float)
+    candidates = np.array(
+        [
+            role != TEMPLATE
+            and not np.isnan(score)
+            and not (drop_punctuation and not any(c.isalnum() for c in word))
+            and not (drop_stopwords and word.lower() in STOPWORDS)
+            for word, role, score in zip(raw, roles, scores)
+        ],
+        dtype=bool,
+    )
+    gold = record.get("gold_words") or answer_words(record.get("target", ""))
+    return RecordView(
+        words=tuple(normalize_word(word) for word in raw),
+        roles=roles,
+        scores=scores,
+        candidates=candidates,
+        rationale=tuple(record.get("rationale_positions", [])),
+        gold=frozenset(normalize_word(word) for word in gold),
+        teacher_answer=frozenset(answer_words(record.get("teacher_answer", ""))),
+        teacher_correct=bool(record.get("teacher_correct", False)),
+        raw_words=raw,
+    )
+
+
+# ----- exact chance baselines ------------------------------------------------------------------------------
+def chance_any(pool: int, hits: int, k: int) -> float:
+    """P(a uniform k-subset of ``pool`` positions includes at least one of ``hits`` marked positions)."""
+    k = min(k, pool)
+    if hits == 0 or k == 0:
+        return 0.0
+    return 1.0 - math.comb(pool - hits, k) / math.comb(pool, k)
+
+
+def chance_all(pool: int, groups: Sequence[int], k: int) -> float:
+    """P(a uniform k-subset covers every group), each group a disjoint set of positions of the given size.
+
+    Inclusion-exclusion: sum over sets S of groups of (-1)^|S| * P(no position of S is drawn).
+    """
+    k = min(k, pool)
+    if not groups or any(size == 0 for size in groups):
+        return 0.0
+    groups = list(groups)[:MAX_ANSWER_WORDS]
+    total = 0.0
+    for size in range(len(groups) + 1):
+        for subset in itertools.combinations(groups, size):
+            missed = sum(subset)
+            total += (-1) ** size * math.comb(pool - missed, k) / math.comb(pool, k)
+    return max(0.0, min(1.0, total))
+
+
+def _hit_any(selected: Iterable[int], words: Sequence[str], answer: frozenset[str]) -> bool:
+    return any(words[i] in answer for i in selected)
+
+
+def _hit_all(selected: Iterable[int], words: Sequence[str], answer: frozenset[str]) -> bool:
+    present = {w for w in answer if w in words}
+    return bool(present) and present <= {words[i] for i in selected}
+
+
+def overlap_shares(views: Sequence[RecordView], answer_of: str, k: int | None = None) -> dict[str, Any]:
+    """Shares of examples whose selected words hold an answer word ("any") or every answer word that occurs
+    in the input ("whole"), beside the two random baselines with the same k, over the examples whose input
+    contains an answer word at all. ``k=None`` uses each record's own rationale; otherwise the top k by score.
+    """
+    sums = defaultdict(float)
+    counted = 0
+    for view in views:
+        answer = view.gold if answer_of == "gold" else view.teacher_answer
+        if k is None:
+            selected = view.rationale
+        else:
+            eligible = np.flatnonzero(view.candidates)
+            order = eligible[np.lexsort((eligible, -view.scores[eligible]))]
+            selected = tuple(order[:k].tolist())
+        size = len(selected)
+        pools = {
+            "random_words": [i for i, role in enumerate(view.roles) if role != TEMPLATE],
+            "random_content_words": [
+                i for i, role in enumerate(view.roles) if role != TEMPLATE and is_content(view.raw_words[i])
+            ],
+        }
+        if not any(view.words[i] in answer for i in pools["random_words"]) or size == 0:
+            continue
+        counted += 1
+        sums["any/rationale"] += _hit_any(selected, view.words, answer)
+        sums["whole/rationale"] += _hit_all(selected, view.words, answer)
+        for name, pool in pools.items():
+            present = [w for w in answer if any(view.words[i] == w for i in pool)]
+            group_sizes = [sum(view.words[i] == w for i in pool) for w in present]
+            sums[f"any/{name}"] += chance_any(len(pool), sum(group_sizes), size)
+            sums[f"whole/{name}"] += chance_all(len(pool), group_sizes, size) if present else 0.0
+    result: dict[str, Any] = {"examples": len(views), "answer_in_input": counted}
+    for measure in ("any", "whole"):
+        result[measure] = {
+            name: (sums[f"{measure}/{name}"] / counted if counted else None)
+            for name in ("rationale", "random_words", "random_content_words")
+        }
+    return result
+
+
+def subsets(views: Sequence[RecordView]) -> dict[str, list[RecordView]]:
+    return {
+        "all": list(views),
+        "teacher_right": [v for v in views if v.teacher_correct],
+        "teacher_wrong": [v for v in views if not v.teacher_correct],
+    }
+
+
+def frequent_words(views: Sequence[RecordView], top: int) -> list[dict[str, Any]]:
+    """The commonest rationale words, with how much likelier they are to be picked than to occur."""
+    picked: Counter[str] = Counter()
+    offered: Counter[str] = Counter()
+    for view in views:
+        picked.update(view.words[i] for i in view.rationale)
+        offered.update(view.words[i] for i in np.flatnonzero(view.candidates))
+    total_picked, total_offered = sum(picked.values()) or 1, sum(offered.values()) or 1
+    return [
+        {
+            "word": word,
+            "count": count,
+            "share_of_rationale_words": count / total_picked,
+            "lift": (count / total_picked) / (offered[word] / total_offered) if offered[word] else None,
+        }
+        for word, count in picked.most_common(top)
+    ]
+
+
+def positions(views: Sequence[RecordView]) -> dict[str, dict[str, float]]:
+    """Per input role (question, choice, premise, ...): its share of rationale words and of candidate words."""
+    picked: Counter[str] = Counter()
+    offered: Counter[str] = Counter()
+    for view in views:
+        picked.update(view.roles[i] for i in view.rationale)
+        offered.update(view.roles[i] for i in np.flatnonzero(view.candidates))
+    total_picked, total_offered = sum(picked.values()) or 1, sum(offered.values()) or 1
+    return {
+        role: {"rationale_share": picked[role] / total_picked, "candidate_share": offered[role] / total_offered}
+        for role in sorted(offered)
+    }
+
+
+def rank(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (as Spearman's correlation needs)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values):
+        tied = values == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2:
+        return None
+    ra, rb = rank(a), rank(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def agreement(first: dict[str, RecordView], second: dict[str, RecordView]) -> dict[str, Any]:
+    """Top-k overlap (shared words / k) and rank correlation of word scores, averaged over shared examples."""
+    overlaps, correlations = [], []
+    for example_id in sorted(set(first) & set(second)):
+        a, b = first[example_id], second[example_id]
+        if a.words != b.words:
+            continue
+        k = min(len(a.rationale), len(b.rationale))
+        if k:
+            overlaps.append(len(set(a.rationale) & set(b.rationale)) / max(len(a.rationale), len(b.rationale)))
+        both = a.candidates & b.candidates
+        correlation = spearman(a.scores[both], b.scores[both])
+        if correlation is not None:
+            correlations.append(correlation)
+    return {
+        "examples": len(overlaps),
+        "top_k_overlap": float(np.mean(overlaps)) if overlaps else None,
+        "spearman": float(np.mean(correlations)) if correlations else None,
+    }
+
+
+def analyze_folder(folder: str | Path, max_k: int = 10, top_words: int = 20) -> tuple[dict[str, Any], dict[str, RecordView]]:
+    manifest = read_manifest(folder)
+    identity = manifest.get("identity", {})
+    records = list(iter_rationales(folder))
+    if not records:
+        raise UserError(f"{folder} holds no rationale records yet; run or resume `tokendistill extract`")
+    views = {
+        record["id"]: view_record(
+            record, identity.get("drop_punctuation", True), identity.get("drop_stopwords", False)
+        )
+        for record in records
+    }
+    ordered = list(views.values())
+    groups = subsets(ordered)
+    result = {
+        "folder": str(folder),
+        "task": identity.get("task"),
+        "split": identity.get("split"),
+        "method": identity.get("method"),
+        "teacher": identity.get("teacher"),
+        "target": identity.get("target"),
+        "top_k": identity.get("top_k"),
+        "complete": manifest.get("complete", False),
+        "examples": len(ordered),
+        "teacher_accuracy": sum(v.teacher_correct for v in ordered) / len(ordered),
+        "chance_accuracy": (manifest.get("summary") or {}).get("chance_accuracy"),
+        "answer_overlap": {
+            answer_of: {name: overlap_shares(group, answer_of) for name, group in groups.items()}
+            for answer_of in ("gold", "teacher_answer")
+        },
+        "by_k": [{"k": k, **overlap_shares(ordered, "gold", k)} for k in range(1, max_k + 1)],
+        "frequent_words": frequent_words(ordered, top_words),
+        "positions": positions(ordered),
+    }
+    return result, views
+
+
+def analyze(config: AnalyzeConfig) -> dict[str, Any]:
+    """Analyse one or more rationale folders; writes analysis.json and analysis.md; returns the JSON."""
+    if not config.rationales:
+        raise UserError("give at least one rationale folder: tokendistill analyze RATIONALES_DIR [...]")
+    if config.max_k < 1:
+        raise UserError("--max-k must be at least 1")
+    sets, views = [], []
+    for folder in config.rationales:
+        result, folder_views = analyze_folder(folder, config.max_k, config.top_words)
+        sets.append(result)
+        views.append(folder_views)
+    pairs = []
+    for (i, a), (j, b) in itertools.combinations(enumerate(sets), 2):
+        if a["task"] == b["task"] and a["split"] == b["split"]:
+            pairs.append({"a": a["folder"], "b": b["folder"], "method_a": a["method"], "method_b": b["method"],
+                          **agreement(views[i], views[j])})
+    analysis = {"sets": sets, "agreement": pairs}
+    output = Path(config.output or config.rationales[0]) / "analysis"
+    output.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output / "analysis.json", analysis)
+    (output / "analysis.md").write_text(markdown(analysis), encoding="utf-8")
+    analysis["output"] = str(output)
+    return analysis
+
+
+# ----- tables -----------------------------------------------------------------------------------------------
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def overlap_table(sets: Sequence[dict[str, Any]], answer_of: str = "gold", measure: str = "any") -> str:
+    lines = [
+        "| task | method | examples | subset | with answer in input | top-k words | random words | random content words |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in sets:
+        for subset in SUBSETS:
+            shares = result["answer_overlap"][answer_of][subset]
+            row = shares[measure]
+            lines.append(
+                f"| {result['task']} | {result['method']} | {shares['examples']} | {subset} | "
+                f"{shares['answer_in_input']} | {_share(row['rationale'])} | {_share(row['random_words'])} | "
+                f"{_share(row['random_content_words'])} |"
+            )
+    return "\n".join(lines)
+
+
+def markdown(analysis: dict[str, Any]) -> str:
+    parts = ["# Rationale analysis", ""]
+    for answer_of, title in (("gold", "the gold answer"), ("teacher_answer", "the teacher's own answer")):
+        for measure, wording in (("any", "any word of"), ("whole", "every word of")):
+            parts += [f"## Top-k words holding {wording} {title}", "", overlap_table(analysis["sets"], answer_of, measure), ""]
+    for result in analysis["sets"]:
+        parts += [
+            f"## {result['task']} / {result['method']}: {result['folder']}",
+            "",
+            f"Teacher accuracy on these examples: {_share(result['teacher_accuracy'])} "
+            f"(chance {_share(result['chance_accuracy'])}).",
+            "",
+            "| k | top-k words hold a gold word | random words | random content words |",
+            "|---|---|---|---|",
+        ]
+        for row in result["by_k"]:
+            parts.append(f"| {row['k']} | {_share(row['any']['rationale'])} | {_share(row['any']['random_words'])} | "
+                         f"{_share(row['any']['random_content_words'])} |")
+        parts += ["", "| word | count | share of rationale words | lift over its frequency |", "|---|---|---|---|"]
+        for row in result["frequent_words"]:
+            lift = "n/a" if row["lift"] is None else f"{row['lift']:.2f}"
+            parts.append(f"| {row['word']} | {row['count']} | {_share(row['share_of_rationale_words'])} | {lift} |")
+        parts += ["", "| input part | share of rationale words | share of candidate words |", "|---|---|---|"]
+        for role, row in result["positions"].items():
+            parts.append(f"| {role} | {_share(row['rationale_share'])} | {_share(row['candidate_share'])} |")
+        parts.append("")
+    if analysis["agreement"]:
+        parts += ["## Agreement between methods", "", "| method a | method b | examples | top-k overlap | Spearman |",
+                  "|---|---|---|---|---|"]
+        for row in analysis["agreement"]:
+            spearman_text = "n/a" if row["spearman"] is None else f"{row['spearman']:.3f}"
+            parts.append(f"| {row['method_a']} | {row['method_b']} | {row['examples']} | "
+                         f"{_share(row['top_k_overlap'])} | {spearman_text} |")
+    return "\n".join(parts) + "\n"
+

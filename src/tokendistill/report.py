@@ -1,0 +1,504 @@
+"""The report: one self-contained HTML file for any run folder (extract, train/evaluate, a grid, the demo).
+
+The report reads what the stages wrote (rationale folders, students, evaluations) wherever they sit under
+the run folder; it loads no model. Everything is inline (styles, script, PNG plots as data URLs) so that the
+file opens offline, from an e-mail or an artifact store, exactly as it was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import logging
+import math
+import statistics
+import webbrowser
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokendistill.analysis import SUBSETS, analyze_folder
+from tokendistill.analysis import agreement as method_agreement
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.rationales import MANIFEST, iter_rationales
+
+log = logging.getLogger(__name__)
+
+STUDENT_INFO = "tokendistill.json"
+
+
+@dataclass(kw_only=True)
+class ReportConfig:
+    run_dir: str = option(dataclasses.MISSING, "a folder written by extract, train, evaluate, run or demo", positional=True)
+    output: str | None = option(None, "HTML file to write (default: RUN_DIR/report.html)")
+    max_examples: int = option(300, "examples to list (the file grows about 2 KB per example)")
+    max_k: int = option(10, "largest k of the share-vs-k plot")
+    open: bool = option(False, "open the report in a browser when it is written")
+
+
+@dataclass
+class Evaluation:
+    folder: Path
+    metrics: dict[str, Any]
+    predictions: dict[str, dict[str, Any]]
+    student: dict[str, Any]  # the student's tokendistill.json (empty when unknown)
+
+    @property
+    def mode(self) -> str:
+        return str(self.metrics.get("mode") or self.student.get("mode") or "model")
+
+    @property
+    def group(self) -> tuple[str, str, str, str]:
+        """Evaluations that differ only in the seed are averaged together."""
+        config = self.student.get("config", {})
+        rationales = config.get("rationales")
+        k = _rationale_k(rationales) if rationales and self.mode != "standard" else ""
+        return (
+            str(self.metrics.get("task")),
+            self.mode,
+            Path(str(config.get("student", self.metrics.get("model", "")))).name,
+            f"{k:g}" if isinstance(k, float) else str(k),
+        )
+
+
+@dataclass
+class RunContents:
+    rationale_folders: list[Path] = field(default_factory=list)
+    students: list[Path] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    configs: list[Path] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _rationale_k(folder: str) -> float | str:
+    identity = _read_json(Path(folder) / MANIFEST).get("identity", {})
+    return identity.get("top_k", "?")
+
+
+def discover(run_dir: Path) -> RunContents:
+    """Every stage output under ``run_dir``, found by the files each stage writes."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a folder; pass the --output folder of extract, train, evaluate, run or demo")
+    contents = RunContents()
+    for path in sorted(run_dir.rglob("*")):
+        if path.name == MANIFEST and (path.parent / "records.jsonl").exists():
+            contents.rationale_folders.append(path.parent)
+        elif path.name == STUDENT_INFO:
+            contents.students.append(path.parent)
+        elif path.name == "metrics.json" and (path.parent / "predictions.jsonl").exists():
+            metrics = _read_json(path)
+            predictions = {}
+            with (path.parent / "predictions.jsonl").open(encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        record = json.loads(line)
+                        predictions[record["id"]] = record
+            model = Path(str(metrics.get("model", "")))
+            student = _read_json(model / STUDENT_INFO) if model.is_dir() else {}
+            contents.evaluations.append(Evaluation(path.parent, metrics, predictions, student))
+        elif path.name == "config.yaml":
+            contents.configs.append(path)
+    if not (contents.rationale_folders or contents.evaluations or contents.students):
+        raise UserError(f"{run_dir} holds no rationales, students or evaluations; run a stage into it first")
+    return contents
+
+
+# ----- plots ------------------------------------------------------------------------------------------------
+COLORS = {"top-k words": "#d9480f", "random words": "#868e96", "random content words": "#4c6ef5"}
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(width, height), dpi=110)
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure, axes
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plot_overlap_by_task(analyses: Sequence[dict[str, Any]]) -> str | None:
+    rows = [a for a in analyses if a["answer_overlap"]["gold"]["all"]["answer_in_input"]]
+    if not rows:
+        return None
+    figure, axes = _figure()
+    width = 0.27
+    for offset, (label, key) in enumerate(
+        [("top-k words", "rationale"), ("random words", "random_words"), ("random content words", "random_content_words")]
+    ):
+        values = [100 * (a["answer_overlap"]["gold"]["all"]["any"][key] or 0) for a in rows]
+        positions = [i + (offset - 1) * width for i in range(len(rows))]
+        bars = axes.bar(positions, values, width, label=label, color=COLORS[label])
+        axes.bar_label(bars, fmt="%.0f", fontsize=7)
+    axes.set_xticks(range(len(rows)), [f"{a['task']}\n{a['method']} (k={a['top_k']:g})" for a in rows], fontsize=8)
+    axes.set_ylabel("% of examples holding a gold word")
+    axes.set_ylim(0, 105)
+    axes.set_title("Do the teacher's words contain the answer? (vs chance)", fontsize=10)
+    axes.legend(fontsize=8, frameon=False)
+    return _png(figure)
+
+
+def plot_overlap_by_k(analyses: Sequence[dict[str, Any]]) -> str | None:
+    rows = [a for a in analyses if a["answer_overlap"]["gold"]["all"]["answer_in_input"]]
+    if not rows:
+        return None
+    figure, axes = _figure()
+    for analysis in rows:
+        ks = [row["k"] for row in analysis["by_k"]]
+        name = f"{analysis['task']}/{analysis['method']}"
+        axes.plot(ks, [100 * (row["any"]["rationale"] or 0) for row in analysis["by_k"]], marker="o", label=name)
+        axes.plot(ks, [100 * (row["any"]["random_content_words"] or 0) for row in analysis["by_k"]], linestyle="--",
+                  color=axes.lines[-1].get_color(), alpha=0.6, label=f"{name}: random content words")
+    axes.set_xlabel("k (words kept)")
+    axes.set_ylabel("% holding a gold word")
+    axes.set_ylim(0, 105)
+    axes.set_title("Answer overlap as k grows (dashed: chance)", fontsize=10)
+    axes.legend(fontsize=7, frameon=False)
+    return _png(figure)
+
+
+def plot_learning_curves(students: Sequence[Path]) -> str | None:
+    curves: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
+    for folder in students:
+        info = _read_json(folder / STUDENT_INFO)
+        log_path = folder / "train_log.jsonl"
+        if not log_path.exists():
+            continue
+        entries = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # The label loss is what every mode shares, so curves of different modes compare.
+        points = [(e["step"], e.get("label_loss", e["loss"])) for e in entries]
+        if points:
+            curves[f"{info.get('mode', '?')} ({Path(str(info.get('config', {}).get('student', ''))).name})"].append(points)
+    if not curves:
+        return None
+    figure, axes = _figure()
+    for name, runs in sorted(curves.items()):
+        steps = [step for step, _ in runs[0]]
+        mean = [statistics.fmean(run[i][1] for run in runs if i < len(run)) for i in range(len(steps))]
+        window = max(1, len(steps) // 50)
+        smooth = [statistics.fmean(mean[max(0, i - window + 1) : i + 1]) for i in range(len(mean))]
+        axes.plot(steps, smooth, label=f"{name}, {len(runs)} run(s)")
+    axes.set_xlabel("step")
+    axes.set_ylabel("label loss (smoothed)")
+    axes.set_yscale("log")
+    axes.set_title("Learning curves per mode", fontsize=10)
+    axes.legend(fontsize=7, frameon=False)
+    return _png(figure)
+
+
+def plot_accuracy(table: Sequence[dict[str, Any]]) -> str | None:
+    if not table:
+        return None
+    figure, axes = _figure(6.4, 0.5 + 0.42 * len(table))
+    labels = [f"{row['task']} · {row['mode']} · {row['model']}" + (f" · k={row['k']}" if row["k"] else "")
+              for row in table]
+    means = [100 * row["mean"] for row in table]
+    errors = [100 * row["sd"] for row in table]
+    axes.barh(range(len(table)), means, xerr=errors, color="#4c6ef5", alpha=0.85, capsize=3)
+    axes.set_yticks(range(len(table)), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("accuracy % (mean ± sd over seeds)")
+    axes.set_xlim(0, 100)
+    return _png(figure)
+
+
+def plot_accuracy_by_k(table: Sequence[dict[str, Any]]) -> str | None:
+    by_mode: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in table:
+        try:
+            by_mode[f"{row['task']} · {row['mode']}"].append((float(row["k"]), 100 * row["mean"]))
+        except ValueError:
+            continue
+    by_mode = {name: sorted(points) for name, points in by_mode.items() if len(points) > 1}
+    if not by_mode:
+        return None
+    figure, axes = _figure()
+    for name, points in by_mode.items():
+        axes.plot([k for k, _ in points], [a for _, a in points], marker="o", label=name)
+    axes.set_xlabel("k (teacher words per example)")
+    axes.set_ylabel("student accuracy %")
+    axes.legend(fontsize=8, frameon=False)
+    return _png(figure)
+
+
+def plot_agreement(agreement: Sequence[dict[str, Any]]) -> str | None:
+    if not agreement:
+        return None
+    methods = sorted({row["method_a"] for row in agreement} | {row["method_b"] for row in agreement})
+    index = {name: i for i, name in enumerate(methods)}
+    import numpy as np
+
+    matrix = np.eye(len(methods))
+    for row in agreement:
+        value = row["top_k_overlap"] or 0.0
+        matrix[index[row["method_a"]], index[row["method_b"]]] = matrix[index[row["method_b"]], index[row["method_a"]]] = value
+    figure, axes = _figure(4.2, 3.6)
+    image = axes.imshow(matrix, vmin=0, vmax=1, cmap="Oranges")
+    axes.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+    axes.set_yticks(range(len(methods)), methods, fontsize=8)
+    for i in range(len(methods)):
+        for j in range(len(methods)):
+            axes.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    figure.colorbar(image, ax=axes, label="top-k overlap")
+    axes.set_title("Agreement between attribution methods", fontsize=10)
+    return _png(figure)
+
+
+# ----- tables and examples ----------------------------------------------------------------------------------
+def results_table(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    for evaluation in evaluations:
+        groups[evaluation.group].append(float(evaluation.metrics.get("accuracy", math.nan)))
+    rows = []
+    standard = {(task, model): statistics.fmean(values) for (task, mode, model, _), values in groups.items()
+                if mode == "standard"}
+    for (task, mode, model, k), values in sorted(groups.items()):
+        mean = statistics.fmean(values)
+        base = standard.get((task, model))
+        rows.append({
+            "task": task, "mode": mode, "model": model, "k": k, "runs": len(values), "mean": mean,
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "vs_standard": None if base is None or mode == "standard" else mean - base,
+        })
+    return rows
+
+
+def _shade(score: float | None, top: float) -> str:
+    if score is None or top <= 0 or not math.isfinite(score):
+        return ""
+    alpha = max(0.0, min(1.0, score / top))
+    return f' style="background: rgba(247, 103, 7, {alpha:.2f})"'
+
+
+def render_example(record: dict[str, Any], predictions: dict[str, dict[str, Any]]) -> str:
+    """One example: the input with each word shaded by its teacher score, then answers and predictions."""
+    text = record["input"]
+    scores = [s for s in record.get("word_scores", []) if s is not None and math.isfinite(s)]
+    top = max(scores) if scores else 0.0
+    chosen = set(record.get("rationale_positions", []))
+    pieces, cursor = [], 0
+    for index, ((start, end), word, role) in enumerate(
+        zip(record["word_spans"], record["words"], record.get("word_roles", []) or [""] * len(record["words"]))
+    ):
+        pieces.append(html.escape(text[cursor:start]))
+        score = record["word_scores"][index]
+        classes = ["w"] + (["r"] if index in chosen else []) + (["t"] if role == "template" else [])
+        title = f"{score:.4g}" if score is not None else "no score"
+        pieces.append(f'<span class="{" ".join(classes)}" title="{title}"{_shade(score, top)}>{html.escape(word)}</span>')
+        cursor = end
+    pieces.append(html.escape(text[cursor:]))
+    teacher = "right" if record.get("teacher_correct") else "wrong"
+    attributes = [f'data-teacher="{teacher}"']
+    lines = [
+        f'<div class="answers"><span>gold: <b>{html.escape(str(record.get("target", "")))}</b></span>',
+        f'<span class="{teacher}">teacher: <b>{html.escape(str(record.get("teacher_answer", "")))}</b></span>',
+        f'<span>rationale: <i>{html.escape(" ".join(record.get("rationale", [])))}</i></span></div>',
+    ]
+    if predictions:
+        lines.append('<div class="answers">')
+        for mode, prediction in sorted(predictions.items()):
+            verdict = "right" if prediction["correct"] else "wrong"
+            attributes.append(f'data-student-{_slug(mode)}="{verdict}"')
+            lines.append(f'<span class="{verdict}">{html.escape(mode)}: <b>{html.escape(prediction["prediction"])}</b></span>')
+        lines.append("</div>")
+    return (f'<article class="example" {" ".join(attributes)}><div class="id">{html.escape(record["id"])}</div>'
+            f'<p class="text">{"".join(pieces)}</p>{"".join(lines)}</article>')
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower())
+
+
+def predictions_by_example(evaluations: Sequence[Evaluation]) -> dict[str, dict[str, dict[str, Any]]]:
+    """id -> {column: prediction}, one column per mode (and model, where several were evaluated); of several
+    seeds the first is shown, which keeps the list readable."""
+    several_models = len({evaluation.group[2] for evaluation in evaluations}) > 1
+    chosen: dict[str, Evaluation] = {}
+    for evaluation in sorted(evaluations, key=lambda e: str(e.folder)):
+        column = f"{evaluation.mode} · {evaluation.group[2]}" if several_models else evaluation.mode
+        chosen.setdefault(column, evaluation)
+    result: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for column, evaluation in chosen.items():
+        for example_id, prediction in evaluation.predictions.items():
+            result[example_id][column] = prediction
+    return result
+
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#212529;background:#f8f9fa}
+main{max-width:1100px;margin:auto;padding:24px}
+h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #dee2e6}
+table{border-collapse:collapse;margin:8px 0;background:#fff;font-size:13px}
+td,th{border:1px solid #dee2e6;padding:4px 8px;text-align:left} th{background:#f1f3f5}
+.plots{display:flex;flex-wrap:wrap;gap:16px} figure{margin:0;background:#fff;padding:8px;border:1px solid #dee2e6}
+figure img{display:block;max-width:100%;width:500px} figcaption{font-size:12px;color:#495057}
+details{margin:4px 0} pre{background:#fff;border:1px solid #dee2e6;padding:8px;overflow:auto;font-size:12px}
+.example{background:#fff;border:1px solid #dee2e6;border-radius:6px;padding:10px 14px;margin:10px 0}
+.example .id{font-size:11px;color:#868e96} .text{white-space:pre-wrap;margin:4px 0}
+.w{border-radius:3px;padding:0 1px} .w.r{outline:2px solid #c92a2a;font-weight:600} .w.t{color:#adb5bd}
+.answers{display:flex;flex-wrap:wrap;gap:16px;font-size:13px}
+.right b{color:#2b8a3e} .wrong b{color:#c92a2a}
+.filters{position:sticky;top:0;background:#f8f9fa;padding:8px 0;display:flex;gap:12px;align-items:center;z-index:1}
+.note{color:#495057;font-size:13px}
+"""
+
+SCRIPT = """
+function applyFilters(){
+  const teacher=document.getElementById('f-teacher').value;
+  const mode=document.getElementById('f-mode').value;
+  const student=document.getElementById('f-student').value;
+  let shown=0;
+  for(const el of document.querySelectorAll('.example')){
+    let ok=teacher==='any'||el.dataset.teacher===teacher;
+    if(ok&&mode&&student!=='any'){ok=el.getAttribute('data-student-'+mode)===student;}
+    el.style.display=ok?'':'none'; if(ok)shown++;
+  }
+  document.getElementById('shown').textContent=shown;
+}
+for(const id of ['f-teacher','f-mode','f-student']){document.getElementById(id).addEventListener('change',applyFilters);}
+applyFilters();
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def build_report(config: ReportConfig) -> Path:
+    run_dir = Path(config.run_dir)
+    contents = discover(run_dir)
+    analyzed = [analyze_folder(folder, config.max_k) for folder in contents.rationale_folders]
+    analyses = [result for result, _ in analyzed]
+    views = [folder_views for _, folder_views in analyzed]
+    agreement = []
+    for i in range(len(analyses)):
+        for j in range(i + 1, len(analyses)):
+            if (analyses[i]["task"], analyses[i]["split"]) == (analyses[j]["task"], analyses[j]["split"]):
+                agreement.append({"method_a": analyses[i]["method"], "method_b": analyses[j]["method"],
+                                  **method_agreement(views[i], views[j])})
+    table = results_table(contents.evaluations)
+    plots = [
+        ("Answer overlap by task", plot_overlap_by_task(analyses)),
+        ("Answer overlap vs k", plot_overlap_by_k(analyses)),
+        ("Student accuracy", plot_accuracy(table)),
+        ("Student accuracy vs k", plot_accuracy_by_k(table)),
+        ("Learning curves", plot_learning_curves(contents.students)),
+        ("Method agreement", plot_agreement(agreement)),
+    ]
+    sections = [f"<h1>tokendistill report</h1><p class='note'>{html.escape(str(run_dir.resolve()))}</p>"]
+
+    sections.append("<h2 id='results'>Results</h2>")
+    if table:
+        sections.append(_table(
+            ["task", "mode", "model", "k", "runs", "accuracy (mean ± sd)", "vs standard"],
+            [[r["task"], r["mode"], r["model"], r["k"] or "", r["runs"], f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}",
+              "" if r["vs_standard"] is None else f"{100 * r['vs_standard']:+.1f}"] for r in table],
+        ))
+    else:
+        sections.append("<p class='note'>No evaluations in this run.</p>")
+    if analyses:
+        sections.append(_table(
+            ["task", "method", "examples", "teacher accuracy", "subset", "answer in input", "top-k words hold a gold word",
+             "random words", "random content words"],
+            [[a["task"], a["method"], a["examples"], _pct(a["teacher_accuracy"]), subset,
+              a["answer_overlap"]["gold"][subset]["answer_in_input"],
+              *(_pct(a["answer_overlap"]["gold"][subset]["any"][key])
+                for key in ("rationale", "random_words", "random_content_words"))]
+             for a in analyses for subset in SUBSETS],
+        ))
+
+    sections.append("<h2 id='plots'>Plots</h2><div class='plots'>")
+    for caption, image in plots:
+        if image:
+            sections.append(f"<figure><img alt='{html.escape(caption)}' src='{image}'><figcaption>{html.escape(caption)}"
+                            "</figcaption></figure>")
+    sections.append("</div>")
+
+    if analyses:
+        sections.append("<h2 id='words'>Which words the teacher picks</h2><div class='plots'>")
+        for a in analyses:
+            sections.append(f"<div><b>{html.escape(str(a['task']))} / {html.escape(str(a['method']))}</b>")
+            sections.append(_table(["word", "count", "lift"], [
+                [w["word"], w["count"], "" if w["lift"] is None else f"{w['lift']:.2f}"] for w in a["frequent_words"][:15]]))
+            sections.append(_table(["input part", "rationale words", "candidate words"], [
+                [role, _pct(v["rationale_share"]), _pct(v["candidate_share"])] for role, v in a["positions"].items()]))
+            sections.append("</div>")
+        sections.append("</div>")
+
+    predictions = predictions_by_example(contents.evaluations)
+    sections.append(_examples_section(contents.rationale_folders, predictions, config.max_examples))
+
+    sections.append("<h2 id='config'>Configuration</h2>")
+    for path in contents.configs:
+        relative = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
+        sections.append(f"<details><summary>{html.escape(str(relative))}</summary><pre>"
+                        f"{html.escape(path.read_text(encoding='utf-8'))}</pre></details>")
+
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tokendistill report</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
+            f"<body><main>{''.join(sections)}</main><script>{SCRIPT}</script></body></html>")
+    output = Path(config.output) if config.output else run_dir / "report.html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    if config.open:
+        webbrowser.open(output.resolve().as_uri())
+    return output
+
+
+def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, Any]], limit: int) -> str:
+    modes = sorted({mode for by_mode in predictions.values() for mode in by_mode})
+    options = "".join(f"<option value='{_slug(m)}'>{html.escape(m)}</option>" for m in modes)
+    parts = [
+        "<h2 id='examples'>Examples</h2>",
+        "<div class='filters'><label>teacher <select id='f-teacher'><option>any</option><option>right</option>"
+        "<option>wrong</option></select></label>",
+        f"<label>student <select id='f-mode'><option value=''>(mode)</option>{options}</select></label>",
+        "<select id='f-student'><option>any</option><option>right</option><option>wrong</option></select>",
+        "<span class='note'><span id='shown'></span> shown</span></div>",
+        "<p class='note'>Each word is shaded by the teacher's score (darker: more influence on its answer); "
+        "the selected rationale words are outlined; task template words are grey.</p>",
+    ]
+    if not folders:
+        return "".join(parts[:1]) + "<p class='note'>No rationales in this run.</p>"
+    # The folder whose examples the students were evaluated on, if any; else the first.
+    best = max(folders, key=lambda f: sum(1 for r in iter_rationales(f) if r["id"] in predictions))
+    shown = 0
+    for record in iter_rationales(best):
+        if shown >= limit:
+            break
+        parts.append(render_example(record, predictions.get(record["id"], {})))
+        shown += 1
+    if not any(r["id"] in predictions for r in iter_rationales(best)) and predictions:
+        parts.insert(5, "<p class='note'>The students were evaluated on another split than the one attributed, so "
+                        "their predictions are not shown next to these examples.</p>")
+    parts.append(f"<p class='note'>{shown} examples from {html.escape(str(best))}.</p>")
+    return "".join(parts)
