@@ -47,6 +47,12 @@ def _report(config: Any) -> None:
     print(f"report: {build_report(config)}")
 
 
+def _teacher_eval(config: Any) -> None:
+    from tokendistill.teacher_eval import format_result, teacher_eval
+
+    print(format_result(teacher_eval(config)))
+
+
 def _demo(config: Any) -> None:
     from tokendistill.demo import run_demo
 
@@ -57,9 +63,12 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.analysis import AnalyzeConfig
     from tokendistill.demo import DemoConfig
     from tokendistill.report import ReportConfig
+    from tokendistill.teacher_eval import TeacherEvalConfig
 
     return [
         ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
+        ("teacher-eval", "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
+         _teacher_eval),
         ("train", "train a student (standard or multitask)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
         ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),

@@ -39,7 +39,11 @@ class ExtractConfig(TaskOptions):
     output: str = option(dataclasses.MISSING, "rationale folder to write (resumed if it holds this config)")
     split: str = option("train", "split to attribute")
     method: str = option("saliency", "attribution method: saliency, grad_x_input, integrated_gradients, occlusion")
-    target: Literal["teacher", "gold"] = option("teacher", "answer to attribute: the teacher's own or the gold one")
+    target: Literal["teacher", "gold", "choice"] = option(
+        "teacher", "answer to attribute: the teacher's generation, the gold one, or its best-scored choice"
+    )
+    choice_scoring: Literal["sum", "mean"] = option("mean", "--target choice: rank candidates by summed or mean log-prob")
+    only_correct: bool = option(False, "keep rationales only where the teacher's answer is right (others get none)")
     top_k: float = option(10, "words to keep: a count, or a fraction of the input's words when below 1")
     merge: Literal["sum", "max"] = option("sum", "how subword scores combine into a word score")
     drop_punctuation: bool = option(True, "never select punctuation")

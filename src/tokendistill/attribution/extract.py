@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.methods import METHODS, MethodOptions
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import (
@@ -66,14 +68,18 @@ def attribute_batch(
     teacher: Teacher, task: Task, examples: list[Example], config: ExtractConfig
 ) -> list[dict[str, Any]]:
     """One record per example of the batch."""
-    teacher_answers = teacher.generate(examples, config.max_new_tokens)
+    if config.target == "choice":
+        # The teacher's answer is the candidate it scores highest; no generation needed.
+        teacher_answers = score_choices(teacher, examples, task.name).best(config.choice_scoring)
+    else:
+        teacher_answers = teacher.generate(examples, config.max_new_tokens)
     if config.target == "gold":
         answers = [example.target for example in examples]
         attributed = ["gold"] * len(examples)
     else:
         # An empty generated answer has no tokens to attribute: the gold target stands in, and the record says so.
         answers = [answer or example.target for answer, example in zip(teacher_answers, examples)]
-        attributed = ["teacher" if answer else "gold" for answer in teacher_answers]
+        attributed = [config.target if answer else "gold" for answer in teacher_answers]
     batch = teacher.encode(examples, answers)
     words_per_example = [split_words(example) for example in examples]
     word_pairs = [token_word_pairs(offsets, words) for offsets, words in zip(batch.offsets, words_per_example)]
@@ -90,13 +96,16 @@ def attribute_batch(
         scores = merge_to_words(token_scores[row], batch.offsets[row], words, merge)
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
         chosen = select_top_k(scores, candidates, config.top_k)
+        correct = task.score(teacher_answers[row], example)
+        if config.only_correct and not correct:
+            chosen = chosen[:0]
         records.append(
             {
                 "id": example.id,
                 "input": example.input,
                 "target": example.target,
                 "teacher_answer": teacher_answers[row],
-                "teacher_correct": task.score(teacher_answers[row], example),
+                "teacher_correct": correct,
                 "attributed_answer": answers[row],
                 "attributed": attributed[row],
                 "rationale": [words[index].text for index in chosen],
@@ -111,6 +120,19 @@ def attribute_batch(
         if evidence := task.evidence_words(example):
             records[-1]["gold_words"] = list(evidence)
     return records
+
+
+def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None:
+    """Ids of this split's examples the teacher was fine-tuned on (by `train`), or None when unknown."""
+    folder = Path(teacher)
+    info_path, ids_path = folder / "tokendistill.json", folder / "train_ids.txt"
+    if not (info_path.is_file() and ids_path.is_file()):
+        return None
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    config = info.get("config", {})
+    if config.get("task") != task or config.get("split") != split:
+        return set()
+    return set(ids_path.read_text(encoding="utf-8").splitlines())
 
 
 def check_top_k(top_k: float, examples: Sequence[Example], config: ExtractConfig) -> int:
@@ -143,7 +165,10 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    if config.target == "choice" and not all(example.choices for example in examples):
+        raise UserError(f"task {task.name!r} has no closed set of answers; use --target teacher or --target gold")
     short_inputs = check_top_k(config.top_k, examples, config)
+    seen_by_teacher = teacher_training_ids(config.teacher, task.name, config.split)
     if short_inputs:
         log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
@@ -164,6 +189,8 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
         bar = tqdm(total=remaining, desc=f"extract {config.method}", disable=not progress, unit="ex")
         for batch_examples in batches:
             records = attribute_batch(teacher, task, batch_examples, config)
+            for record in records:
+                record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
             new = [record for record in records if record["id"] not in store.records]
             store.append(new)
             crash_point("extract.after_batch")
@@ -196,6 +223,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
             "chance_accuracy": chance,
             "truncated_inputs": truncated,
             "inputs_shorter_than_k": short_inputs,
+            "teacher_trained_on": sum(bool(record.get("teacher_trained_on")) for record in done),
             "seed": config.seed,
             "config": dataclasses.asdict(config),
         }

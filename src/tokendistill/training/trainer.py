@@ -286,6 +286,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "final_loss": history[-1]["loss"] if history else None,
         "config": to_dict(config),
     }
+    # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them.
+    (output / "train_ids.txt").write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
     # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
     (output / CHECKPOINT).unlink(missing_ok=True)

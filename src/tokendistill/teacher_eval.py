@@ -1,0 +1,96 @@
+"""`tokendistill teacher-eval`: is the teacher competent on the task, and how should its answer be read?
+
+Saliency carries knowledge only from a teacher that gets the answer right. This checks a teacher on a split,
+by free generation and, where the task has a closed answer set, by scoring every candidate (summed and
+length-normalised log-probability), and says which reading `extract` should use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from tokendistill.attribution.choices import score_choices
+from tokendistill.attribution.extract import chance_accuracy, length_buckets
+from tokendistill.attribution.teacher import Teacher
+from tokendistill.config import TaskOptions, option, write_config
+from tokendistill.models import load_model
+from tokendistill.rationales import write_json_atomic
+from tokendistill.tasks import get_task, load_examples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class TeacherEvalConfig(TaskOptions):
+    teacher: str = option(dataclasses.MISSING, "teacher model: hub id, local folder or .gguf file")
+    split: str = option("test", "split to check the teacher on")
+    output: str | None = option(None, "folder for teacher_eval.json (default: print only)")
+    batch_size: int = option(16, "examples per batch")
+    max_input_length: int = option(512, "teacher input tokens")
+    max_new_tokens: int = option(32, "generation length")
+    prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
+    device: str = option("auto", "auto, cpu or cuda")
+
+
+def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:
+    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
+                      config.prompt_suffix)
+    has_choices = all(example.choices for example in examples)
+    correct = {"generation": 0, "choice_sum": 0, "choice_mean": 0}
+    bar = tqdm(total=len(examples), desc="teacher-eval", disable=not progress, unit="ex")
+    for batch in length_buckets(examples, config.batch_size):
+        answers = teacher.generate(batch, config.max_new_tokens)
+        correct["generation"] += sum(task.score(answer, example) for answer, example in zip(answers, batch))
+        if has_choices:
+            scores = score_choices(teacher, batch, task.name)
+            for scoring in ("sum", "mean"):
+                picked = scores.best(scoring)
+                correct[f"choice_{scoring}"] += sum(task.score(p, e) for p, e in zip(picked, batch))
+        bar.update(len(batch))
+    bar.close()
+    accuracy = {name: count / len(examples) for name, count in correct.items()
+                if has_choices or name == "generation"}
+    best = max(accuracy, key=lambda name: accuracy[name])
+    chance = chance_accuracy(task, examples)
+    advice = {
+        "generation": "--target teacher",
+        "choice_sum": "--target choice --choice-scoring sum",
+        "choice_mean": "--target choice --choice-scoring mean",
+    }[best]
+    result = {
+        "teacher": config.teacher,
+        "task": config.task,
+        "split": config.split,
+        "examples": len(examples),
+        "accuracy": accuracy,
+        "chance_accuracy": chance,
+        "best": best,
+        "extract_with": advice,
+        "near_chance": chance is not None and accuracy[best] < chance + 0.1,
+    }
+    if config.output:
+        write_json_atomic(Path(config.output) / "teacher_eval.json", result)
+        write_config(config, Path(config.output))
+    return result
+
+
+def format_result(result: dict[str, Any]) -> str:
+    lines = [f"teacher {result['teacher']} on {result['task']}/{result['split']} ({result['examples']} examples)",
+             "| reading | accuracy |", "|---|---|"]
+    for name, value in result["accuracy"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {100 * value:.1f}% |")
+    if result["chance_accuracy"] is not None:
+        lines.append(f"| chance | {100 * result['chance_accuracy']:.1f}% |")
+    lines.append(f"best reading: {result['best']}; extract with {result['extract_with']}")
+    if result["near_chance"]:
+        lines.append("WARNING: the teacher is near chance; fine-tune it first (tokendistill train --mode standard "
+                     "--student TEACHER, optionally --lora-rank 8) or its words carry little knowledge")
+    return "\n".join(lines)
