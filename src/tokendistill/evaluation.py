@@ -14,6 +14,7 @@ from tokendistill.models import LoadedModel, greedy_generate, load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training.data import causal_prompt
+from tokendistill.training.modes import answer_part
 from tokendistill.training.trainer import STUDENT_INFO
 
 
@@ -42,6 +43,7 @@ def predict(
     max_input_length: int,
     max_new_tokens: int,
     progress: bool = False,
+    separator: str | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Predictions (one record per example) and accuracy under the task's metric."""
     loaded.model.eval()
@@ -49,6 +51,7 @@ def predict(
     for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress, unit="batch"):
         chunk = examples[start : start + batch_size]
         answers = generate(loaded, [prefix + example.input for example in chunk], max_input_length, max_new_tokens)
+        answers = [answer_part(answer, separator) for answer in answers]
         for example, answer in zip(chunk, answers):
             records.append(
                 {"id": example.id, "prediction": answer, "target": example.target, "correct": task.score(answer, example)}
@@ -72,6 +75,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         config.max_input_length,
         config.max_new_tokens,
         progress,
+        info.get("answer_separator"),
     )
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         "accuracy": accuracy,
         "model": config.model,
         "mode": info.get("mode"),
+        "model_identity": info.get("identity"),
     }
     write_json_atomic(output / "metrics.json", metrics)
     write_config(config, output)

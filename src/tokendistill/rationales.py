@@ -155,3 +155,30 @@ def iter_rationales(folder: str | Path) -> Iterator[dict[str, Any]]:
 
 def load_rationales(folder: str | Path) -> dict[str, dict[str, Any]]:
     return {record["id"]: record for record in iter_rationales(folder)}
+
+
+def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True, drop_stopwords: bool = False) -> dict[str, Any]:
+    """The record with its rationale re-chosen as the top k of its stored word scores.
+
+    One extraction at the largest k serves every smaller k: the scores do not depend on k.
+    """
+    import numpy as np
+
+    from tokendistill.attribution.words import STOPWORDS, select_top_k
+    from tokendistill.tasks.base import TEMPLATE
+
+    words = record["words"]
+    scores = np.array([np.nan if s is None else s for s in record["word_scores"]], dtype=float)
+    candidates = np.array(
+        [
+            role != TEMPLATE
+            and not (drop_punctuation and not any(c.isalnum() for c in word))
+            and not (drop_stopwords and word.lower() in STOPWORDS)
+            for word, role in zip(words, record["word_roles"])
+        ],
+        dtype=bool,
+    )
+    if record.get("rationale_withheld"):
+        return record  # --only-correct: the teacher was wrong here, so it gives no words
+    chosen = select_top_k(scores, candidates, top_k)
+    return {**record, "rationale": [words[i] for i in chosen], "rationale_positions": chosen.tolist()}

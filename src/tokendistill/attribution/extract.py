@@ -97,7 +97,8 @@ def attribute_batch(
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
         chosen = select_top_k(scores, candidates, config.top_k)
         correct = task.score(teacher_answers[row], example)
-        if config.only_correct and not correct:
+        withheld = config.only_correct and not correct
+        if withheld:
             chosen = chosen[:0]
         records.append(
             {
@@ -117,6 +118,8 @@ def attribute_batch(
                 "truncated": bool(batch.truncated[row]),
             }
         )
+        if withheld:
+            records[-1]["rationale_withheld"] = True
         if evidence := task.evidence_words(example):
             records[-1]["gold_words"] = list(evidence)
     return records

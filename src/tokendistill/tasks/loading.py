@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -155,7 +156,12 @@ def load_examples(
 ) -> list[Example]:
     """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
     records = raw_records(task, split, data, seed)
-    examples = [task.format(record, index, split) for index, record in enumerate(itertools.islice(records, limit))]
+    # The row number travels with the example: files aligned by row (DSS's LLM rationales) join on it.
+    examples = [
+        dataclasses.replace(example, meta={**example.meta, "row": index})
+        for index, record in enumerate(itertools.islice(records, limit))
+        for example in (task.format(record, index, split),)
+    ]
     if not examples:
         raise UserError(f"split {split!r} of task {task.name!r} has no records")
     seen: set[str] = set()

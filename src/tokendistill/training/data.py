@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,28 +84,53 @@ def token_losses(logits: Tensor, labels: Tensor, is_encoder_decoder: bool) -> tu
     return (losses * mask).sum(dim=1), mask.sum(dim=1)
 
 
-def group_loss(row_loss: Tensor, row_tokens: Tensor, groups: Sequence[str], group: str) -> Tensor | None:
-    """Mean token loss over the rows of one group, as if that group had had its own forward pass."""
+def group_loss(
+    row_loss: Tensor, row_tokens: Tensor, groups: Sequence[str], group: str, total_tokens: float | None = None
+) -> Tensor | None:
+    """Mean token loss over the rows of one group, as if that group had had its own forward pass.
+
+    ``total_tokens``: the group's token count over the whole step when this is one of several micro-batches,
+    so that the micro-batch losses add up to the full batch's.
+    """
     selected = torch.tensor([g == group for g in groups], device=row_loss.device)
+    if total_tokens is not None:
+        return row_loss[selected].sum() / max(total_tokens, 1) if total_tokens else None
     if not selected.any():
         return None
     return row_loss[selected].sum() / row_tokens[selected].sum().clamp(min=1)
 
 
 def multitask_loss(
-    row_loss: Tensor, row_tokens: Tensor, groups: Sequence[str], alpha: float
+    row_loss: Tensor,
+    row_tokens: Tensor,
+    groups: Sequence[str],
+    alpha: float,
+    total_tokens: Mapping[str, float] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """alpha * label loss + (1 - alpha) * rationale loss; the label loss alone when a batch has no rationale rows."""
-    label = group_loss(row_loss, row_tokens, groups, "label")
-    rationale = group_loss(row_loss, row_tokens, groups, "rationale")
+    totals = total_tokens or {}
+    label = group_loss(row_loss, row_tokens, groups, "label", totals.get("label") if total_tokens else None)
+    rationale = group_loss(row_loss, row_tokens, groups, "rationale", totals.get("rationale") if total_tokens else None)
     parts = {}
     if label is not None:
         parts["label_loss"] = float(label.detach())
     if rationale is not None:
         parts["rationale_loss"] = float(rationale.detach())
     if rationale is None:
-        assert label is not None
+        if label is None:
+            return row_loss.sum() * 0, parts
         return label, parts
     if label is None:
         return rationale, parts
     return alpha * label + (1 - alpha) * rationale, parts
+
+
+def group_token_totals(encoded: Sequence[EncodedRows], is_encoder_decoder: bool) -> dict[str, float]:
+    """Target tokens per loss group over all micro-batches of a step."""
+    totals: dict[str, float] = {}
+    for part in encoded:
+        labels = part.labels if is_encoder_decoder else part.labels[:, 1:]
+        counts = (labels != -100).sum(dim=1).tolist()
+        for group, count in zip(part.groups, counts):
+            totals[group] = totals.get(group, 0) + count
+    return totals

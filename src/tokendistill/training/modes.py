@@ -29,8 +29,11 @@ class TrainingRow:
 @dataclass(frozen=True)
 class Mode:
     name: str
-    needs_rationales: bool
+    needs_rationales: bool  # the teacher's words, from `extract`
     predict_prefix: str
+    needs_llm_rationales: bool = False  # the LLM rationales of the DSS data
+    # Where the student writes more than the label (label, separator, words), the label ends here.
+    answer_separator: str | None = None
 
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
         raise NotImplementedError
@@ -64,5 +67,43 @@ class Multitask(Mode):
         return rows
 
 
+@dataclass(frozen=True)
+class DistillingStepByStep(Mode):
+    """Hsieh et al. 2023: ``predict:`` -> label and ``explain:`` -> the LLM's chain-of-thought rationale."""
+
+    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
+        rows = [TrainingRow(PREDICT_PREFIX + example.input, example.target, LABEL)]
+        text = (rationale or {}).get("llm_rationale", "")
+        if text:
+            rows.append(TrainingRow(EXPLAIN_PREFIX + example.input, text, RATIONALE))
+        return rows
+
+
+LABEL_THEN_TOKENS_SEPARATOR = " because:"
+
+
+@dataclass(frozen=True)
+class LabelThenTokens(Mode):
+    """One target: the label, a separator, then the teacher's words (Wadhwa et al. 2024: a rationale after
+    the label helps without any reasoning at test time; the label is read off before the separator)."""
+
+    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
+        words = rationale_text(rationale) if rationale else ""
+        target = f"{example.target}{LABEL_THEN_TOKENS_SEPARATOR} {words}" if words else example.target
+        return [TrainingRow(example.input, target, LABEL)]
+
+
+def answer_part(prediction: str, separator: str | None) -> str:
+    """The label part of a prediction made by a mode that writes more after it."""
+    return prediction.split(separator)[0].strip() if separator else prediction
+
+
 MODES.register("standard")(Standard("standard", needs_rationales=False, predict_prefix=""))
 MODES.register("multitask")(Multitask("multitask", needs_rationales=True, predict_prefix=PREDICT_PREFIX))
+MODES.register("dss")(
+    DistillingStepByStep("dss", needs_rationales=False, predict_prefix=PREDICT_PREFIX, needs_llm_rationales=True)
+)
+MODES.register("label_then_tokens")(
+    LabelThenTokens("label_then_tokens", needs_rationales=True, predict_prefix="",
+                    answer_separator=LABEL_THEN_TOKENS_SEPARATOR)
+)

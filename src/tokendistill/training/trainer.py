@@ -30,9 +30,10 @@ from tokendistill.config import TrainConfig, config_hash, to_dict, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import load_rationales, write_json_atomic
+from tokendistill.rationales import load_rationales, read_manifest, reselect, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
-from tokendistill.training.data import encode_rows, multitask_loss, token_losses
+from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
+from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import MODES, Mode, TrainingRow
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,41 @@ STUDENT_INFO = "tokendistill.json"
 CHECKPOINT = "checkpoint.pt"
 
 
-def build_rows(mode: Mode, examples: list[Example], rationale_folder: str | None) -> list[list[TrainingRow]]:
-    """Each example's training rows, joined with its rationale record by id."""
+def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list[list[TrainingRow]]:
+    """Each example's training rows, joined with its rationale record by id (or its LLM rationale by row)."""
+    if mode.needs_llm_rationales:
+        folder = config.llm_rationales or config.data
+        if not folder:
+            raise UserError(f"mode {mode.name!r} learns from the DSS LLM rationales: pass --llm-rationales FOLDER")
+        texts = load_llm_rationales(folder, config.task, config.split)
+        rows = []
+        for example in examples:
+            row = example.meta.get("row", -1)
+            if not 0 <= row < len(texts):
+                raise UserError(
+                    f"example {example.id!r} (row {row}) has no LLM rationale: {folder} holds {len(texts)} for "
+                    f"{config.task}/{config.split}"
+                )
+            rows.append(mode.rows(example, {"llm_rationale": texts[row]}))
+        return rows
     if not mode.needs_rationales:
         return [mode.rows(example, None) for example in examples]
-    if not rationale_folder:
+    if not config.rationales:
         raise UserError(f"mode {mode.name!r} learns from rationales: pass --rationales FOLDER from `extract`")
-    rationales = load_rationales(rationale_folder)
+    rationales = load_rationales(config.rationales)
     missing = [example.id for example in examples if example.id not in rationales]
     if missing:
         raise UserError(
-            f"{len(missing)} of {len(examples)} training examples have no rationale in {rationale_folder} "
+            f"{len(missing)} of {len(examples)} training examples have no rationale in {config.rationales} "
             f"(first: {missing[0]!r}); extract the same task, split and --limit, or resume the extraction"
         )
+    if config.top_k is not None:
+        identity = read_manifest(config.rationales).get("identity", {})
+        rationales = {
+            example.id: reselect(rationales[example.id], config.top_k, identity.get("drop_punctuation", True),
+                                 identity.get("drop_stopwords", False))
+            for example in examples
+        }
     return [mode.rows(example, rationales[example.id]) for example in examples]
 
 
@@ -175,8 +198,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     mode = MODES.get(config.mode)
     if not 0 <= config.alpha <= 1:
         raise UserError(f"--alpha must lie in [0, 1], got {config.alpha}")
-    if config.steps < 1 or config.batch_size < 1:
-        raise UserError("--steps and --batch-size must be at least 1")
+    if config.steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
+        raise UserError("--steps, --batch-size and --gradient-accumulation must be at least 1")
     output = Path(config.output)
     identity = run_identity(config)
     try:
@@ -186,7 +209,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         return output
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
-    rows = build_rows(mode, examples, config.rationales)
+    rows = build_rows(mode, examples, config)
 
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -225,26 +248,38 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         total=config.steps,
     )
     for step in bar:
-        batch_rows = [row for _ in range(examples_per_step) for row in rows[next(order)]]
-        encoded = encode_rows(
-            loaded.tokenizer, batch_rows, loaded.is_encoder_decoder, config.max_input_length, config.max_target_length
-        )
-        inputs = {key: value.to(accelerator.device) for key, value in encoded.model_inputs.items()}
-        labels = encoded.labels.to(accelerator.device)
-        if loaded.is_encoder_decoder:
-            # Decoder inputs only; the loss is computed per row below.
-            inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=labels)
-        with accelerator.autocast():
-            logits = model(**inputs).logits
-        row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
-        loss, parts = multitask_loss(row_loss, row_tokens, encoded.groups, config.alpha)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise UserError(
-                f"the training loss became {value} at step {step + 1}; lower --learning-rate "
-                "(the last checkpoint is kept; rerun with --overwrite to start over)"
+        step_examples = [next(order) for _ in range(examples_per_step)]
+        # Micro-batches by example, so that an example's label and rationale rows stay together.
+        chunks = [step_examples[i :: config.gradient_accumulation] for i in range(config.gradient_accumulation)]
+        encoded = [
+            encode_rows(
+                loaded.tokenizer, [row for index in chunk for row in rows[index]], loaded.is_encoder_decoder,
+                config.max_input_length, config.max_target_length,
             )
-        accelerator.backward(loss)
+            for chunk in chunks
+            if chunk
+        ]
+        totals = group_token_totals(encoded, loaded.is_encoder_decoder) if len(encoded) > 1 else None
+        value, parts = 0.0, {}
+        for part in encoded:
+            inputs = {key: tensor.to(accelerator.device) for key, tensor in part.model_inputs.items()}
+            labels = part.labels.to(accelerator.device)
+            if loaded.is_encoder_decoder:
+                # Decoder inputs only; the loss is computed per row below.
+                inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=labels)
+            with accelerator.autocast():
+                logits = model(**inputs).logits
+            row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
+            loss, part_losses = multitask_loss(row_loss, row_tokens, part.groups, config.alpha, totals)
+            value += float(loss.detach())
+            for name, amount in part_losses.items():
+                parts[name] = parts.get(name, 0.0) + amount
+            if not math.isfinite(value):
+                raise UserError(
+                    f"the training loss became {value} at step {step + 1}; lower --learning-rate "
+                    "(the last checkpoint is kept; rerun with --overwrite to start over)"
+                )
+            accelerator.backward(loss)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -277,6 +312,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "identity": identity,
         "mode": mode.name,
         "predict_prefix": mode.predict_prefix,
+        "answer_separator": mode.answer_separator,
         "task": config.task,
         "is_encoder_decoder": loaded.is_encoder_decoder,
         "steps": config.steps,
