@@ -47,6 +47,18 @@ def _report(config: Any) -> None:
     print(f"report: {build_report(config)}")
 
 
+def _run(config: Any) -> None:
+    from tokendistill.experiment import run_experiment
+
+    print(f"grid: {run_experiment(config)}")
+
+
+def _results(config: Any) -> None:
+    from tokendistill.experiment import results_command
+
+    print(results_command(config))
+
+
 def _teacher_eval(config: Any) -> None:
     from tokendistill.teacher_eval import format_result, teacher_eval
 
@@ -62,6 +74,7 @@ def _demo(config: Any) -> None:
 def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.analysis import AnalyzeConfig
     from tokendistill.demo import DemoConfig
+    from tokendistill.experiment import ResultsConfig, RunConfig
     from tokendistill.report import ReportConfig
     from tokendistill.teacher_eval import TeacherEvalConfig
 
@@ -71,6 +84,8 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
          _teacher_eval),
         ("train", "train a student (standard or multitask)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
+        ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
+        ("results", "the results table of a grid folder", ResultsConfig, _results),
         ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
         ("report", "one self-contained HTML report of a run folder", ReportConfig, _report),
         ("demo", "the whole pipeline offline on a generated task, in a few minutes", DemoConfig, _demo),

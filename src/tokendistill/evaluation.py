@@ -85,6 +85,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         "task": config.task,
         "split": config.split,
         "examples": len(records),
+        "limit": config.limit,
         "accuracy": accuracy,
         "model": config.model,
         "mode": info.get("mode"),

@@ -39,6 +39,7 @@ def library_versions() -> dict[str, str]:
 
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2, sort_keys=True, default=str)

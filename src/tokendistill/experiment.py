@@ -1,0 +1,349 @@
+"""`tokendistill run EXPERIMENT.yaml`: a grid of tasks x modes x k x targets x training sizes x seeds.
+
+The runner only composes the stages. Per task it optionally fine-tunes the teacher (shared by every cell),
+checks the teacher on the test split, extracts the teacher's rationales once per answer target at the
+largest k (smaller k are re-selected from the stored scores), then trains and evaluates one student per
+cell. Every stage resumes and skips finished work, so the same command continues an interrupted grid and
+re-running a finished one recomputes nothing. The results table is rewritten after every cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tokendistill.config import (
+    EvaluateConfig,
+    ExtractConfig,
+    TrainConfig,
+    build,
+    load_yaml,
+    option,
+    write_config,
+)
+from tokendistill.errors import UserError
+from tokendistill.rationales import write_json_atomic
+from tokendistill.training.modes import MODES
+
+log = logging.getLogger(__name__)
+
+RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    experiment: str = option(dataclasses.MISSING, "experiment YAML file", positional=True)
+    output: str | None = option(None, "grid folder (default: the YAML's output)")
+    dry_run: bool = option(False, "list the cells and exit")
+
+
+@dataclass(kw_only=True)
+class ResultsConfig:
+    folder: str = option(dataclasses.MISSING, "a grid folder written by `tokendistill run`", positional=True)
+
+
+@dataclass(kw_only=True)
+class TaskSpec:
+    name: str
+    data: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    train_sizes: list[int] = field(default_factory=lambda: [1000])
+    test_limit: int | None = None
+    input_column: str | None = None
+    label_column: str | None = None
+
+
+@dataclass(kw_only=True)
+class Experiment:
+    output: str
+    tasks: list[TaskSpec]
+    teacher: dict[str, Any]
+    student: dict[str, Any]
+    modes: list[str]
+    top_k: list[float]
+    targets: list[str]
+    seeds: list[int]
+    device: str = "auto"
+
+
+def _path(value: str | None, base: Path) -> str | None:
+    """Local paths absolute (so run folders can be compared and resumed from anywhere); hub ids untouched."""
+    if value is None:
+        return None
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute():
+        relative = base / candidate
+        if relative.exists() or str(value).startswith("."):
+            candidate = relative
+    return str(candidate.resolve()) if candidate.exists() or candidate.is_absolute() else value
+
+
+def load_experiment(path: str | Path, output: str | None = None) -> Experiment:
+    values = load_yaml(path)
+    base = Path(path).resolve().parent
+    known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    for key in ("tasks", "teacher", "student", "modes"):
+        if key not in values:
+            raise UserError(f"{path}: missing key {key!r}")
+    tasks = []
+    for raw in values["tasks"]:
+        raw = {"name": raw} if isinstance(raw, str) else dict(raw)
+        try:
+            spec = TaskSpec(**raw)
+        except TypeError as error:
+            raise UserError(f"{path}: task entry {raw}: {error}") from None
+        spec.data = _path(spec.data, base)
+        tasks.append(spec)
+    for mode in values["modes"]:
+        MODES.get(mode)
+    teacher, student = dict(values["teacher"]), dict(values["student"])
+    for part, where in ((teacher, "teacher"), (student, "student")):
+        if "model" not in part:
+            raise UserError(f"{path}: {where}.model is required")
+        part["model"] = _path(part["model"], base)
+    output_folder = output or values.get("output")
+    if not output_folder:
+        raise UserError(f"{path}: give an output folder (key 'output' or --output)")
+    experiment = Experiment(
+        output=str(Path(output_folder).expanduser().resolve()),
+        tasks=tasks,
+        teacher=teacher,
+        student=student,
+        modes=list(values["modes"]),
+        top_k=[float(k) for k in values.get("top_k", [10])],
+        targets=list(values.get("targets", ["teacher"])),
+        seeds=[int(s) for s in values.get("seeds", [0])],
+        device=values.get("device", "auto"),
+    )
+    plan(experiment)  # every stage config is built now, so that a typo fails before any compute
+    return experiment
+
+
+@dataclass
+class Cell:
+    task: str
+    size: int
+    mode: str
+    k: float | None
+    target: str | None
+    seed: int
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"task": self.task, "size": self.size, "mode": self.mode, "k": self.k, "target": self.target,
+                "seed": self.seed}
+
+
+@dataclass
+class TaskPlan:
+    spec: TaskSpec
+    finetune: TrainConfig | None
+    teacher_eval: dict[str, Any]
+    extractions: dict[str, ExtractConfig]
+    cells: list[Cell]
+
+
+def _common(spec: TaskSpec, device: str) -> dict[str, Any]:
+    return {"task": spec.name, "data": spec.data, "input_column": spec.input_column,
+            "label_column": spec.label_column, "device": device}
+
+
+def plan(experiment: Experiment) -> list[TaskPlan]:
+    root = Path(experiment.output)
+    plans = []
+    rationale_modes = [m for m in experiment.modes if MODES.get(m).needs_rationales]
+    for spec in experiment.tasks:
+        if spec.test_split == spec.train_split:
+            raise UserError(f"task {spec.name}: the test split must differ from the training split")
+        common = _common(spec, experiment.device)
+        task_root = root / spec.name
+        teacher_model = experiment.teacher["model"]
+        finetune = None
+        if experiment.teacher.get("finetune"):
+            options = dict(experiment.teacher["finetune"])
+            # The teacher learns on the training split only; nothing of the test split reaches it.
+            finetune = build(TrainConfig, {**common, **options, "student": teacher_model, "mode": "standard",
+                                           "split": spec.train_split, "output": str(task_root / "teacher")})
+            teacher_model = finetune.output
+        extract_options = dict(experiment.teacher.get("extract", {}))
+        extractions = {}
+        if rationale_modes:
+            for target in experiment.targets:
+                extractions[target] = build(ExtractConfig, {
+                    **common, **extract_options, "teacher": teacher_model, "target": target,
+                    "split": spec.train_split, "limit": max(spec.train_sizes), "top_k": max(experiment.top_k),
+                    "output": str(task_root / f"rationales-{target}"),
+                })
+        teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
+                        "output": str(task_root / "teacher-eval"),
+                        **{k: v for k, v in extract_options.items()
+                           if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix")}}
+        train_options = dict(experiment.student.get("train", {}))
+        evaluate_options = dict(experiment.student.get("evaluate", {}))
+        cells = []
+        for size in spec.train_sizes:
+            for mode in experiment.modes:
+                uses_rationales = MODES.get(mode).needs_rationales
+                for k in experiment.top_k if uses_rationales else [None]:
+                    for target in experiment.targets if uses_rationales else [None]:
+                        for seed in experiment.seeds:
+                            name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
+                            folder = task_root / f"n{size}" / name / f"seed{seed}"
+                            train = build(TrainConfig, {
+                                **common, **train_options, "student": experiment.student["model"],
+                                "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
+                                "split": spec.train_split, "limit": size, "output": str(folder / "student"),
+                                "rationales": extractions[target].output if uses_rationales else None,
+                                "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                            })
+                            evaluate = build(EvaluateConfig, {
+                                **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                                "limit": spec.test_limit, "output": str(folder / "eval"),
+                            })
+                            cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate))
+        plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
+    return plans
+
+
+def _evaluated(config: EvaluateConfig) -> bool:
+    """Whether this student's evaluation is already on disk (same student, same settings)."""
+    metrics_path = Path(config.output) / "metrics.json"
+    info_path = Path(config.model) / "tokendistill.json"
+    if not (metrics_path.exists() and info_path.exists()):
+        return False
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    identity = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
+    return metrics.get("model_identity") == identity and metrics.get("limit") == config.limit
+
+
+def run_experiment(config: RunConfig, progress: bool = True) -> Path:
+    from tokendistill.attribution import extract
+    from tokendistill.evaluation import evaluate
+    from tokendistill.teacher_eval import TeacherEvalConfig, teacher_eval
+    from tokendistill.training import train
+
+    experiment = load_experiment(config.experiment, config.output)
+    plans = plan(experiment)
+    root = Path(experiment.output)
+    cells = [cell for task_plan in plans for cell in task_plan.cells]
+    if config.dry_run:
+        for cell in cells:
+            print(json.dumps(cell.key))
+        print(f"{len(cells)} cells")
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "experiment.yaml").write_text(
+        yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
+    )
+    done = 0
+    for task_plan in plans:
+        name = task_plan.spec.name
+        if task_plan.finetune is not None:
+            print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
+            train(task_plan.finetune, progress=progress)
+        eval_path = Path(task_plan.teacher_eval["output"]) / "teacher_eval.json"
+        if not eval_path.exists():
+            print(f"[{name}] checking the teacher on {task_plan.spec.test_split}", flush=True)
+            teacher_eval(build(TeacherEvalConfig, dict(task_plan.teacher_eval)), progress=progress)
+        for target, extract_config in task_plan.extractions.items():
+            print(f"[{name}] extracting rationales (target {target}) -> {extract_config.output}", flush=True)
+            extract(extract_config, progress=progress)
+        for cell in task_plan.cells:
+            done += 1
+            print(f"[{done}/{len(cells)}] {json.dumps(cell.key)}", flush=True)
+            train(cell.train, progress=progress)
+            if not _evaluated(cell.evaluate):
+                evaluate(cell.evaluate, progress=False)
+            write_json_atomic(Path(cell.train.output).parent / "cell.json", cell.key)
+            write_results(root)
+    write_config(config, root, "run.yaml")
+    table = write_results(root)
+    print(table)
+    return root
+
+
+# ----- results ----------------------------------------------------------------------------------------------
+def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every finished cell's accuracy, and each task's teacher check."""
+    rows = []
+    for cell_path in sorted(root.rglob("cell.json")):
+        metrics_path = cell_path.parent / "eval" / "metrics.json"
+        if metrics_path.exists():
+            key = json.loads(cell_path.read_text(encoding="utf-8"))
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics["examples"]})
+    teachers = {}
+    for path in sorted(root.rglob("teacher_eval.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        teachers[result["task"]] = result
+    return rows, teachers
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± sd over seeds per (task, size, mode, k, target), and the difference to `standard`."""
+    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["size"], row["mode"], row["k"], row["target"])].append(row["accuracy"])
+    summary = []
+    for (task, size, mode, k, target), values in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
+        summary.append({
+            "task": task, "size": size, "mode": mode, "k": k, "target": target, "seeds": len(values),
+            "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        })
+    baselines = {(s["task"], s["size"]): s["mean"] for s in summary if s["mode"] == "standard"}
+    for entry in summary:
+        base = baselines.get((entry["task"], entry["size"]))
+        entry["vs_standard"] = None if base is None or entry["mode"] == "standard" else entry["mean"] - base
+    return summary
+
+
+def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
+    lines = ["| task | teacher accuracy | train size | mode | k | target | seeds | accuracy (mean ± sd) | vs standard |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for entry in summary:
+        teacher = teachers.get(entry["task"])
+        teacher_text = (f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
+                        if teacher else "n/a")
+        k = "" if entry["k"] is None else f"{entry['k']:g}"
+        difference = "" if entry["vs_standard"] is None else f"{100 * entry['vs_standard']:+.1f}"
+        lines.append(f"| {entry['task']} | {teacher_text} | {entry['size']} | {entry['mode']} | {k} | "
+                     f"{entry['target'] or ''} | {entry['seeds']} | {100 * entry['mean']:.1f} ± {100 * entry['sd']:.1f} "
+                     f"| {difference} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(root: Path) -> str:
+    rows, teachers = collect(root)
+    summary = summarize(rows)
+    table = results_markdown(summary, teachers)
+    (root / RESULTS_MD).write_text(table, encoding="utf-8")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["task", "size", "mode", "k", "target", "seeds", "mean", "sd",
+                                                "vs_standard"])
+    writer.writeheader()
+    writer.writerows(summary)
+    (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
+    return table
+
+
+def results_command(config: ResultsConfig) -> str:
+    root = Path(config.folder)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass the output folder of `tokendistill run`")
+    return write_results(root)

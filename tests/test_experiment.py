@@ -1,0 +1,100 @@
+"""The experiment runner: a small grid end to end, resumed for free, and its results table."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tokendistill.cli import main
+from tokendistill.experiment import load_experiment, plan, results_markdown, summarize
+
+
+def write_text_task(folder: Path) -> Path:
+    """A second task from local files: the keyword task's records as a plain `text` task."""
+    from tokendistill.tasks.synthetic import generate_records
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in (("train", 40), ("test", 16)):
+        rows = [{"id": r["id"], "input": r["input"], "label": r["label"]} for r in generate_records(split, size, 5)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def grid_yaml(tmp_path: Path, teacher: Path, student: Path, **extra) -> Path:
+    experiment = {
+        "output": str(tmp_path / "grid"),
+        "device": "cpu",
+        "tasks": [
+            {"name": "keywords", "train_sizes": [24], "test_limit": 12},
+            {"name": "text", "data": str(write_text_task(tmp_path / "data")), "train_sizes": [24], "test_limit": 12},
+        ],
+        "teacher": {"model": str(teacher), "extract": {"batch_size": 8, "max_new_tokens": 3}},
+        "student": {"model": str(student), "train": {"steps": 3, "batch_size": 4, "checkpoint_every": 2},
+                    "evaluate": {"max_new_tokens": 3}},
+        "modes": ["standard", "multitask"],
+        "top_k": [2],
+        "seeds": [0, 1],
+        **extra,
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    return path
+
+
+def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir)
+    started = time.perf_counter()
+    assert main(["run", str(path)]) == 0
+    assert time.perf_counter() - started < 120
+    grid = tmp_path / "grid"
+    cells = sorted(grid.rglob("cell.json"))
+    assert len(cells) == 2 * 2 * 2  # tasks x modes x seeds
+    # The teacher's rationales are computed once per task and shared by every multitask cell.
+    assert sorted(p.parent.name for p in grid.rglob("records.jsonl")) == ["rationales-teacher"] * 2
+    table = (grid / "results.md").read_text()
+    assert table.count("| keywords |") == 2 and table.count("| text |") == 2
+    csv_lines = (grid / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("task,size,mode") and len(csv_lines) == 5
+
+    stamps = {p: p.stat().st_mtime_ns for p in grid.rglob("*") if p.suffix in (".safetensors", ".jsonl")}
+    assert main(["run", str(path)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "a finished grid is not recomputed"
+    assert main(["results", str(grid)]) == 0
+
+
+def test_results_table_arithmetic() -> None:
+    rows = [
+        {"task": "t", "size": 10, "mode": "standard", "k": None, "target": None, "seed": s, "accuracy": a}
+        for s, a in ((0, 0.5), (1, 0.7))
+    ] + [
+        {"task": "t", "size": 10, "mode": "multitask", "k": 5.0, "target": "teacher", "seed": s, "accuracy": a}
+        for s, a in ((0, 0.6), (1, 0.9), (2, 0.9))
+    ]
+    summary = {entry["mode"]: entry for entry in summarize(rows)}
+    assert summary["standard"]["mean"] == pytest.approx(0.6) and summary["standard"]["sd"] == pytest.approx(0.1414214)
+    assert summary["multitask"]["mean"] == pytest.approx(0.8) and summary["multitask"]["sd"] == pytest.approx(0.1732051)
+    assert summary["multitask"]["vs_standard"] == pytest.approx(0.2) and summary["standard"]["vs_standard"] is None
+    table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
+    assert "| t | 75.0% (generation) | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
+
+
+def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir)
+    experiment = yaml.safe_load(path.read_text())
+    experiment["student"]["train"]["stepz"] = 3
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["run", str(path)]) == 2
+    assert not (tmp_path / "grid").exists()
+
+
+def test_smaller_k_reuses_the_largest_extraction(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, top_k=[1, 3], modes=["multitask"], seeds=[0])
+    plans = plan(load_experiment(path))
+    (keywords,) = [p for p in plans if p.spec.name == "keywords"]
+    assert keywords.extractions["teacher"].top_k == 3
+    assert sorted((c.k, c.train.top_k) for c in keywords.cells) == [(1.0, 1.0), (3.0, None)]
+    assert {c.train.rationales for c in keywords.cells} == {keywords.extractions["teacher"].output}
