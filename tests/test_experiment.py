@@ -58,7 +58,7 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     table = (grid / "results.md").read_text()
     assert table.count("| keywords |") == 2 and table.count("| text |") == 2
     csv_lines = (grid / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("task,size,mode") and len(csv_lines) == 5
+    assert csv_lines[0].startswith("task,student,size,mode") and len(csv_lines) == 5
 
     stamps = {p: p.stat().st_mtime_ns for p in grid.rglob("*") if p.suffix in (".safetensors", ".jsonl")}
     assert main(["run", str(path)]) == 0
@@ -79,7 +79,7 @@ def test_results_table_arithmetic() -> None:
     assert summary["multitask"]["mean"] == pytest.approx(0.8) and summary["multitask"]["sd"] == pytest.approx(0.1732051)
     assert summary["multitask"]["vs_standard"] == pytest.approx(0.2) and summary["standard"]["vs_standard"] is None
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
-    assert "| t | 75.0% (generation) | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
+    assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
 
 
 def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import statistics
@@ -114,7 +115,10 @@ def load_experiment(path: str | Path, output: str | None = None) -> Experiment:
     for part, where in ((teacher, "teacher"), (student, "student")):
         if "model" not in part:
             raise UserError(f"{path}: {where}.model is required")
-        part["model"] = _path(part["model"], base)
+    teacher["model"] = _path(teacher["model"], base)
+    # Several students make one more grid factor.
+    models = student["model"] if isinstance(student["model"], list) else [student["model"]]
+    student["model"] = [_path(model, base) for model in models]
     output_folder = output or values.get("output")
     if not output_folder:
         raise UserError(f"{path}: give an output folder (key 'output' or --output)")
@@ -143,11 +147,12 @@ class Cell:
     seed: int
     train: TrainConfig
     evaluate: EvaluateConfig
+    student: str
 
     @property
     def key(self) -> dict[str, Any]:
-        return {"task": self.task, "size": self.size, "mode": self.mode, "k": self.k, "target": self.target,
-                "seed": self.seed}
+        return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode, "k": self.k,
+                "target": self.target, "seed": self.seed}
 
 
 @dataclass
@@ -197,28 +202,34 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         train_options = dict(experiment.student.get("train", {}))
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []
-        for size in spec.train_sizes:
-            for mode in experiment.modes:
-                uses_rationales = MODES.get(mode).needs_rationales
-                for k in experiment.top_k if uses_rationales else [None]:
-                    for target in experiment.targets if uses_rationales else [None]:
-                        for seed in experiment.seeds:
-                            name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
-                            folder = task_root / f"n{size}" / name / f"seed{seed}"
-                            train = build(TrainConfig, {
-                                **common, **train_options, "student": experiment.student["model"],
-                                "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
-                                "split": spec.train_split, "limit": size, "output": str(folder / "student"),
-                                "rationales": extractions[target].output if uses_rationales else None,
-                                "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
-                            })
-                            evaluate = build(EvaluateConfig, {
-                                **common, **evaluate_options, "model": train.output, "split": spec.test_split,
-                                "limit": spec.test_limit, "output": str(folder / "eval"),
-                            })
-                            cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate))
+        students = experiment.student["model"]
+        for size, student_model, mode in itertools.product(spec.train_sizes, students, experiment.modes):
+            uses_rationales = MODES.get(mode).needs_rationales
+            for k in experiment.top_k if uses_rationales else [None]:
+                for target in experiment.targets if uses_rationales else [None]:
+                    for seed in experiment.seeds:
+                        name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
+                        student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
+                        folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
+                        train = build(TrainConfig, {
+                            **common, **train_options, "student": student_model,
+                            "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
+                            "split": spec.train_split, "limit": size, "output": str(folder / "student"),
+                            "rationales": extractions[target].output if uses_rationales else None,
+                            "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                        })
+                        evaluate = build(EvaluateConfig, {
+                            **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                            "limit": spec.test_limit, "output": str(folder / "eval"),
+                        })
+                        cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate,
+                                          Path(student_model).name))
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
     return plans
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).name)
 
 
 def _evaluated(config: EvaluateConfig) -> bool:
@@ -299,30 +310,33 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± sd over seeds per (task, size, mode, k, target), and the difference to `standard`."""
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for row in rows:
-        groups[(row["task"], row["size"], row["mode"], row["k"], row["target"])].append(row["accuracy"])
+        key = (row["task"], row.get("student", ""), row["size"], row["mode"], row["k"], row["target"])
+        groups[key].append(row["accuracy"])
     summary = []
-    for (task, size, mode, k, target), values in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
+    for (task, student, size, mode, k, target), values in sorted(groups.items(),
+                                                                  key=lambda item: tuple(map(str, item[0]))):
         summary.append({
-            "task": task, "size": size, "mode": mode, "k": k, "target": target, "seeds": len(values),
+            "task": task, "student": student, "size": size, "mode": mode, "k": k, "target": target,
+            "seeds": len(values),
             "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
         })
-    baselines = {(s["task"], s["size"]): s["mean"] for s in summary if s["mode"] == "standard"}
+    baselines = {(s["task"], s["student"], s["size"]): s["mean"] for s in summary if s["mode"] == "standard"}
     for entry in summary:
-        base = baselines.get((entry["task"], entry["size"]))
+        base = baselines.get((entry["task"], entry["student"], entry["size"]))
         entry["vs_standard"] = None if base is None or entry["mode"] == "standard" else entry["mean"] - base
     return summary
 
 
 def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
-    lines = ["| task | teacher accuracy | train size | mode | k | target | seeds | accuracy (mean ± sd) | vs standard |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | teacher accuracy | student | train size | mode | k | target | seeds | accuracy (mean ± sd) "
+             "| vs standard |", "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in summary:
         teacher = teachers.get(entry["task"])
         teacher_text = (f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
                         if teacher else "n/a")
         k = "" if entry["k"] is None else f"{entry['k']:g}"
         difference = "" if entry["vs_standard"] is None else f"{100 * entry['vs_standard']:+.1f}"
-        lines.append(f"| {entry['task']} | {teacher_text} | {entry['size']} | {entry['mode']} | {k} | "
+        lines.append(f"| {entry['task']} | {teacher_text} | {entry['student']} | {entry['size']} | {entry['mode']} | {k} | "
                      f"{entry['target'] or ''} | {entry['seeds']} | {100 * entry['mean']:.1f} ± {100 * entry['sd']:.1f} "
                      f"| {difference} |")
     return "\n".join(lines) + "\n"
@@ -334,8 +348,8 @@ def write_results(root: Path) -> str:
     table = results_markdown(summary, teachers)
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["task", "size", "mode", "k", "target", "seeds", "mean", "sd",
-                                                "vs_standard"])
+    writer = csv.DictWriter(buffer, fieldnames=["task", "student", "size", "mode", "k", "target", "seeds", "mean",
+                                                "sd", "vs_standard"])
     writer.writeheader()
     writer.writerows(summary)
     (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
