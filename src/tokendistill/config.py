@@ -52,6 +52,7 @@ class ExtractConfig(TaskOptions):
     max_input_length: int = option(512, "teacher input tokens; longer inputs are truncated and counted")
     max_new_tokens: int = option(32, "teacher generation length")
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
+    chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     ig_steps: int = option(20, "integrated gradients: interpolation steps")
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
@@ -206,3 +207,28 @@ def config_hash(values: dict[str, Any]) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    return {
+        item.name: item.default
+        for item in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if item.default is not dataclasses.MISSING
+    }
+
+
+def differing_keys(held: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The settings in which a run on disk differs from the one asked for.
+
+    A setting missing on one side counts as its default, so that an option added in a later version (at its
+    default) does not orphan runs written before it existed; settings that no longer exist are ignored.
+    """
+    keys = set(current) | (set(held) & set(defaults))
+    return sorted(
+        key for key in keys if _normal(held.get(key, defaults.get(key))) != _normal(current.get(key, defaults.get(key)))
+    )
+
+
+def _normal(value: Any) -> Any:
+    """JSON round trips turn tuples into lists; compare them as equal."""
+    return json.loads(json.dumps(value, default=str))

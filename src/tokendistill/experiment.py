@@ -198,7 +198,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
                         "output": str(task_root / "teacher-eval"),
                         **{k: v for k, v in extract_options.items()
-                           if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix")}}
+                           if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokendistill.config import config_hash
+from tokendistill.config import config_hash, differing_keys
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 
@@ -71,20 +71,22 @@ class RationaleStore:
     records: dict[str, dict[str, Any]]
 
     @classmethod
-    def open(cls, folder: str | Path, identity: dict[str, Any], overwrite: bool = False) -> RationaleStore:
+    def open(
+        cls,
+        folder: str | Path,
+        identity: dict[str, Any],
+        overwrite: bool = False,
+        defaults: dict[str, Any] | None = None,
+    ) -> RationaleStore:
         """Open ``folder`` for writing the run described by ``identity`` (the settings that change results)."""
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         wanted = config_hash(identity)
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if manifest.get("config_hash") != wanted:
+            changed = differing_keys(manifest.get("identity", {}), identity, defaults or {})
+            if changed:
                 if not overwrite:
-                    changed = sorted(
-                        key
-                        for key in set(identity) | set(manifest.get("identity", {}))
-                        if identity.get(key) != manifest.get("identity", {}).get(key)
-                    )
                     raise UserError(
                         f"{folder} holds rationales of a different configuration (differs in: "
                         f"{', '.join(changed)}); choose another --output or pass --overwrite"

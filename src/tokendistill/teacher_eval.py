@@ -35,6 +35,7 @@ class TeacherEvalConfig(TaskOptions):
     max_input_length: int = option(512, "teacher input tokens")
     max_new_tokens: int = option(32, "generation length")
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
+    chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     device: str = option("auto", "auto, cpu or cuda")
 
 
@@ -42,7 +43,7 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
-                      config.prompt_suffix)
+                      config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
     correct = {"generation": 0, "choice_sum": 0, "choice_mean": 0}
     bar = tqdm(total=len(examples), desc="teacher-eval", disable=not progress, unit="ex")

@@ -26,7 +26,7 @@ from tokendistill.attribution.words import (
     split_words,
     token_word_pairs,
 )
-from tokendistill.config import ExtractConfig, to_dict, write_config
+from tokendistill.config import ExtractConfig, field_defaults, to_dict, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model
@@ -175,7 +175,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     if short_inputs:
         log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
-    store = RationaleStore.open(config.output, identity, config.overwrite)
+    store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
     write_config(config, Path(config.output))
     batches = [
         batch
@@ -188,7 +188,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     seed_everything(config.seed)
     if batches:
         loaded = load_model(config.teacher, device=config.device, offsets=True)
-        teacher = Teacher(loaded, config.max_input_length, config.prompt_suffix)
+        teacher = Teacher(loaded, config.max_input_length, config.prompt_suffix, config.chat_template)
         bar = tqdm(total=remaining, desc=f"extract {config.method}", disable=not progress, unit="ex")
         for batch_examples in batches:
             records = attribute_batch(teacher, task, batch_examples, config)

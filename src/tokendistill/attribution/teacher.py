@@ -30,10 +30,33 @@ class TeacherBatch:
     truncated: list[bool]  # per example: was the input cut to the length limit
 
 
+def chat_wrapping(tokenizer: object, cue: str) -> tuple[str, str]:
+    """The text an instruct model's chat template puts before and after a user message (with ``cue`` appended
+    to the message), found by templating a sentinel."""
+    from tokendistill.errors import UserError
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("--chat-template: this teacher's tokenizer has no chat template; leave the option off")
+    sentinel = "\u2063TOKENDISTILL\u2063"
+    text = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+        [{"role": "user", "content": sentinel + cue}], add_generation_prompt=True, tokenize=False
+    )
+    prefix, found, suffix = text.partition(sentinel)
+    if not found:
+        raise UserError("--chat-template: the chat template changes the message text; leave the option off")
+    return prefix, suffix
+
+
 class Teacher:
     """Wraps a loaded model. Parameters are frozen: attribution needs gradients w.r.t. inputs only."""
 
-    def __init__(self, loaded: LoadedModel, max_input_length: int = 512, prompt_suffix: str | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        max_input_length: int = 512,
+        prompt_suffix: str | None = None,
+        chat_template: bool = False,
+    ) -> None:
         self.model = loaded.model.eval().requires_grad_(False)
         self.tokenizer = loaded.tokenizer
         self.is_encoder_decoder = loaded.is_encoder_decoder
@@ -42,6 +65,12 @@ class Teacher:
         # A decoder needs a cue that the answer comes next; the cue lies outside the input text, so it never
         # becomes a rationale word.
         self.prompt_suffix = prompt_suffix if prompt_suffix is not None else ("" if self.is_encoder_decoder else "\nAnswer:")
+        self.prompt_prefix = ""
+        if chat_template:
+            self.prompt_prefix, self.prompt_suffix = chat_wrapping(self.tokenizer, self.prompt_suffix)
+
+    def prompt(self, example: Example) -> str:
+        return self.prompt_prefix + example.input + self.prompt_suffix
 
     @property
     def device(self) -> torch.device:
@@ -55,7 +84,7 @@ class Teacher:
         return [self.tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"] for answer in answers]
 
     def encode(self, examples: Sequence[Example], answers: Sequence[str]) -> TeacherBatch:
-        texts = [example.input + self.prompt_suffix for example in examples]
+        texts = [self.prompt(example) for example in examples]
         full_lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
         encoded = self.tokenizer(
             texts,
@@ -68,8 +97,10 @@ class Teacher:
         truncated = [length > self.max_input_length for length in full_lengths]
         offsets = []
         for example, row in zip(examples, encoded["offset_mapping"]):
-            row = row.copy()
-            row[row[:, 0] >= len(example.input)] = 0  # the prompt suffix is not part of the input text
+            # Offsets into the input text: the chat wrapping and the answer cue around it are not input words.
+            row = row.astype(np.int64) - len(self.prompt_prefix)
+            row[(row[:, 0] < 0) | (row[:, 0] >= len(example.input))] = 0
+            row = row.clip(min=0)
             offsets.append(row)
         answer_ids = self._answer_ids(answers)
         width = max(1, max(len(ids) for ids in answer_ids))
@@ -149,7 +180,7 @@ class Teacher:
 
     # ----- the teacher's own answer -------------------------------------------------------------------------
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 32) -> list[str]:
-        prompts = [example.input + self.prompt_suffix for example in examples]
+        prompts = [self.prompt(example) for example in examples]
         return greedy_generate(
             self.model, self.tokenizer, self.is_encoder_decoder, prompts, self.max_input_length, max_new_tokens
         )

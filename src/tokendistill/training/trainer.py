@@ -26,7 +26,14 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_scheduler
 
 from tokendistill.attribution.extract import seed_everything
-from tokendistill.config import TrainConfig, config_hash, to_dict, write_config
+from tokendistill.config import (
+    TrainConfig,
+    config_hash,
+    differing_keys,
+    field_defaults,
+    to_dict,
+    write_config,
+)
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
@@ -137,27 +144,36 @@ class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
         self.output = output
 
 
-def prepare_output(output: Path, identity: str, overwrite: bool) -> dict[str, Any] | None:
+def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
+    current = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
+    held = {key: value for key, value in held.items() if key not in _NOT_IDENTITY}
+    return differing_keys(held, current, field_defaults(TrainConfig))
+
+
+def prepare_output(output: Path, config: TrainConfig) -> dict[str, Any] | None:
     """Check what ``output`` holds; returns the checkpoint to resume from, if any.
 
     Raises ``AlreadyTrained`` when it holds a finished run of this very configuration.
     """
     info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
-    held = None
+    changed: list[str] = []
     if info_path.exists():
-        held = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
-        if held == identity:
+        changed = _differences(json.loads(info_path.read_text(encoding="utf-8")).get("config", {}), config)
+        if not changed:
             raise AlreadyTrained(output)
     elif checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if checkpoint.get("identity") == identity:
+        if "config" in checkpoint:
+            changed = _differences(checkpoint["config"], config)
+        elif checkpoint.get("identity") != run_identity(config):
+            changed = ["(a checkpoint from an older version)"]
+        if not changed:
             return checkpoint
-        held = checkpoint.get("identity")
-    if held is not None:
-        if not overwrite:
+    if changed:
+        if not config.overwrite:
             raise UserError(
-                f"{output} holds a student trained with a different configuration; choose another --output "
-                "or pass --overwrite"
+                f"{output} holds a student trained with a different configuration (differs in: "
+                f"{', '.join(changed)}); choose another --output or pass --overwrite"
             )
         shutil.rmtree(output)
     return None
@@ -203,7 +219,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     output = Path(config.output)
     identity = run_identity(config)
     try:
-        checkpoint = prepare_output(output, identity, config.overwrite)
+        checkpoint = prepare_output(output, config)
     except AlreadyTrained:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
@@ -292,6 +308,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 output / CHECKPOINT,
                 {
                     "identity": identity,
+                    "config": to_dict(config),
                     "step": done,
                     "model": accelerator.unwrap_model(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
