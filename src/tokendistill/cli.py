@@ -59,6 +59,14 @@ def _results(config: Any) -> None:
     print(results_command(config))
 
 
+def _faithfulness(config: Any) -> None:
+    from tokendistill.attribution.faithfulness import faithfulness, format_table
+
+    result = faithfulness(config)
+    print(format_table(result["results"]))
+    print(f"faithfulness: {result['output']}")
+
+
 def _teacher_eval(config: Any) -> None:
     from tokendistill.teacher_eval import format_result, teacher_eval
 
@@ -73,6 +81,7 @@ def _demo(config: Any) -> None:
 
 def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.analysis import AnalyzeConfig
+    from tokendistill.attribution.faithfulness import FaithfulnessConfig
     from tokendistill.demo import DemoConfig
     from tokendistill.experiment import ResultsConfig, RunConfig
     from tokendistill.report import ReportConfig
@@ -87,6 +96,8 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
         ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
         ("results", "the results table of a grid folder", ResultsConfig, _results),
         ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
+        ("faithfulness", "comprehensiveness and sufficiency of the top-k words vs random-k", FaithfulnessConfig,
+         _faithfulness),
         ("report", "one self-contained HTML report of a run folder", ReportConfig, _report),
         ("demo", "the whole pipeline offline on a generated task, in a few minutes", DemoConfig, _demo),
     ]

@@ -1,0 +1,121 @@
+"""`tokendistill faithfulness`: do the selected words carry what the teacher relies on?
+
+Per example, with the teacher's attributed answer a and its top-k words S (DeYoung et al. 2020, ERASER):
+comprehensiveness = log p(a | input) - log p(a | input without S)   (higher: S was needed)
+sufficiency       = log p(a | input) - log p(a | only S)            (lower: S was enough)
+Words are removed by masking their tokens out of attention, as occlusion does, so the input length and
+positions stay as they were. Each score is shown beside the same score for k random candidate words of the
+same example, which is what an uninformative method would get.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokendistill.attribution.teacher import Teacher
+from tokendistill.attribution.words import split_words, token_word_pairs
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.models import load_model
+from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.tasks import get_task, load_examples
+from tokendistill.tasks.base import TEMPLATE
+
+
+@dataclass(kw_only=True)
+class FaithfulnessConfig:
+    rationales: list[str] = option(dataclasses.MISSING, "rationale folder(s) written by `extract`", positional=True)
+    teacher: str | None = option(None, "teacher to measure with (default: the one that made the rationales)")
+    output: str | None = option(None, "folder for faithfulness.json (default: the first rationale folder)")
+    limit: int | None = option(200, "examples per folder")
+    batch_size: int = option(16, "examples per batch")
+    seed: int = option(0, "seed of the random-word baseline")
+    device: str = option("auto", "auto, cpu or cuda")
+
+
+def masks_for(batch_mask: torch.Tensor, pairs: tuple[np.ndarray, np.ndarray], words: list[Any],
+              chosen: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention masks (T,) without the chosen words, and with only them (plus template and special tokens)."""
+    tokens, word_index = pairs
+    chosen_set = set(chosen)
+    without, only = batch_mask.clone(), batch_mask.clone()
+    for token, word in zip(tokens.tolist(), word_index.tolist()):
+        if word in chosen_set:
+            without[token] = 0
+        elif words[word].role != TEMPLATE:
+            only[token] = 0
+    return without, only
+
+
+@torch.no_grad()
+def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) -> dict[str, Any]:
+    manifest = read_manifest(folder)
+    identity = manifest.get("identity", {})
+    limit = ((manifest.get("summary") or {}).get("config") or {}).get("limit")
+    task = get_task(identity["task"], input_column=identity.get("input_column"),
+                    label_column=identity.get("label_column"))
+    examples = {e.id: e for e in load_examples(task, identity.get("split", "train"), identity.get("data"),
+                                               limit, identity.get("seed", 0))}
+    records = [r for r in iter_rationales(folder) if r["id"] in examples and r.get("rationale_positions")]
+    records = records[: config.limit]
+    if not records:
+        raise UserError(f"{folder} has no records with rationale words to measure")
+    teacher_name = config.teacher or identity["teacher"]
+    teacher = Teacher(load_model(teacher_name, device=config.device, offsets=True),
+                      identity.get("max_input_length", 512), identity.get("prompt_suffix"),
+                      identity.get("chat_template", False))
+    scores: dict[str, list[float]] = {name: [] for name in (
+        "comprehensiveness/rationale", "comprehensiveness/random", "sufficiency/rationale", "sufficiency/random")}
+    for start in range(0, len(records), config.batch_size):
+        chunk = records[start : start + config.batch_size]
+        chunk_examples = [examples[r["id"]] for r in chunk]
+        batch = teacher.encode(chunk_examples, [r["attributed_answer"] for r in chunk])
+        embeds = teacher.embed(batch.input_ids)
+        base = teacher.answer_log_prob(embeds, batch.attention_mask, batch)
+        masks = {name: [] for name in scores}
+        for row, (record, example) in enumerate(zip(chunk, chunk_examples)):
+            words = split_words(example)
+            pairs = token_word_pairs(batch.offsets[row], words)
+            chosen = record["rationale_positions"]
+            candidates = [i for i, w in enumerate(words) if w.role != TEMPLATE and any(c.isalnum() for c in w.text)]
+            random_words = rng.sample(candidates, min(len(chosen), len(candidates)))
+            for kind, selection in (("rationale", chosen), ("random", random_words)):
+                without, only = masks_for(batch.attention_mask[row], pairs, words, selection)
+                masks[f"comprehensiveness/{kind}"].append(without)
+                masks[f"sufficiency/{kind}"].append(only)
+        for name, rows in masks.items():
+            changed = teacher.answer_log_prob(embeds, torch.stack(rows), batch)
+            scores[name] += (base - changed).float().cpu().tolist()
+    summary = {name: float(np.mean(values)) for name, values in scores.items()}
+    return {
+        "folder": folder, "task": identity["task"], "method": identity.get("method"), "teacher": teacher_name,
+        "top_k": identity.get("top_k"), "examples": len(records), **summary,
+    }
+
+
+def faithfulness(config: FaithfulnessConfig) -> dict[str, Any]:
+    rng = random.Random(config.seed)
+    results = [measure_folder(folder, config, rng) for folder in config.rationales]
+    output = Path(config.output or config.rationales[0]) / "analysis"
+    write_json_atomic(output / "faithfulness.json", {"results": results})
+    return {"results": results, "output": str(output)}
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| task | method | k | examples | comprehensiveness: top-k | random-k | sufficiency: top-k | random-k |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['top_k']:g} | {r['examples']} | "
+            f"{r['comprehensiveness/rationale']:.3f} | {r['comprehensiveness/random']:.3f} | "
+            f"{r['sufficiency/rationale']:.3f} | {r['sufficiency/random']:.3f} |"
+        )
+    lines.append("(nats of the answer's log-probability; comprehensiveness higher and sufficiency lower = more faithful)")
+    return "\n".join(lines)
