@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
 
 from tokendistill import models
 from tokendistill.cli import main
@@ -148,3 +151,32 @@ def test_training_without_rationales_for_multitask(
     arguments = ["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "s"),
                  "--mode", "multitask", "--limit", "4", "--steps", "1"]
     fails_with(capsys, arguments, "--rationales")
+
+
+def test_teacher_changed_in_place_is_not_resumed_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], t5_dir: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    shutil.copytree(t5_dir, teacher)
+    arguments = ["extract", "--task", "keywords", "--teacher", str(teacher), "--output", str(tmp_path / "o"),
+                 "--limit", "2", "--top-k", "2", "--max-new-tokens", "2", "--device", "cpu"]
+    assert main(arguments) == 0
+    model = AutoModelForSeq2SeqLM.from_pretrained(teacher)
+    torch.nn.init.normal_(model.shared.weight)
+    model.save_pretrained(teacher)  # retrained into the same folder
+    fails_with(capsys, arguments, "teacher_fingerprint", "--overwrite")
+
+
+def test_student_on_changed_rationales_is_not_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], t5_dir: Path
+) -> None:
+    rationales = tmp_path / "r"
+    extract_arguments = ["extract", "--task", "keywords", "--teacher", str(t5_dir), "--output", str(rationales),
+                         "--limit", "4", "--top-k", "2", "--max-new-tokens", "2", "--device", "cpu"]
+    assert main(extract_arguments) == 0
+    train_arguments = ["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "s"),
+                       "--mode", "multitask", "--rationales", str(rationales), "--limit", "4", "--steps", "1",
+                       "--device", "cpu"]
+    assert main(train_arguments) == 0
+    assert main([*extract_arguments, "--top-k", "3", "--overwrite"]) == 0
+    fails_with(capsys, train_arguments, "rationales_fingerprint")

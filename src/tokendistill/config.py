@@ -221,9 +221,10 @@ def differing_keys(held: dict[str, Any], current: dict[str, Any], defaults: dict
     """The settings in which a run on disk differs from the one asked for.
 
     A setting missing on one side counts as its default, so that an option added in a later version (at its
-    default) does not orphan runs written before it existed; settings that no longer exist are ignored.
+    default) does not orphan runs written before it existed; settings that no longer exist, and recorded
+    facts without a default (fingerprints) that an older run did not record, are ignored.
     """
-    keys = set(current) | (set(held) & set(defaults))
+    keys = {key for key in current if key in held or key in defaults} | (set(held) & set(defaults))
     return sorted(
         key for key in keys if _normal(held.get(key, defaults.get(key))) != _normal(current.get(key, defaults.get(key)))
     )
@@ -232,3 +233,32 @@ def differing_keys(held: dict[str, Any], current: dict[str, Any], defaults: dict
 def _normal(value: Any) -> Any:
     """JSON round trips turn tuples into lists; compare them as equal."""
     return json.loads(json.dumps(value, default=str))
+
+
+def fingerprint(location: str | None) -> str | None:
+    """What a model or rationale folder holds, so that a run resumes only on the same inputs.
+
+    Our own outputs carry their identity (a student's ``tokendistill.json``, a rationale folder's manifest);
+    other local folders are described by their files' names, sizes and modification times; hub ids by
+    themselves.
+    """
+    import hashlib
+
+    if not location:
+        return None
+    path = Path(location).expanduser()
+    if not path.exists():
+        return location
+    if path.is_dir():
+        info = path / "tokendistill.json"
+        if info.is_file():
+            return "student:" + str(json.loads(info.read_text(encoding="utf-8")).get("identity"))
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            held = json.loads(manifest.read_text(encoding="utf-8"))
+            return f"rationales:{held.get('config_hash')}:{(held.get('summary') or {}).get('examples')}"
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:
+        files = [path]
+    description = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return "files:" + hashlib.sha256(json.dumps(description).encode()).hexdigest()[:16]

@@ -26,7 +26,7 @@ from tokendistill.attribution.words import (
     split_words,
     token_word_pairs,
 )
-from tokendistill.config import ExtractConfig, field_defaults, to_dict, write_config
+from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_dict, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model
@@ -175,6 +175,8 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     if short_inputs:
         log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
+    # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
+    identity["teacher_fingerprint"] = fingerprint(config.teacher)
     store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
     write_config(config, Path(config.output))
     batches = [

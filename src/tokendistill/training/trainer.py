@@ -31,6 +31,7 @@ from tokendistill.config import (
     config_hash,
     differing_keys,
     field_defaults,
+    fingerprint,
     to_dict,
     write_config,
 )
@@ -144,8 +145,14 @@ class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
         self.output = output
 
 
+def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
+    """The student's starting weights and the rationales it learns from, as they are on disk now."""
+    return {"student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)}
+
+
 def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
     current = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
+    current.update(input_fingerprints(config))
     held = {key: value for key, value in held.items() if key not in _NOT_IDENTITY}
     return differing_keys(held, current, field_defaults(TrainConfig))
 
@@ -158,13 +165,14 @@ def prepare_output(output: Path, config: TrainConfig) -> dict[str, Any] | None:
     info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
     changed: list[str] = []
     if info_path.exists():
-        changed = _differences(json.loads(info_path.read_text(encoding="utf-8")).get("config", {}), config)
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
         if not changed:
             raise AlreadyTrained(output)
     elif checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         if "config" in checkpoint:
-            changed = _differences(checkpoint["config"], config)
+            changed = _differences({**checkpoint["config"], **checkpoint.get("inputs", {})}, config)
         elif checkpoint.get("identity") != run_identity(config):
             changed = ["(a checkpoint from an older version)"]
         if not changed:
@@ -218,6 +226,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise UserError("--steps, --batch-size and --gradient-accumulation must be at least 1")
     output = Path(config.output)
     identity = run_identity(config)
+    fingerprints = input_fingerprints(config)
     try:
         checkpoint = prepare_output(output, config)
     except AlreadyTrained:
@@ -309,6 +318,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 {
                     "identity": identity,
                     "config": to_dict(config),
+                    "inputs": fingerprints,
                     "step": done,
                     "model": accelerator.unwrap_model(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -338,6 +348,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "seconds": round(elapsed, 2),
         "final_loss": history[-1]["loss"] if history else None,
         "config": to_dict(config),
+        "inputs": fingerprints,
     }
     # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them.
     (output / "train_ids.txt").write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
