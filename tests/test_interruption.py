@@ -149,3 +149,41 @@ def test_finished_training_run_is_not_recomputed(tmp_path: Path, t5_dir: Path) -
     assert main([*arguments, "--steps", "3"]) == 2
     assert main([*arguments, "--steps", "3", "--overwrite"]) == 0
     assert json.loads((output / "tokendistill.json").read_text())["steps"] == 3
+
+
+def test_grid_killed_inside_a_cell_resumes_to_the_same_results(tmp_path: Path, t5_dir: Path) -> None:
+    import yaml
+
+    experiment = {
+        "device": "cpu",
+        "tasks": [{"name": "keywords", "train_sizes": [16], "test_limit": 8}],
+        "teacher": {"model": str(t5_dir), "extract": {"batch_size": 8, "max_new_tokens": 2}},
+        "student": {"model": str(dropout_student_path(tmp_path, t5_dir)),
+                    "train": {"steps": 8, "batch_size": 4, "checkpoint_every": 3, "learning_rate": 1e-3},
+                    "evaluate": {"max_new_tokens": 3}},
+        "modes": ["standard", "multitask"],
+        "top_k": [2],
+        "seeds": [0],
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["run", str(path), "--output", str(tmp_path / "reference")]) == 0
+    arguments = ["run", str(path), "--output", str(tmp_path / "resumed")]
+    # The 13th step overall is the 5th of the second cell: killed after its step-3 checkpoint.
+    assert run_subprocess(arguments, kill_at="train.after_step:13") == -signal.SIGKILL
+    assert run_subprocess(arguments, kill_at="store.mid_write:99") == 0
+    for name in ("results.csv", "results.md"):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "reference" / name).read_text()
+    reference = sorted((tmp_path / "reference").rglob("model.safetensors"))
+    resumed = sorted((tmp_path / "resumed").rglob("model.safetensors"))
+    assert len(reference) == len(resumed) == 2
+    assert [p.read_bytes() for p in reference] == [p.read_bytes() for p in resumed]
+
+
+def dropout_student_path(tmp_path: Path, t5_dir: Path) -> Path:
+    folder = tmp_path / "dropout-student"
+    config = AutoConfig.from_pretrained(t5_dir)
+    config.dropout_rate = 0.1
+    AutoModelForSeq2SeqLM.from_pretrained(t5_dir, config=config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(t5_dir).save_pretrained(folder)
+    return folder

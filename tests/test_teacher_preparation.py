@@ -48,4 +48,6 @@ def test_weak_teacher_is_fine_tuned_then_used_from_one_yaml(tmp_path: Path, t5_d
     assert len(records) == 24 and all(record["teacher_trained_on"] is True for record in records)
     manifest = json.loads((grid / "rationales-teacher" / "manifest.json").read_text())
     assert manifest["summary"]["teacher_trained_on"] == 24
-    assert "| keywords |" in (tmp_path / "grid" / "results.md").read_text()
+    checked_before = json.loads((grid / "teacher-eval-before" / "teacher_eval.json").read_text())
+    assert checked_before["accuracy"] == before["accuracy"]
+    assert "before fine-tuning" in (tmp_path / "grid" / "results.md").read_text()

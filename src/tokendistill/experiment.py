@@ -266,6 +266,11 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
     for task_plan in plans:
         name = task_plan.spec.name
         if task_plan.finetune is not None:
+            before = {**task_plan.teacher_eval, "teacher": task_plan.finetune.student,
+                      "output": str(Path(task_plan.teacher_eval["output"]).with_name("teacher-eval-before"))}
+            if not (Path(before["output"]) / "teacher_eval.json").exists():
+                print(f"[{name}] checking the teacher before fine-tuning", flush=True)
+                teacher_eval(build(TeacherEvalConfig, before), progress=progress)
             print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
             train(task_plan.finetune, progress=progress)
         eval_path = Path(task_plan.teacher_eval["output"]) / "teacher_eval.json"
@@ -300,8 +305,11 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics["examples"]})
     teachers = {}
-    for path in sorted(root.rglob("teacher_eval.json")):
+    for path in sorted(root.rglob("teacher-eval/teacher_eval.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
+        before = path.parent.with_name("teacher-eval-before") / "teacher_eval.json"
+        if before.exists():
+            result["before_finetuning"] = json.loads(before.read_text(encoding="utf-8"))
         teachers[result["task"]] = result
     return rows, teachers
 
@@ -332,14 +340,23 @@ def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str
              "| vs standard |", "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in summary:
         teacher = teachers.get(entry["task"])
-        teacher_text = (f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
-                        if teacher else "n/a")
+        teacher_text = _teacher_text(teacher)
         k = "" if entry["k"] is None else f"{entry['k']:g}"
         difference = "" if entry["vs_standard"] is None else f"{100 * entry['vs_standard']:+.1f}"
         lines.append(f"| {entry['task']} | {teacher_text} | {entry['student']} | {entry['size']} | {entry['mode']} | {k} | "
                      f"{entry['target'] or ''} | {entry['seeds']} | {100 * entry['mean']:.1f} ± {100 * entry['sd']:.1f} "
                      f"| {difference} |")
     return "\n".join(lines) + "\n"
+
+
+def _teacher_text(teacher: dict[str, Any] | None) -> str:
+    if not teacher:
+        return "n/a"
+    text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
+    before = teacher.get("before_finetuning")
+    if before:
+        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning"
+    return text
 
 
 def write_results(root: Path) -> str:
