@@ -13,7 +13,7 @@ def test_store_resumes_and_cuts_a_torn_last_line(tmp_path: Path) -> None:
     with (tmp_path / RECORDS).open("a") as handle:
         handle.write('{"id": "c", "ratio')  # killed mid-write
     reopened = RationaleStore.open(tmp_path, {"method": "saliency"})
-    assert set(reopened.records) == {"a", "b"}
+    assert reopened.done == {"a", "b"}
     reopened.append([{"id": "c", "rationale": ["z"]}])
     lines = (tmp_path / RECORDS).read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c"]
@@ -25,7 +25,7 @@ def test_store_refuses_a_different_configuration_unless_overwriting(tmp_path: Pa
         RationaleStore.open(tmp_path, {"method": "occlusion", "top_k": 10})
     assert load_rationales(tmp_path) == {"a": {"id": "a"}}
     fresh = RationaleStore.open(tmp_path, {"method": "occlusion", "top_k": 10}, overwrite=True)
-    assert fresh.records == {}
+    assert fresh.done == set()
 
 
 def test_reading_a_folder_that_is_not_a_store_says_what_to_do(tmp_path: Path) -> None:

@@ -48,27 +48,30 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
-def _read_valid_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Complete records and the byte length they occupy; anything after the first bad line is discarded."""
-    records: list[dict[str, Any]] = []
+def _read_valid_ids(path: Path) -> tuple[set[str], int]:
+    """Ids of the complete records and the byte length they occupy; anything after the first bad line is
+    discarded."""
+    ids: set[str] = set()
     valid_bytes = 0
     with path.open("rb") as handle:
         for line in handle:
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                ids.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
                 break
             valid_bytes += len(line)
-    return records, valid_bytes
+    return ids, valid_bytes
 
 
 @dataclass
 class RationaleStore:
+    """Only the ids of finished records stay in memory; the records themselves are read back lazily."""
+
     folder: Path
     manifest: dict[str, Any]
-    records: dict[str, dict[str, Any]]
+    done: set[str]
 
     @classmethod
     def open(
@@ -95,14 +98,13 @@ class RationaleStore:
         elif folder.exists() and any(folder.iterdir()) and not overwrite:
             raise UserError(f"{folder} exists and is not a rationale folder; choose another --output or --overwrite")
         folder.mkdir(parents=True, exist_ok=True)
-        records: dict[str, dict[str, Any]] = {}
+        done: set[str] = set()
         records_path = folder / RECORDS
         if records_path.exists():
-            loaded, valid_bytes = _read_valid_lines(records_path)
+            done, valid_bytes = _read_valid_ids(records_path)
             if valid_bytes < records_path.stat().st_size:
                 with records_path.open("r+b") as handle:
                     handle.truncate(valid_bytes)  # a torn tail from an interrupted run is redone
-            records = {record["id"]: record for record in loaded}
         manifest = {
             "config_hash": wanted,
             "identity": identity,
@@ -113,7 +115,7 @@ class RationaleStore:
         if manifest_path.exists():
             manifest = {**json.loads(manifest_path.read_text(encoding="utf-8")), "complete": False}
         write_json_atomic(manifest_path, manifest)
-        return cls(folder, manifest, records)
+        return cls(folder, manifest, done)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         batch = list(records)
@@ -126,7 +128,7 @@ class RationaleStore:
             handle.write(text[half:])
             handle.flush()
             os.fsync(handle.fileno())
-        self.records.update((record["id"], record) for record in batch)
+        self.done.update(record["id"] for record in batch)
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.manifest.update(summary=summary, complete=True)

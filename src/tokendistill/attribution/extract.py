@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_d
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model
-from tokendistill.rationales import RationaleStore
-from tokendistill.tasks import Example, Task, get_task, load_examples
+from tokendistill.rationales import RationaleStore, iter_rationales
+from tokendistill.tasks import Example, Task, get_task, iter_examples
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def length_buckets(examples: Sequence[Example], batch_size: int) -> Iterator[list[Example]]:
-    """Batches of examples of similar length, so that little compute goes to padding."""
-    ordered = sorted(examples, key=lambda example: (len(example.input), example.id))
-    for start in range(0, len(ordered), batch_size):
-        yield ordered[start : start + batch_size]
+def length_buckets(examples: Iterable[Example], batch_size: int, window: int = 4096) -> Iterator[list[Example]]:
+    """Batches of examples of similar length, so that little compute goes to padding.
+
+    Examples are sorted by length within windows of ``window`` examples, read as they stream in, so memory
+    stays flat on any dataset; the batches depend on the examples alone, never on what a run already did.
+    """
+    stream = iter(examples)
+    while chunk := list(itertools.islice(stream, window)):
+        ordered = sorted(chunk, key=lambda example: (len(example.input), example.id))
+        for start in range(0, len(ordered), batch_size):
+            yield ordered[start : start + batch_size]
 
 
 def chance_accuracy(task: Task, examples: Sequence[Example]) -> float | None:
@@ -138,24 +146,22 @@ def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None
     return set(ids_path.read_text(encoding="utf-8").splitlines())
 
 
-def check_top_k(top_k: float, examples: Sequence[Example], config: ExtractConfig) -> int:
-    """Refuse a k that keeps every word of every input (no selection at all); returns how many inputs have
-    fewer candidate words than k (those keep all of theirs)."""
+def candidate_count(example: Example, config: ExtractConfig) -> int:
+    return int(candidate_mask(split_words(example), config.drop_punctuation, config.drop_stopwords).sum())
+
+
+def check_top_k(top_k: float, examples: Sequence[Example], config: ExtractConfig) -> None:
+    """Refuse a k that keeps every word of every input (no selection at all), judged on the first examples."""
     if top_k <= 0:
         raise UserError("--top-k must be positive: a count of words, or a fraction below 1")
     if top_k < 1:
-        return 0
-    counts = [
-        int(candidate_mask(split_words(example), config.drop_punctuation, config.drop_stopwords).sum())
-        for example in examples
-    ]
-    longest = max(counts)
+        return
+    longest = max(candidate_count(example, config) for example in examples)
     if top_k >= longest:
         raise UserError(
             f"--top-k {top_k:g} keeps every word of every input (the longest has {longest} candidate words); "
             "choose a smaller count or a fraction such as 0.2"
         )
-    return sum(count < top_k for count in counts)
 
 
 def extract(config: ExtractConfig, progress: bool = True) -> Path:
@@ -167,52 +173,66 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     """
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed)
-    if config.target == "choice" and not all(example.choices for example in examples):
+
+    def examples() -> Iterator[Example]:
+        return iter_examples(task, config.split, config.data, config.limit, config.seed)
+
+    first = list(itertools.islice(examples(), 4096))
+    if config.target == "choice" and not all(example.choices for example in first):
         raise UserError(f"task {task.name!r} has no closed set of answers; use --target teacher or --target gold")
-    short_inputs = check_top_k(config.top_k, examples, config)
+    check_top_k(config.top_k, first, config)
+    del first
     seen_by_teacher = teacher_training_ids(config.teacher, task.name, config.split)
-    if short_inputs:
-        log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
     store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
     write_config(config, Path(config.output))
-    batches = [
-        batch
-        for batch in length_buckets(examples, config.batch_size)
-        if any(example.id not in store.records for example in batch)
-    ]
-    remaining = sum(example.id not in store.records for example in examples)
-    if remaining < len(examples):
-        log.info("resuming: %d of %d examples already done", len(examples) - remaining, len(examples))
+    if store.done:
+        log.info("resuming: %d examples already done", len(store.done))
     seed_everything(config.seed)
-    if batches:
-        loaded = load_model(config.teacher, device=config.device, offsets=True)
-        teacher = Teacher(loaded, config.max_input_length, config.prompt_suffix, config.chat_template)
-        bar = tqdm(total=remaining, desc=f"extract {config.method}", disable=not progress, unit="ex")
-        for batch_examples in batches:
-            records = attribute_batch(teacher, task, batch_examples, config)
-            for record in records:
-                record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
-            new = [record for record in records if record["id"] not in store.records]
-            store.append(new)
-            crash_point("extract.after_batch")
-            bar.update(len(new))
+    teacher: Teacher | None = None
+    bar = None
+    wanted: set[str] = set()
+    for batch_examples in length_buckets(examples(), config.batch_size):
+        wanted.update(example.id for example in batch_examples)
+        if all(example.id in store.done for example in batch_examples):
+            continue
+        if teacher is None:
+            teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True),
+                              config.max_input_length, config.prompt_suffix, config.chat_template)
+            bar = tqdm(desc=f"extract {config.method}", disable=not progress, unit="ex")
+        records = attribute_batch(teacher, task, batch_examples, config)
+        for record, example in zip(records, batch_examples):
+            record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
+            record["candidate_words"] = candidate_count(example, config)
+        new = [record for record in records if record["id"] not in store.done]
+        store.append(new)
+        crash_point("extract.after_batch")
+        bar.update(len(new))  # type: ignore[union-attr]
+    if bar is not None:
         bar.close()
-    done = [store.records[example.id] for example in examples]
-    truncated = sum(record["truncated"] for record in done)
+    counts = Counter()
+    for record in iter_rationales(config.output):
+        if record["id"] in wanted:
+            counts["examples"] += 1
+            counts["correct"] += bool(record["teacher_correct"])
+            counts["truncated"] += bool(record["truncated"])
+            counts["trained_on"] += bool(record.get("teacher_trained_on"))
+            counts["short"] += config.top_k >= 1 and record.get("candidate_words", config.top_k) < config.top_k
+    truncated, short_inputs = counts["truncated"], counts["short"]
+    if short_inputs:
+        log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
     if truncated:
         log.warning(
             "%d of %d inputs were longer than %d teacher tokens and were truncated (counted in the manifest); "
             "raise --max-input-length to keep them whole",
             truncated,
-            len(done),
+            counts["examples"],
             config.max_input_length,
         )
-    accuracy = sum(record["teacher_correct"] for record in done) / len(done)
-    chance = chance_accuracy(task, examples)
+    accuracy = counts["correct"] / counts["examples"]
+    chance = chance_accuracy(task, list(itertools.islice(examples(), 1)))
     if chance is not None and accuracy < chance + 0.1:
         log.warning(
             "the teacher is right on %.1f%% of these examples, near chance (%.1f%%): its token scores carry "
@@ -222,13 +242,13 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
         )
     store.finish(
         {
-            "examples": len(done),
+            "examples": counts["examples"],
             "teacher": config.teacher,
             "teacher_accuracy": accuracy,
             "chance_accuracy": chance,
             "truncated_inputs": truncated,
             "inputs_shorter_than_k": short_inputs,
-            "teacher_trained_on": sum(bool(record.get("teacher_trained_on")) for record in done),
+            "teacher_trained_on": counts["trained_on"],
             "seed": config.seed,
             "config": dataclasses.asdict(config),
         }

@@ -8,7 +8,7 @@ from typing import Any
 from tokendistill.tasks import synthetic as _synthetic  # noqa: F401  (registers the demo task)
 from tokendistill.tasks.base import TEMPLATE, Example, Segment, Task, normalize_answer
 from tokendistill.tasks.builtin import TASKS
-from tokendistill.tasks.loading import load_examples, raw_records
+from tokendistill.tasks.loading import iter_examples, load_examples, raw_records
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -26,6 +26,7 @@ __all__ = [
     "Segment",
     "Task",
     "get_task",
+    "iter_examples",
     "load_examples",
     "normalize_answer",
     "raw_records",

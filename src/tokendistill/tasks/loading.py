@@ -151,22 +151,25 @@ def _hub_records(task: Task, split: str, dataset_id: str | None = None) -> Itera
         ) from None
 
 
+def iter_examples(
+    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
+) -> Iterator[Example]:
+    """The first ``limit`` formatted examples of ``split``, streamed: memory does not grow with the split."""
+    records = raw_records(task, split, data, seed)
+    seen: set[str] = set()
+    for index, record in enumerate(itertools.islice(records, limit)):
+        example = task.format(record, index, split)
+        if example.id in seen:
+            raise UserError(f"id {example.id!r} appears twice in split {split!r}; ids must be unique")
+        seen.add(example.id)
+        # The row number travels with the example: files aligned by row (DSS's LLM rationales) join on it.
+        yield dataclasses.replace(example, meta={**example.meta, "row": index})
+    if not seen:
+        raise UserError(f"split {split!r} of task {task.name!r} has no records")
+
+
 def load_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
 ) -> list[Example]:
     """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
-    records = raw_records(task, split, data, seed)
-    # The row number travels with the example: files aligned by row (DSS's LLM rationales) join on it.
-    examples = [
-        dataclasses.replace(example, meta={**example.meta, "row": index})
-        for index, record in enumerate(itertools.islice(records, limit))
-        for example in (task.format(record, index, split),)
-    ]
-    if not examples:
-        raise UserError(f"split {split!r} of task {task.name!r} has no records")
-    seen: set[str] = set()
-    for example in examples:
-        if example.id in seen:
-            raise UserError(f"id {example.id!r} appears twice in split {split!r}; ids must be unique")
-        seen.add(example.id)
-    return examples
+    return list(iter_examples(task, split, data, limit, seed))
