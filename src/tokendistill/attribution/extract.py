@@ -8,8 +8,9 @@ import json
 import logging
 import math
 import random
+import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_d
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model
-from tokendistill.rationales import RationaleStore, iter_rationales
+from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales
 from tokendistill.tasks import Example, Task, get_task, iter_examples
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,69 @@ def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None
     return set(ids_path.read_text(encoding="utf-8").splitlines())
 
 
+def process_state(device: str) -> Any:
+    """This process's place among those started by `accelerate launch` or `torchrun` (one process: 0 of 1)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=device == "cpu")
+
+
+PARTS = "parts"
+
+
+def part_folder(output: str, rank: int, world: int) -> Path:
+    return Path(output) / PARTS / f"part-{rank}-of-{world}"
+
+
+def parts_done(output: str) -> set[str]:
+    """Ids already finished in any part (this run's, or an interrupted run's with another process count)."""
+    done: set[str] = set()
+    folder = Path(output) / PARTS
+    if folder.is_dir():
+        for part in folder.iterdir():
+            done |= finished_ids(part / RECORDS)
+    return done
+
+
+def finished_ids(path: Path) -> set[str]:
+    """Ids of the complete records of a records file (read only; a torn tail is ignored)."""
+    ids: set[str] = set()
+    if path.exists():
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    ids.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                    break
+    return ids
+
+
+def merge_parts(store: RationaleStore, config: ExtractConfig, examples: Callable[[], Iterator[Example]]) -> None:
+    """Append the parts' records to the main store in batch order (as one process would have written them),
+    skipping any already there, then remove the parts. Safe to interrupt: a rerun merges what is missing."""
+    folder = Path(config.output) / PARTS
+    if not folder.is_dir():
+        return
+    pending: dict[str, dict[str, Any]] = {}
+    readers = [iter_rationales(part) for part in sorted(folder.iterdir()) if (part / "records.jsonl").exists()]
+    for batch in length_buckets(examples(), config.batch_size):
+        ids = [example.id for example in batch if example.id not in store.done]
+        while readers and any(example_id not in pending for example_id in ids):
+            # Each part holds its batches in order; read on until this batch's records are all in hand.
+            progressed = False
+            for reader in readers:
+                record = next(reader, None)
+                if record is not None:
+                    pending[record["id"]] = record
+                    progressed = True
+            if not progressed:
+                break
+        store.append([pending.pop(example_id) for example_id in ids if example_id in pending])
+    shutil.rmtree(folder)
+
+
 def candidate_count(example: Example, config: ExtractConfig) -> int:
     return int(candidate_mask(split_words(example), config.drop_punctuation, config.drop_stopwords).sum())
 
@@ -186,32 +250,47 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
-    store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
-    write_config(config, Path(config.output))
-    if store.done:
-        log.info("resuming: %d examples already done", len(store.done))
+    state = process_state(config.device)
+    rank, world = state.process_index, state.num_processes
+    if state.is_main_process:
+        store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
+        write_config(config, Path(config.output))
+    state.wait_for_everyone()
+    main_done = store.done if state.is_main_process else finished_ids(Path(config.output) / RECORDS)
+    # With several processes each writes its own part (resumed on its own), merged in batch order at the end.
+    own_part = RationaleStore.open(part_folder(config.output, rank, world), identity, True) if world > 1 else None
+    writer = own_part or store
+    done = set(main_done) | parts_done(config.output)
+    if done:
+        log.info("resuming: %d examples already done", len(done))
     seed_everything(config.seed)
     teacher: Teacher | None = None
     bar = None
     wanted: set[str] = set()
-    for batch_examples in length_buckets(examples(), config.batch_size):
+    for index, batch_examples in enumerate(length_buckets(examples(), config.batch_size)):
         wanted.update(example.id for example in batch_examples)
-        if all(example.id in store.done for example in batch_examples):
+        if index % world != rank or all(example.id in done for example in batch_examples):
             continue
         if teacher is None:
             teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True),
                               config.max_input_length, config.prompt_suffix, config.chat_template)
-            bar = tqdm(desc=f"extract {config.method}", disable=not progress, unit="ex")
+            bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
+                       disable=not progress, unit="ex")
         records = attribute_batch(teacher, task, batch_examples, config)
         for record, example in zip(records, batch_examples):
             record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
             record["candidate_words"] = candidate_count(example, config)
-        new = [record for record in records if record["id"] not in store.done]
-        store.append(new)
+        new = [record for record in records if record["id"] not in done]
+        writer.append(new)
+        done.update(record["id"] for record in new)
         crash_point("extract.after_batch")
         bar.update(len(new))  # type: ignore[union-attr]
     if bar is not None:
         bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return Path(config.output)
+    merge_parts(store, config, examples)
     counts = Counter()
     for record in iter_rationales(config.output):
         if record["id"] in wanted:
@@ -220,6 +299,11 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
             counts["truncated"] += bool(record["truncated"])
             counts["trained_on"] += bool(record.get("teacher_trained_on"))
             counts["short"] += config.top_k >= 1 and record.get("candidate_words", config.top_k) < config.top_k
+    if counts["examples"] < len(wanted):
+        raise UserError(
+            f"{len(wanted) - counts['examples']} of {len(wanted)} examples have no record in {config.output}; "
+            "run the same command again to finish them"
+        )
     truncated, short_inputs = counts["truncated"], counts["short"]
     if short_inputs:
         log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)

@@ -1,0 +1,50 @@
+"""Two processes (torchrun, gloo on CPU) give what one process gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def launch(arguments: list[str], processes: int, kill_at: str | None = None) -> int:
+    environment = dict(ENVIRONMENT)
+    environment.pop("TOKENDISTILL_KILL_AT", None)
+    if kill_at:
+        environment["TOKENDISTILL_KILL_AT"] = kill_at
+    if processes == 1:
+        command = [sys.executable, "-m", "tokendistill.cli", *arguments]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   "-m", "tokendistill.cli", *arguments]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    if kill_at is None and result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return result.returncode
+
+
+def extract_arguments(teacher: Path, output: Path) -> list[str]:
+    return ["extract", "--task", "keywords", "--teacher", str(teacher), "--output", str(output), "--limit", "40",
+            "--batch-size", "4", "--top-k", "3", "--max-new-tokens", "3", "--device", "cpu"]
+
+
+def test_two_process_extraction_equals_one_process_record_for_record(tmp_path: Path, t5_dir: Path) -> None:
+    assert launch(extract_arguments(t5_dir, tmp_path / "one"), 1) == 0
+    assert launch(extract_arguments(t5_dir, tmp_path / "two"), 2) == 0
+    assert (tmp_path / "two" / "records.jsonl").read_bytes() == (tmp_path / "one" / "records.jsonl").read_bytes()
+    assert not (tmp_path / "two" / "parts").exists()
+    assert json.loads((tmp_path / "two" / "manifest.json").read_text())["summary"]["examples"] == 40
+
+
+def test_two_process_extraction_resumes_per_shard(tmp_path: Path, t5_dir: Path) -> None:
+    assert launch(extract_arguments(t5_dir, tmp_path / "one"), 1) == 0
+    arguments = extract_arguments(t5_dir, tmp_path / "two")
+    assert launch(arguments, 2, kill_at="extract.after_batch:2") != 0
+    parts = sorted((tmp_path / "two" / "parts").iterdir())
+    assert [p.name for p in parts] == ["part-0-of-2", "part-1-of-2"]
+    assert launch(arguments, 2) == 0
+    assert (tmp_path / "two" / "records.jsonl").read_bytes() == (tmp_path / "one" / "records.jsonl").read_bytes()
