@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -48,3 +50,31 @@ def test_two_process_extraction_resumes_per_shard(tmp_path: Path, t5_dir: Path) 
     assert [p.name for p in parts] == ["part-0-of-2", "part-1-of-2"]
     assert launch(arguments, 2) == 0
     assert (tmp_path / "two" / "records.jsonl").read_bytes() == (tmp_path / "one" / "records.jsonl").read_bytes()
+
+
+def train_arguments(student: Path, rationales: Path, output: Path) -> list[str]:
+    return ["train", "--task", "keywords", "--student", str(student), "--output", str(output), "--mode", "multitask",
+            "--rationales", str(rationales), "--limit", "24", "--steps", "6", "--batch-size", "8",
+            "--learning-rate", "1e-3", "--device", "cpu"]
+
+
+def test_two_process_training_matches_one_process(tmp_path: Path, t5_dir: Path) -> None:
+    """Same loss history and weights up to the order of the gradient all-reduce (float32 sums)."""
+    import torch
+    from safetensors.torch import load_file
+
+    rationales = tmp_path / "r"
+    assert launch(extract_arguments(t5_dir, rationales), 1) == 0
+    assert launch(train_arguments(t5_dir, rationales, tmp_path / "one"), 1) == 0
+    assert launch([*train_arguments(t5_dir, rationales, tmp_path / "acc"), "--gradient-accumulation", "2"], 1) == 0
+    assert launch(train_arguments(t5_dir, rationales, tmp_path / "two"), 2) == 0
+    reference = [json.loads(line) for line in (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()]
+    for other in ("acc", "two"):
+        history = [json.loads(line) for line in (tmp_path / other / "train_log.jsonl").read_text().splitlines()]
+        assert len(history) == len(reference) == 6
+        for ours, theirs in zip(history, reference):
+            for key in ("loss", "label_loss", "rationale_loss"):
+                assert ours[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (other, key)
+        weights, expected = load_file(tmp_path / other / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+        for name, tensor in expected.items():
+            torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5)

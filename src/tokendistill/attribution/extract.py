@@ -32,7 +32,7 @@ from tokendistill.attribution.words import (
 from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_dict, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
-from tokendistill.models import load_model
+from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales
 from tokendistill.tasks import Example, Task, get_task, iter_examples
 
@@ -151,7 +151,7 @@ def process_state(device: str) -> Any:
     """This process's place among those started by `accelerate launch` or `torchrun` (one process: 0 of 1)."""
     from accelerate import PartialState
 
-    return PartialState(cpu=device == "cpu")
+    return PartialState(cpu=resolve_device(device).type == "cpu")
 
 
 PARTS = "parts"

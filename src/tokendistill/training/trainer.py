@@ -16,6 +16,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_scheduler
 
-from tokendistill.attribution.extract import seed_everything
+from tokendistill.attribution.extract import process_state, seed_everything
 from tokendistill.config import (
     TrainConfig,
     config_hash,
@@ -227,9 +228,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     output = Path(config.output)
     identity = run_identity(config)
     fingerprints = input_fingerprints(config)
-    try:
-        checkpoint = prepare_output(output, config)
-    except AlreadyTrained:
+    device = resolve_device(config.device)
+    state = process_state(config.device)
+    # The main process clears or keeps the folder first; the others then read what it left.
+    checkpoint, finished = None, False
+    for turn in (True, False):
+        if state.is_main_process == turn:
+            try:
+                checkpoint = prepare_output(output, config)
+            except AlreadyTrained:
+                finished = True
+        if turn:
+            state.wait_for_everyone()
+    if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
@@ -237,7 +248,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     rows = build_rows(mode, examples, config)
 
     seed_everything(config.seed)
-    device = resolve_device(config.device)
     loaded = load_model(config.student, init=config.init, device="cpu")
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no")
     model = loaded.model
@@ -272,39 +282,61 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         initial=first_step,
         total=config.steps,
     )
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if examples_per_step < world * config.gradient_accumulation:
+        raise UserError(
+            f"--batch-size {examples_per_step} is too small for {world} processes x {config.gradient_accumulation} "
+            "accumulation steps: every pass needs at least one example"
+        )
     for step in bar:
         step_examples = [next(order) for _ in range(examples_per_step)]
-        # Micro-batches by example, so that an example's label and rationale rows stay together.
-        chunks = [step_examples[i :: config.gradient_accumulation] for i in range(config.gradient_accumulation)]
+        # Each process takes every world-th example of the step's batch, then splits it into micro-batches by
+        # example, so that an example's label and rationale rows stay together.
+        local = step_examples[rank::world]
+        chunks = [local[i :: config.gradient_accumulation] for i in range(config.gradient_accumulation)]
         encoded = [
             encode_rows(
                 loaded.tokenizer, [row for index in chunk for row in rows[index]], loaded.is_encoder_decoder,
                 config.max_input_length, config.max_target_length,
             )
             for chunk in chunks
-            if chunk
         ]
-        totals = group_token_totals(encoded, loaded.is_encoder_decoder) if len(encoded) > 1 else None
+        totals = None
+        if world > 1 or len(encoded) > 1:
+            # Per-group token counts of the whole step (all processes, all micro-batches), so that the parts'
+            # losses add up to the loss of the full batch exactly as one process would compute it.
+            everything = encode_rows(
+                loaded.tokenizer, [row for index in step_examples for row in rows[index]], loaded.is_encoder_decoder,
+                config.max_input_length, config.max_target_length,
+            )
+            totals = group_token_totals([everything], loaded.is_encoder_decoder)
         value, parts = 0.0, {}
-        for part in encoded:
+        for number, part in enumerate(encoded):
             inputs = {key: tensor.to(accelerator.device) for key, tensor in part.model_inputs.items()}
             labels = part.labels.to(accelerator.device)
             if loaded.is_encoder_decoder:
                 # Decoder inputs only; the loss is computed per row below.
                 inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=labels)
-            with accelerator.autocast():
+            # Gradients are averaged across processes once per step, after the last micro-batch.
+            sync = number == len(encoded) - 1
+            with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
                 logits = model(**inputs).logits
-            row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
-            loss, part_losses = multitask_loss(row_loss, row_tokens, part.groups, config.alpha, totals)
-            value += float(loss.detach())
-            for name, amount in part_losses.items():
-                parts[name] = parts.get(name, 0.0) + amount
-            if not math.isfinite(value):
-                raise UserError(
-                    f"the training loss became {value} at step {step + 1}; lower --learning-rate "
-                    "(the last checkpoint is kept; rerun with --overwrite to start over)"
-                )
-            accelerator.backward(loss)
+                row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
+                loss, part_losses = multitask_loss(row_loss, row_tokens, part.groups, config.alpha, totals)
+                value += float(loss.detach())
+                for name, amount in part_losses.items():
+                    parts[name] = parts.get(name, 0.0) + amount
+                # Data parallelism averages gradients over processes; the parts here are already shares of the
+                # whole batch's loss, so they are scaled back up.
+                accelerator.backward(loss * world)
+        if world > 1:
+            summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
+            value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
+        if not math.isfinite(value):
+            raise UserError(
+                f"the training loss became {value} at step {step + 1}; lower --learning-rate "
+                "(the last checkpoint is kept; rerun with --overwrite to start over)"
+            )
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -312,7 +344,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if step % 10 == 0:
             bar.set_postfix(loss=f"{value:.3f}")
         done = step + 1
-        if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
+        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
+                and accelerator.is_main_process):
             save_checkpoint(
                 output / CHECKPOINT,
                 {
@@ -330,6 +363,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         crash_point("train.after_step")
     bar.close()
     elapsed = time.perf_counter() - started
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return output
 
     save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0)
     write_config(config, output)
