@@ -206,11 +206,14 @@ def apply_lora(model: PreTrainedModel, config: TrainConfig, is_encoder_decoder: 
         raise UserError(f"cannot add LoRA adapters: {str(error).splitlines()[0]}; set --lora-targets") from None
 
 
-def save_student(model: Any, tokenizer: Any, output: Path, merge_lora: bool) -> None:
+def save_student(
+    model: Any, tokenizer: Any, output: Path, merge_lora: bool, state_dict: dict[str, Any] | None = None
+) -> None:
     """Weights and tokenizer loadable with plain ``from_pretrained``; LoRA adapters are merged in first."""
     if merge_lora:
         model = model.merge_and_unload()
-    model.save_pretrained(output)
+        state_dict = None
+    model.save_pretrained(output, state_dict=state_dict)
     tokenizer.save_pretrained(output)
 
 
@@ -364,10 +367,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     bar.close()
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()
+    # Every process takes part: under FSDP or DeepSpeed ZeRO-3 the full weights are gathered from all shards.
+    state_dict = None if config.lora_rank > 0 else accelerator.get_state_dict(model)
     if not accelerator.is_main_process:
         return output
 
-    save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0)
+    save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0, state_dict)
     write_config(config, output)
     with (output / "train_log.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(entry) + "\n" for entry in history)
