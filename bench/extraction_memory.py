@@ -96,7 +96,7 @@ def main() -> None:
         base = min(r["peak_rss_mb"] for r in rows if r["processes"] == row["processes"])
         row["rss_ratio_to_smallest"] = row["peak_rss_mb"] / base
     result = {"machine": f"{platform.machine()}, python {platform.python_version()}",
-              "date": time.strftime("%Y-%m-%d"), "teacher": "tiny T5 (d_model 32), keywords task", "runs": rows}
+              "date": time.strftime("%Y-%m-%d"), "teacher": "tiny T5 (d_model 32); generated keywords rows read from a JSONL file as a text task", "runs": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "extraction_memory.json").write_text(json.dumps(result, indent=2))
     lines = ["# Extraction peak memory vs dataset size", "", f"{result['machine']}; {result['teacher']}.", "",

@@ -90,14 +90,14 @@ def main() -> None:
 
             folder, model_name = t5_small_shaped(Path(scratch) / "t5"), "t5-small-shaped-random"
         loaded = load_model(folder, device="cpu")
-    model, tokenizer = loaded.model.train(), loaded.tokenizer
-    model.config.dropout_rate = 0.0
+    model, tokenizer = loaded.model.eval(), loaded.tokenizer
     examples = synthetic_rows(arguments.batch_size * (steps + 1), arguments.rationale)
     batches = [[row for example in examples[i : i + arguments.batch_size] for row in example]
                for i in range(0, len(examples), arguments.batch_size)]
     with torch.no_grad():
         one, two = one_pass_loss(model, tokenizer, batches[0], 0.5), two_pass_loss(model, tokenizer, batches[0], 0.5)
     torch.testing.assert_close(one, two, rtol=1e-4, atol=1e-5)  # the same objective, or the race means nothing
+    model.train()  # dropout on, as in training; both steps draw it alike
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
 
     def step(loss_function, rows: list[TrainingRow]) -> float:
