@@ -203,27 +203,29 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []
         students = experiment.student["model"]
-        for size, student_model, mode in itertools.product(spec.train_sizes, students, experiment.modes):
+        # Seeds outermost: a grid cut short still holds a complete comparison for its first seeds.
+        for seed, size, student_model, mode in itertools.product(
+            experiment.seeds, spec.train_sizes, students, experiment.modes
+        ):
             uses_rationales = MODES.get(mode).needs_rationales
             for k in experiment.top_k if uses_rationales else [None]:
                 for target in experiment.targets if uses_rationales else [None]:
-                    for seed in experiment.seeds:
-                        name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
-                        student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
-                        folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
-                        train = build(TrainConfig, {
-                            **common, **train_options, "student": student_model,
-                            "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
-                            "split": spec.train_split, "limit": size, "output": str(folder / "student"),
-                            "rationales": extractions[target].output if uses_rationales else None,
-                            "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
-                        })
-                        evaluate = build(EvaluateConfig, {
-                            **common, **evaluate_options, "model": train.output, "split": spec.test_split,
-                            "limit": spec.test_limit, "output": str(folder / "eval"),
-                        })
-                        cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate,
-                                          Path(student_model).name))
+                    name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
+                    student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
+                    folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
+                    train = build(TrainConfig, {
+                        **common, **train_options, "student": student_model,
+                        "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
+                        "split": spec.train_split, "limit": size, "output": str(folder / "student"),
+                        "rationales": extractions[target].output if uses_rationales else None,
+                        "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                    })
+                    evaluate = build(EvaluateConfig, {
+                        **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                        "limit": spec.test_limit, "output": str(folder / "eval"),
+                    })
+                    cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate,
+                                      Path(student_model).name))
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
     return plans
 
