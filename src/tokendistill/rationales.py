@@ -48,7 +48,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
-def _read_valid_ids(path: Path) -> tuple[set[str], int]:
+def read_valid_ids(path: Path) -> tuple[set[str], int]:
     """Ids of the complete records and the byte length they occupy; anything after the first bad line is
     discarded."""
     ids: set[str] = set()
@@ -101,7 +101,7 @@ class RationaleStore:
         done: set[str] = set()
         records_path = folder / RECORDS
         if records_path.exists():
-            done, valid_bytes = _read_valid_ids(records_path)
+            done, valid_bytes = read_valid_ids(records_path)
             if valid_bytes < records_path.stat().st_size:
                 with records_path.open("r+b") as handle:
                     handle.truncate(valid_bytes)  # a torn tail from an interrupted run is redone

@@ -33,7 +33,7 @@ from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_d
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales
+from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales, read_valid_ids
 from tokendistill.tasks import Example, Task, get_task, iter_examples
 
 log = logging.getLogger(__name__)
@@ -173,17 +173,7 @@ def parts_done(output: str) -> set[str]:
 
 def finished_ids(path: Path) -> set[str]:
     """Ids of the complete records of a records file (read only; a torn tail is ignored)."""
-    ids: set[str] = set()
-    if path.exists():
-        with path.open("rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    ids.add(json.loads(line)["id"])
-                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                    break
-    return ids
+    return read_valid_ids(path)[0] if path.exists() else set()
 
 
 def merge_parts(store: RationaleStore, config: ExtractConfig, examples: Callable[[], Iterator[Example]]) -> None:
