@@ -4,7 +4,7 @@ Each size runs `tokendistill extract` in a fresh process (peak RSS is a per-proc
 generated JSONL file of that many rows (the `keywords` task's records, read as a `text` task through
 datasets' memory-mapped loader) with the same tiny T5 teacher; the result is each run's peak RSS, its ratio
 to the smallest run's, and examples/s; `--processes 2` adds runs under torchrun with two processes (the
-larger of the processes' peaks). Written to bench/results/extraction_memory.json and .md.
+larger of the processes' peaks). Written to bench/results/extraction_memory-<sizes>-p<processes>.json and .md.
 
     python bench/extraction_memory.py                                   # 200 and 5,000 examples
     python bench/extraction_memory.py --sizes 5000 100000 --processes 1 2  # the scaling issue's checks
@@ -98,12 +98,13 @@ def main() -> None:
     result = {"machine": f"{platform.machine()}, python {platform.python_version()}",
               "date": time.strftime("%Y-%m-%d"), "teacher": "tiny T5 (d_model 32); generated keywords rows read from a JSONL file as a text task", "runs": rows}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "extraction_memory.json").write_text(json.dumps(result, indent=2))
+    stem = "extraction_memory-" + "-".join(map(str, arguments.sizes)) + "-p" + "-".join(map(str, arguments.processes))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
     lines = ["# Extraction peak memory vs dataset size", "", f"{result['machine']}; {result['teacher']}.", "",
              "| processes | examples | peak RSS (MB) | ratio to smallest | examples/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['processes']} | {r['examples']:,} | {r['peak_rss_mb']:.0f} | {r['rss_ratio_to_smallest']:.3f} | "
               f"{r['examples_per_second']:.0f} |" for r in rows]
-    (RESULTS / "extraction_memory.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -80,6 +80,17 @@ def test_overlap_shares_against_both_baselines() -> None:
     # "the" is a stopword: 1 of 3 content words in "hit", 1 of 4 in "miss".
     assert shares["any"]["random_content_words"] == pytest.approx((1 / 3 + 1 / 4) / 2)
     assert shares["whole"]["rationale"] == pytest.approx(0.5)
+    assert shares["any"]["random_same_parts"] == pytest.approx(0.25)  # one of 4 candidates, drawn once, twice
+
+
+def test_same_parts_baseline_draws_from_the_parts_the_rationale_used() -> None:
+    # Two words picked from the choices and one from the question; the answer is one of 3 choice words.
+    view = view_record(record("x", ["why", "go", "there", "park", "zoo", "mall"], [1, 1, 1, 1, 1, 1], [0, 3, 4],
+                              "mall", roles=["question"] * 3 + ["choice"] * 3))
+    shares = overlap_shares([view], "gold")
+    assert shares["any"]["rationale"] == 0.0
+    assert shares["any"]["random_same_parts"] == pytest.approx(1 - 1 / 3)  # 1 - C(2,2)/C(3,2)
+    assert "random_same_parts" not in shares["whole"]
 
 
 def test_overlap_with_the_teachers_answer_and_by_k() -> None:
@@ -106,7 +117,7 @@ def test_subsets_by_teacher_correctness_in_analyze(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "r" / "analysis" / "analysis.json").read_text())
     assert written["sets"][0]["examples"] == 3
     table = (tmp_path / "r" / "analysis" / "analysis.md").read_text()
-    assert "| cqa | saliency | 3 | all | 2 | 50.0% | 25.0% | 29.2% |" in table
+    assert "| cqa | saliency | 3 | all | 2 | 50.0% | 25.0% | 29.2% | 25.0% |" in table
 
 
 def test_frequent_words_and_lift() -> None:

@@ -27,6 +27,8 @@ from tokendistill.rationales import iter_rationales, read_manifest, write_json_a
 from tokendistill.tasks.base import TEMPLATE
 
 SUBSETS = ("all", "teacher_right", "teacher_wrong")
+# The selected words, then the chance baselines (exact expectations) they are compared with.
+BASELINES = ("rationale", "random_words", "random_content_words", "random_same_parts")
 # Inclusion-exclusion over the distinct answer words costs 2^m terms; answers are short, but cap it.
 MAX_ANSWER_WORDS = 12
 
@@ -174,13 +176,27 @@ def overlap_shares(views: Sequence[RecordView], answer_of: str, k: int | None = 
             group_sizes = [sum(view.words[i] == w for i in pool) for w in present]
             sums[f"any/{name}"] += chance_any(len(pool), sum(group_sizes), size)
             sums[f"whole/{name}"] += chance_all(len(pool), group_sizes, size) if present else 0.0
+        sums["any/random_same_parts"] += 1.0 - _miss_same_parts(view, selected, answer)
     result: dict[str, Any] = {"examples": len(views), "answer_in_input": counted}
     for measure in ("any", "whole"):
         result[measure] = {
             name: (sums[f"{measure}/{name}"] / counted if counted else None)
-            for name in ("rationale", "random_words", "random_content_words")
+            for name in BASELINES
+            if measure == "any" or name != "random_same_parts"
         }
     return result
+
+
+def _miss_same_parts(view: RecordView, selected: Sequence[int], answer: frozenset[str]) -> float:
+    """P(no answer word) for random candidate words drawn part by part in the rationale's own numbers (as
+    many from the choices, as many from the question, ...): on multiple-choice inputs, saliency that merely
+    points at the choices gets this share for free."""
+    missed = 1.0
+    for role, count in Counter(view.roles[i] for i in selected).items():
+        pool = [i for i in np.flatnonzero(view.candidates) if view.roles[i] == role]
+        hits = sum(view.words[i] in answer for i in pool)
+        missed *= 1.0 - chance_any(len(pool), hits, count)
+    return missed
 
 
 def subsets(views: Sequence[RecordView]) -> dict[str, list[RecordView]]:
@@ -335,8 +351,9 @@ def _share(value: float | None) -> str:
 
 def overlap_table(sets: Sequence[dict[str, Any]], answer_of: str = "gold", measure: str = "any") -> str:
     lines = [
-        "| task | method | examples | subset | with answer in input | top-k words | random words | random content words |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | method | examples | subset | with answer in input | top-k words | random words | random content words "
+        "| random words from the same input parts |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in sets:
         for subset in SUBSETS:
@@ -345,7 +362,7 @@ def overlap_table(sets: Sequence[dict[str, Any]], answer_of: str = "gold", measu
             lines.append(
                 f"| {result['task']} | {result['method']} | {shares['examples']} | {subset} | "
                 f"{shares['answer_in_input']} | {_share(row['rationale'])} | {_share(row['random_words'])} | "
-                f"{_share(row['random_content_words'])} |"
+                f"{_share(row['random_content_words'])} | {_share(row.get('random_same_parts'))} |"
             )
     return "\n".join(lines)
 

@@ -116,7 +116,8 @@ def discover(run_dir: Path) -> RunContents:
 
 
 # ----- plots ------------------------------------------------------------------------------------------------
-COLORS = {"top-k words": "#d9480f", "random words": "#868e96", "random content words": "#4c6ef5"}
+COLORS = {"top-k words": "#d9480f", "random words": "#868e96", "random content words": "#4c6ef5",
+          "random words, same input parts": "#12b886"}
 
 
 def _figure(width: float = 6.4, height: float = 3.6) -> Any:
@@ -145,12 +146,13 @@ def plot_overlap_by_task(analyses: Sequence[dict[str, Any]]) -> str | None:
     if not rows:
         return None
     figure, axes = _figure()
-    width = 0.27
+    width = 0.2
     for offset, (label, key) in enumerate(
-        [("top-k words", "rationale"), ("random words", "random_words"), ("random content words", "random_content_words")]
+        [("top-k words", "rationale"), ("random words", "random_words"), ("random content words", "random_content_words"),
+         ("random words, same input parts", "random_same_parts")]
     ):
-        values = [100 * (a["answer_overlap"]["gold"]["all"]["any"][key] or 0) for a in rows]
-        positions = [i + (offset - 1) * width for i in range(len(rows))]
+        values = [100 * (a["answer_overlap"]["gold"]["all"]["any"].get(key) or 0) for a in rows]
+        positions = [i + (offset - 1.5) * width for i in range(len(rows))]
         bars = axes.bar(positions, values, width, label=label, color=COLORS[label])
         axes.bar_label(bars, fmt="%.0f", fontsize=7)
     axes.set_xticks(range(len(rows)), [f"{a['task']}\n{a['method']} (k={a['top_k']:g})" for a in rows], fontsize=8)
@@ -428,11 +430,11 @@ def build_report(config: ReportConfig) -> Path:
     if analyses:
         sections.append(_table(
             ["task", "method", "examples", "teacher accuracy", "subset", "answer in input", "top-k words hold a gold word",
-             "random words", "random content words"],
+             "random words", "random content words", "random words, same input parts"],
             [[a["task"], a["method"], a["examples"], _pct(a["teacher_accuracy"]), subset,
               a["answer_overlap"]["gold"][subset]["answer_in_input"],
-              *(_pct(a["answer_overlap"]["gold"][subset]["any"][key])
-                for key in ("rationale", "random_words", "random_content_words"))]
+              *(_pct(a["answer_overlap"]["gold"][subset]["any"].get(key))
+                for key in ("rationale", "random_words", "random_content_words", "random_same_parts"))]
              for a in analyses for subset in SUBSETS],
         ))
 
