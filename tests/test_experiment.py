@@ -64,6 +64,9 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     assert main(["run", str(path)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "a finished grid is not recomputed"
     assert main(["results", str(grid)]) == 0
+    assert main(["report", str(grid)]) == 0
+    page = (grid / "report.html").read_text()
+    assert page.count("<td>multitask</td>") == 2 and page.count("<td>standard</td>") == 2  # one row per task
 
 
 def test_results_table_arithmetic() -> None:

@@ -39,7 +39,7 @@ from tokendistill.config import (
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import load_rationales, read_manifest, reselect, write_json_atomic
+from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
 from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
 from tokendistill.training.llm_rationales import load_llm_rationales
@@ -72,20 +72,22 @@ def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list
         return [mode.rows(example, None) for example in examples]
     if not config.rationales:
         raise UserError(f"mode {mode.name!r} learns from rationales: pass --rationales FOLDER from `extract`")
-    rationales = load_rationales(config.rationales)
+    # Read lazily, keeping only what a mode needs of each record (the words, not the per-word scores).
+    wanted = {example.id for example in examples}
+    identity = read_manifest(config.rationales).get("identity", {})
+    rationales = {}
+    for record in iter_rationales(config.rationales):
+        if record["id"] in wanted:
+            if config.top_k is not None:
+                record = reselect(record, config.top_k, identity.get("drop_punctuation", True),
+                                  identity.get("drop_stopwords", False))
+            rationales[record["id"]] = {"rationale": record.get("rationale", [])}
     missing = [example.id for example in examples if example.id not in rationales]
     if missing:
         raise UserError(
             f"{len(missing)} of {len(examples)} training examples have no rationale in {config.rationales} "
             f"(first: {missing[0]!r}); extract the same task, split and --limit, or resume the extraction"
         )
-    if config.top_k is not None:
-        identity = read_manifest(config.rationales).get("identity", {})
-        rationales = {
-            example.id: reselect(rationales[example.id], config.top_k, identity.get("drop_punctuation", True),
-                                 identity.get("drop_stopwords", False))
-            for example in examples
-        }
     return [mode.rows(example, rationales[example.id]) for example in examples]
 
 
