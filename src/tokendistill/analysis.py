@@ -207,13 +207,20 @@ def subsets(views: Sequence[RecordView]) -> dict[str, list[RecordView]]:
     }
 
 
-def frequent_words(views: Sequence[RecordView], top: int) -> list[dict[str, Any]]:
-    """The commonest rationale words, with how much likelier they are to be picked than to occur."""
+def _picked_and_offered(views: Sequence[RecordView], key: str) -> tuple[Counter[str], Counter[str]]:
+    """Counts of a per-word attribute (``words`` or ``roles``) over the rationale words and the candidates."""
     picked: Counter[str] = Counter()
     offered: Counter[str] = Counter()
     for view in views:
-        picked.update(view.words[i] for i in view.rationale)
-        offered.update(view.words[i] for i in np.flatnonzero(view.candidates))
+        values = getattr(view, key)
+        picked.update(values[i] for i in view.rationale)
+        offered.update(values[i] for i in np.flatnonzero(view.candidates))
+    return picked, offered
+
+
+def frequent_words(views: Sequence[RecordView], top: int) -> list[dict[str, Any]]:
+    """The commonest rationale words, with how much likelier they are to be picked than to occur."""
+    picked, offered = _picked_and_offered(views, "words")
     total_picked, total_offered = sum(picked.values()) or 1, sum(offered.values()) or 1
     return [
         {
@@ -228,11 +235,7 @@ def frequent_words(views: Sequence[RecordView], top: int) -> list[dict[str, Any]
 
 def positions(views: Sequence[RecordView]) -> dict[str, dict[str, float]]:
     """Per input role (question, choice, premise, ...): its share of rationale words and of candidate words."""
-    picked: Counter[str] = Counter()
-    offered: Counter[str] = Counter()
-    for view in views:
-        picked.update(view.roles[i] for i in view.rationale)
-        offered.update(view.roles[i] for i in np.flatnonzero(view.candidates))
+    picked, offered = _picked_and_offered(views, "roles")
     total_picked, total_offered = sum(picked.values()) or 1, sum(offered.values()) or 1
     return {
         role: {"rationale_share": picked[role] / total_picked, "candidate_share": offered[role] / total_offered}

@@ -492,14 +492,16 @@ def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, 
     if not folders:
         return "".join(parts[:1]) + "<p class='note'>No rationales in this run.</p>"
     # The folder whose examples the students were evaluated on, if any; else the first.
-    best = max(folders, key=lambda f: sum(1 for r in iter_rationales(f) if r["id"] in predictions))
+    # Read each folder once for its overlap with the predictions.
+    overlap = {folder: sum(1 for r in iter_rationales(folder) if r["id"] in predictions) for folder in folders}
+    best = max(folders, key=lambda folder: overlap[folder])
     shown = 0
     for record in iter_rationales(best):
         if shown >= limit:
             break
         parts.append(render_example(record, predictions.get(record["id"], {})))
         shown += 1
-    if not any(r["id"] in predictions for r in iter_rationales(best)) and predictions:
+    if not overlap[best] and predictions:
         parts.insert(5, "<p class='note'>The students were evaluated on another split than the one attributed, so "
                         "their predictions are not shown next to these examples.</p>")
     parts.append(f"<p class='note'>{shown} examples from {html.escape(str(best))}.</p>")

@@ -43,12 +43,13 @@ from tokendistill.rationales import iter_rationales, read_manifest, reselect, wr
 from tokendistill.tasks import Example, get_task, load_examples
 from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
 from tokendistill.training.llm_rationales import load_llm_rationales
-from tokendistill.training.modes import MODES, Mode, TrainingRow
+from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow
 
 log = logging.getLogger(__name__)
 
 STUDENT_INFO = "tokendistill.json"
 CHECKPOINT = "checkpoint.pt"
+LOSS_GROUPS = (LABEL, RATIONALE)
 
 
 def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list[list[TrainingRow]]:
@@ -308,13 +309,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         ]
         totals = None
         if world > 1 or len(encoded) > 1:
-            # Per-group token counts of the whole step (all processes, all micro-batches), so that the parts'
-            # losses add up to the loss of the full batch exactly as one process would compute it.
-            everything = encode_rows(
-                loaded.tokenizer, [row for index in step_examples for row in rows[index]], loaded.is_encoder_decoder,
-                config.max_input_length, config.max_target_length,
-            )
-            totals = group_token_totals([everything], loaded.is_encoder_decoder)
+            # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
+            # parts' losses add up to the loss of the full batch exactly as one process would compute it.
+            local = group_token_totals(encoded, loaded.is_encoder_decoder)
+            counts = torch.tensor([float(local.get(g, 0)) for g in LOSS_GROUPS], device=accelerator.device)
+            if world > 1:
+                counts = accelerator.reduce(counts, "sum")
+            totals = {group: float(count) for group, count in zip(LOSS_GROUPS, counts.tolist())}
         value, parts = 0.0, {}
         for number, part in enumerate(encoded):
             inputs = {key: tensor.to(accelerator.device) for key, tensor in part.model_inputs.items()}
