@@ -101,3 +101,15 @@ def test_smaller_k_reuses_the_largest_extraction(tmp_path: Path, t5_dir: Path) -
     assert keywords.extractions["teacher"].top_k == 3
     assert sorted((c.k, c.train.top_k) for c in keywords.cells) == [(1.0, 1.0), (3.0, None)]
     assert {c.train.rationales for c in keywords.cells} == {keywords.extractions["teacher"].output}
+
+
+def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "multitask_kd"], seeds=[0])
+    experiment = yaml.safe_load(path.read_text())
+    experiment["teacher"]["finetune"] = {"steps": 2, "batch_size": 4}
+    path.write_text(yaml.safe_dump(experiment))
+    for task_plan in plan(load_experiment(path)):
+        teachers = {cell.mode: cell.train.teacher for cell in task_plan.cells}
+        # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard.
+        assert teachers == {"standard": None, "multitask_kd": task_plan.finetune.output}
+        assert task_plan.extractions["teacher"].teacher == task_plan.finetune.output

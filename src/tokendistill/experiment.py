@@ -219,6 +219,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                         "split": spec.train_split, "limit": size, "output": str(folder / "student"),
                         "rationales": extractions[target].output if uses_rationales else None,
                         "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                        "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
                     })
                     evaluate = build(EvaluateConfig, {
                         **common, **evaluate_options, "model": train.output, "split": spec.test_split,

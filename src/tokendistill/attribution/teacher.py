@@ -132,16 +132,19 @@ class Teacher:
         """(B, T) -> (B, T, H) as the model itself embeds them (scaling included)."""
         return self.input_embeddings()(input_ids)
 
-    def answer_log_prob(self, embeds: Tensor, attention_mask: Tensor, batch: TeacherBatch) -> Tensor:
-        """log p(answer | input) per example, (B,): the sum of the answer tokens' log-probabilities."""
+    def answer_logits(self, embeds: Tensor, attention_mask: Tensor, batch: TeacherBatch) -> Tensor:
+        """(B, A, V): the logits that predict each answer token, the answer teacher-forced."""
         if self.is_encoder_decoder:
             labels = batch.answer_ids.masked_fill(batch.answer_mask == 0, -100)
             decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=labels)
-            logits = self.model(
+            return self.model(
                 inputs_embeds=embeds, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids
-            ).logits  # (B, A, V)
-        else:
-            logits = self._causal_answer_logits(embeds, attention_mask, batch)
+            ).logits
+        return self._causal_answer_logits(embeds, attention_mask, batch)
+
+    def answer_log_prob(self, embeds: Tensor, attention_mask: Tensor, batch: TeacherBatch) -> Tensor:
+        """log p(answer | input) per example, (B,): the sum of the answer tokens' log-probabilities."""
+        logits = self.answer_logits(embeds, attention_mask, batch)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         token_log_probs = log_probs.gather(-1, batch.answer_ids.unsqueeze(-1)).squeeze(-1)  # (B, A)
         return (token_log_probs * batch.answer_mask).sum(dim=-1)

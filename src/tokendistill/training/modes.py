@@ -24,6 +24,8 @@ class TrainingRow:
     source: str
     target: str
     group: str  # LABEL or RATIONALE: which loss the row feeds
+    # The example itself, where the teacher must see it too (multitask_kd's label rows).
+    example: Example | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Mode:
     needs_rationales: bool  # the teacher's words, from `extract`
     predict_prefix: str
     needs_llm_rationales: bool = False  # the LLM rationales of the DSS data
+    needs_teacher: bool = False  # the teacher runs beside the student during training
     # Where the student writes more than the label (label, separator, words), the label ends here.
     answer_separator: str | None = None
 
@@ -79,6 +82,17 @@ class DistillingStepByStep(Mode):
         return rows
 
 
+@dataclass(frozen=True)
+class MultitaskDistillation(Multitask):
+    """Multitask, plus a KL term pulling the student's distribution over each label token towards the
+    teacher's (beyond the paper; teacher and student must share a vocabulary). The label rows carry their
+    example so that the trainer can show it to the teacher."""
+
+    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
+        label, *rest = super().rows(example, rationale)
+        return [TrainingRow(label.source, label.target, LABEL, example), *rest]
+
+
 LABEL_THEN_TOKENS_SEPARATOR = " because:"
 
 
@@ -100,6 +114,9 @@ def answer_part(prediction: str, separator: str | None) -> str:
 
 MODES.register("standard")(Standard("standard", needs_rationales=False, predict_prefix=""))
 MODES.register("multitask")(Multitask("multitask", needs_rationales=True, predict_prefix=PREDICT_PREFIX))
+MODES.register("multitask_kd")(
+    MultitaskDistillation("multitask_kd", needs_rationales=True, predict_prefix=PREDICT_PREFIX, needs_teacher=True)
+)
 MODES.register("dss")(
     DistillingStepByStep("dss", needs_rationales=False, predict_prefix=PREDICT_PREFIX, needs_llm_rationales=True)
 )

@@ -42,6 +42,7 @@ from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
 from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
+from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow
 
@@ -150,8 +151,13 @@ class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
 
 
 def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
-    """The student's starting weights and the rationales it learns from, as they are on disk now."""
-    return {"student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)}
+    """The student's starting weights and the rationales (and teacher) it learns from, as they are on disk now."""
+    fingerprints = {
+        "student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)
+    }
+    if config.teacher:
+        fingerprints["teacher_fingerprint"] = fingerprint(config.teacher)
+    return fingerprints
 
 
 def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -231,6 +237,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise UserError(f"--alpha must lie in [0, 1], got {config.alpha}")
     if config.steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
         raise UserError("--steps, --batch-size and --gradient-accumulation must be at least 1")
+    if mode.needs_teacher and not config.teacher:
+        raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
     output = Path(config.output)
     identity = run_identity(config)
     fingerprints = input_fingerprints(config)
@@ -275,6 +283,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         _set_rng_state(checkpoint["rng"])
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    distiller = None
+    if mode.needs_teacher:
+        distiller = AnswerDistiller(config.teacher, loaded.tokenizer, config.max_input_length,  # type: ignore[arg-type]
+                                    config.kd_temperature, accelerator.device)
 
     examples_per_step = min(config.batch_size, len(examples))
     order = example_order(len(examples), config.seed, skip=first_step * examples_per_step)
@@ -300,22 +312,30 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         # example, so that an example's label and rationale rows stay together.
         local = step_examples[rank::world]
         chunks = [local[i :: config.gradient_accumulation] for i in range(config.gradient_accumulation)]
+        chunk_rows = [[row for index in chunk for row in rows[index]] for chunk in chunks]
         encoded = [
             encode_rows(
-                loaded.tokenizer, [row for index in chunk for row in rows[index]], loaded.is_encoder_decoder,
-                config.max_input_length, config.max_target_length,
+                loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
+                config.max_target_length,
             )
-            for chunk in chunks
+            for part_rows in chunk_rows
         ]
+        plans = [
+            distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
+        ] if distiller else []
+        kd_tokens = float(sum(plan.tokens for plan in plans))
         totals = None
         if world > 1 or len(encoded) > 1:
             # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
             # parts' losses add up to the loss of the full batch exactly as one process would compute it.
             local = group_token_totals(encoded, loaded.is_encoder_decoder)
-            counts = torch.tensor([float(local.get(g, 0)) for g in LOSS_GROUPS], device=accelerator.device)
+            counts = torch.tensor(
+                [float(local.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
+            )
             if world > 1:
                 counts = accelerator.reduce(counts, "sum")
-            totals = {group: float(count) for group, count in zip(LOSS_GROUPS, counts.tolist())}
+            *group_counts, kd_tokens = counts.tolist()
+            totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
         value, parts = 0.0, {}
         for number, part in enumerate(encoded):
             inputs = {key: tensor.to(accelerator.device) for key, tensor in part.model_inputs.items()}
@@ -329,6 +349,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 logits = model(**inputs).logits
                 row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
                 loss, part_losses = multitask_loss(row_loss, row_tokens, part.groups, config.alpha, totals)
+                if distiller is not None:
+                    kd = distiller.loss_sum(plans[number], logits, loaded.is_encoder_decoder) / max(kd_tokens, 1)
+                    loss = loss + config.kd_weight * kd
+                    part_losses["kd_loss"] = float(kd.detach())
                 value += float(loss.detach())
                 for name, amount in part_losses.items():
                     parts[name] = parts.get(name, 0.0) + amount
