@@ -1,12 +1,18 @@
-"""Attribution speed: tokendistill against the floor (one forward + backward) and against Captum, same inputs.
+"""Attribution speed: tokendistill against the floor (one forward + backward), Captum and Inseq, same inputs.
 
 Runs in one process on one teacher: a plain batched forward (no grad), a batched forward+backward to the
-input embeddings (the floor), tokendistill's saliency, Captum's Saliency, tokendistill's integrated
-gradients and Captum's IntegratedGradients (20 steps each), and prints examples/s and each time as a ratio
-to the floor. Results go to bench/results/attribution_speed-<model>.json and .md.
+input embeddings (the floor), then saliency and integrated gradients (20 steps) by tokendistill, by Captum
+and by Inseq, and prints examples/s and each time as a ratio to the floor. Results go to
+bench/results/attribution_speed-<model>.json and .md.
+
+Captum runs twice: with the forward a Captum user writes (the model's logits at every position, then the
+answer tokens' log-probabilities) and with tokendistill's own forward (only the answer positions reach a
+decoder's output layer), so that the table says which part of a difference comes from the forward and which
+from the attribution loop. For a seq2seq teacher the two forwards are the same. Inseq attributes every
+answer token in a step of its own (its design); it gets the same answers and batch size.
 
     python bench/attribution_speed.py --quick                 # random t5-small-shaped teacher
-    python bench/attribution_speed.py --model PATH_TO_DECODER  # a real model folder (e.g. from shared/tools)
+    python bench/attribution_speed.py --model PATH_TO_DECODER --task esnli --data ../shared/data/dss
 """
 
 from __future__ import annotations
@@ -45,24 +51,45 @@ def t5_small_shaped(folder: Path) -> str:
     return str(folder)
 
 
-def timed(function: Callable[[], object], repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def race(contenders: dict[str, tuple[Callable[[], object], int]]) -> dict[str, float]:
+    """Median seconds per contender, timed round-robin: on a shared, noisy machine a slow spell then hits every
+    contender alike instead of whichever happened to run during it. Contenders timed more than once are run
+    once first as a warm-up."""
+    for function, repeats in contenders.values():
+        if repeats > 1:
+            function()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_number in range(max(repeats for _, repeats in contenders.values())):
+        for name, (function, repeats) in contenders.items():
+            if round_number < repeats:
+                started = time.perf_counter()
+                function()
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def captum_forward(teacher: Teacher, batch: TeacherBatch) -> Callable[..., torch.Tensor]:
+def full_head_log_prob(teacher: Teacher, embeds: torch.Tensor, attention_mask: torch.Tensor,
+                       batch: TeacherBatch) -> torch.Tensor:
+    """log p(answer) as a Captum user computes it: every position's logits, then the answer positions'."""
+    if teacher.is_encoder_decoder:
+        return teacher.answer_log_prob(embeds, attention_mask, batch)
+    hidden, answer_positions = teacher.causal_hidden_states(embeds, attention_mask, batch)
+    log_probs = torch.log_softmax(teacher.output_logits(hidden).float(), dim=-1)  # (B, T + A, V)
+    answer_log_probs = log_probs.gather(1, answer_positions.unsqueeze(-1).expand(-1, -1, log_probs.shape[-1]))
+    token_log_probs = answer_log_probs.gather(-1, batch.answer_ids.unsqueeze(-1)).squeeze(-1)
+    return (token_log_probs * batch.answer_mask).sum(dim=-1)
+
+
+def captum_forward(teacher: Teacher, batch: TeacherBatch, natural: bool) -> Callable[..., torch.Tensor]:
+    log_prob = full_head_log_prob if natural else Teacher.answer_log_prob
+
     def forward(embeds: torch.Tensor, attention_mask: torch.Tensor, answer_ids: torch.Tensor,
                 answer_mask: torch.Tensor) -> torch.Tensor:
         rows = embeds.shape[0]
         repeats = rows // batch.input_ids.shape[0]
         view = TeacherBatch(batch.examples * repeats, batch.answers * repeats, batch.input_ids.repeat(repeats, 1),
-                            attention_mask, batch.offsets * repeats, answer_ids, answer_mask, 0)
-        return teacher.answer_log_prob(embeds, attention_mask, view)
+                            attention_mask, batch.offsets * repeats, answer_ids, answer_mask, [False] * rows)
+        return log_prob(teacher, embeds, attention_mask, view)
 
     return forward
 
@@ -74,73 +101,110 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ig-steps", type=int, default=20)
+    parser.add_argument("--ig-repeats", type=int, default=2, help="timed runs of each integrated-gradients contender")
     parser.add_argument("--quick", action="store_true", help="fewer examples and repeats (under 2 minutes)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--task", default="keywords", help="task of the inputs (default: the generated keyword task)")
+    parser.add_argument("--data", help="the task's data folder (e.g. ../shared/data/dss)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-rows", type=int, default=MethodOptions.max_rows,
+                        help="tokendistill's rows per forward for integrated gradients")
     args = parser.parse_args()
     if args.quick:
-        args.examples, args.repeats = 32, 2
+        args.examples, args.repeats, args.ig_repeats = 32, 2, 1
     torch.set_num_threads(args.threads)
     temporary = tempfile.TemporaryDirectory()
     model_path = args.model or t5_small_shaped(Path(temporary.name))
-    name = Path(args.model).name if args.model else "t5-small-shaped-random"
+    name = (Path(args.model).name if args.model else "t5-small-shaped-random") + (
+        "" if args.task == "keywords" else f"-{args.task}")
     teacher = Teacher(load_model(model_path, device="cpu", offsets=True), max_input_length=128)
-    examples = load_examples(get_task("keywords"), "test", limit=args.examples)
+    examples = load_examples(get_task(args.task), args.split, args.data, limit=args.examples)
     batches = [teacher.encode(examples[i : i + args.batch_size], [e.target for e in examples[i : i + args.batch_size]])
                for i in range(0, len(examples), args.batch_size)]
 
     def over_batches(step: Callable[[TeacherBatch], object]) -> Callable[[], None]:
         return lambda: [step(batch) for batch in batches] and None
 
-    # tokendistill's default row budget (64: on these CPUs smaller chunks ran faster than all 320 rows at once);
-    # Captum runs with its default (all examples x steps in one pass).
-    options = MethodOptions(ig_steps=args.ig_steps)
-    timings: dict[str, float] = {}
+    # Captum runs with its default (all examples x steps in one pass), tokendistill with --max-rows.
+    options = MethodOptions(ig_steps=args.ig_steps, max_rows=args.max_rows)
+    contenders: dict[str, tuple[Callable[[], object], int]] = {}
 
     @torch.no_grad()
     def plain_forward(batch: TeacherBatch) -> object:
         return teacher.answer_log_prob(teacher.embed(batch.input_ids), batch.attention_mask, batch)
 
-    timings["forward (no grad)"] = timed(over_batches(plain_forward), args.repeats)
-    timings["floor: forward+backward"] = timed(over_batches(lambda b: input_gradient(teacher, b)), args.repeats)
-    timings["tokendistill saliency"] = timed(
-        over_batches(lambda b: METHODS.get("saliency")(teacher, b, [], options)), args.repeats
-    )
-    timings["tokendistill integrated_gradients"] = timed(
-        over_batches(lambda b: METHODS.get("integrated_gradients")(teacher, b, [], options)), 1
+    contenders["forward (no grad)"] = (over_batches(plain_forward), args.repeats)
+    contenders["floor: forward+backward"] = (over_batches(lambda b: input_gradient(teacher, b)), args.repeats)
+    saliency, integrated_gradients = METHODS.get("saliency"), METHODS.get("integrated_gradients")
+    contenders["tokendistill saliency"] = (over_batches(lambda b: saliency(teacher, b, [], options)), args.repeats)
+    contenders["tokendistill integrated_gradients"] = (
+        over_batches(lambda b: integrated_gradients(teacher, b, [], options)), args.ig_repeats
     )
     try:
         from captum.attr import IntegratedGradients, Saliency
     except ImportError:
         print("captum is not installed: pip install captum to compare with it")
     else:
-        def captum_saliency(batch: TeacherBatch) -> torch.Tensor:
-            embeds = teacher.embed(batch.input_ids).detach()
-            extra = (batch.attention_mask, batch.answer_ids, batch.answer_mask)
-            gradient = Saliency(captum_forward(teacher, batch)).attribute(embeds, abs=False, additional_forward_args=extra)
-            return gradient.norm(dim=-1)
+        for natural, label in ((True, "captum"), (False, "captum (tokendistill forward)")):
+            if natural is False and teacher.is_encoder_decoder:
+                continue  # the same forward as above
 
-        def captum_ig(batch: TeacherBatch) -> torch.Tensor:
-            embeds = teacher.embed(batch.input_ids).detach()
-            baseline = teacher.embed(torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)).detach()
-            extra = (batch.attention_mask, batch.answer_ids, batch.answer_mask)
-            return IntegratedGradients(captum_forward(teacher, batch)).attribute(
-                embeds, baselines=baseline, additional_forward_args=extra, n_steps=args.ig_steps,
-            )
+            def captum_saliency(batch: TeacherBatch, natural: bool = natural) -> torch.Tensor:
+                embeds = teacher.embed(batch.input_ids).detach()
+                extra = (batch.attention_mask, batch.answer_ids, batch.answer_mask)
+                gradient = Saliency(captum_forward(teacher, batch, natural)).attribute(
+                    embeds, abs=False, additional_forward_args=extra)
+                return gradient.norm(dim=-1)
 
-        timings["captum saliency"] = timed(over_batches(captum_saliency), args.repeats)
-        timings["captum integrated_gradients"] = timed(over_batches(captum_ig), 1)
+            def captum_ig(batch: TeacherBatch, natural: bool = natural) -> torch.Tensor:
+                embeds = teacher.embed(batch.input_ids).detach()
+                baseline = teacher.embed(torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)).detach()
+                extra = (batch.attention_mask, batch.answer_ids, batch.answer_mask)
+                return IntegratedGradients(captum_forward(teacher, batch, natural)).attribute(
+                    embeds, baselines=baseline, additional_forward_args=extra, n_steps=args.ig_steps,
+                )
 
+            contenders[f"{label} saliency"] = (over_batches(captum_saliency), args.repeats)
+            contenders[f"{label} integrated_gradients"] = (over_batches(captum_ig), args.ig_repeats)
+    try:
+        import inseq
+    except ImportError:
+        print("inseq is not installed: pip install inseq to compare with it")
+    else:
+        inseq_models = {
+            method: inseq.load_model(teacher.model, method, tokenizer=teacher.tokenizer)
+            for method in ("saliency", "integrated_gradients")
+        }
+        inputs = [teacher.prompt(example) for example in examples]
+        answers = [example.target for example in examples]
+
+        def inseq_run(method: str, **options: object) -> Callable[[], None]:
+            def run() -> None:
+                inseq_models[method].attribute(inputs, generated_texts=answers, batch_size=args.batch_size,
+                                               show_progress=False, **options)
+            return run
+
+        if not teacher.is_encoder_decoder:
+            # A decoder's generated text starts with its prompt in Inseq.
+            answers = [prompt + " " + answer for prompt, answer in zip(inputs, answers)]
+        contenders["inseq saliency"] = (inseq_run("saliency"), args.repeats)
+        contenders["inseq integrated_gradients"] = (
+            inseq_run("integrated_gradients", n_steps=args.ig_steps), args.ig_repeats
+        )
+
+    timings = race(contenders)
     floor = timings["floor: forward+backward"]
     rows = [{"what": what, "seconds": round(seconds, 4), "examples_per_s": round(len(examples) / seconds, 2),
              "ratio_to_floor": round(seconds / floor, 3)} for what, seconds in timings.items()]
     ratios = {}
-    if "captum integrated_gradients" in timings:
-        ratios["captum_ig / tokendistill_ig"] = round(
-            timings["captum integrated_gradients"] / timings["tokendistill integrated_gradients"], 3)
-        ratios["captum_saliency / tokendistill_saliency"] = round(
-            timings["captum saliency"] / timings["tokendistill saliency"], 3)
+    for peer in ("captum", "captum (tokendistill forward)", "inseq"):
+        for method in ("saliency", "integrated_gradients"):
+            if f"{peer} {method}" in timings:
+                ratios[f"{peer} {method} / tokendistill {method}"] = round(
+                    timings[f"{peer} {method}"] / timings[f"tokendistill {method}"], 3)
     result = {
-        "model": name, "examples": len(examples), "batch_size": args.batch_size, "ig_steps": args.ig_steps,
+        "model": name, "task": args.task, "examples": len(examples), "batch_size": args.batch_size,
+        "ig_steps": args.ig_steps, "max_rows": args.max_rows,
         "threads": args.threads, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
         "torch": torch.__version__, "rows": rows, "ratios": ratios,
     }
@@ -149,7 +213,9 @@ def main() -> None:
     table = ["| what | s | examples/s | x floor |", "|---|---|---|---|"]
     table += [f"| {r['what']} | {r['seconds']} | {r['examples_per_s']} | {r['ratio_to_floor']} |" for r in rows]
     table += [f"\n{key}: {value}" for key, value in ratios.items()]
-    text = f"# attribution speed: {name}\n\n{len(examples)} examples, batch {args.batch_size}, CPU {args.threads} threads\n\n" + "\n".join(table) + "\n"
+    text = (f"# attribution speed: {name}\n\n{len(examples)} {args.task} examples, batch {args.batch_size}, "
+            f"IG {args.ig_steps} steps ({args.max_rows} rows per forward), CPU {args.threads} threads\n\n"
+            + "\n".join(table) + "\n")
     (RESULTS / f"attribution_speed-{name}.md").write_text(text)
     print(text)
 

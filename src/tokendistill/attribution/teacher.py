@@ -151,6 +151,13 @@ class Teacher:
 
     def _causal_answer_logits(self, embeds: Tensor, attention_mask: Tensor, batch: TeacherBatch) -> Tensor:
         """Logits at the answer positions only (B, A, V): the output layer never sees the prompt positions."""
+        hidden, answer_positions = self.causal_hidden_states(embeds, attention_mask, batch)
+        answer_hidden = hidden.gather(1, answer_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        return self.output_logits(answer_hidden)
+
+    def causal_hidden_states(self, embeds: Tensor, attention_mask: Tensor, batch: TeacherBatch) -> tuple[Tensor, Tensor]:
+        """Last hidden states of prompt + answer (B, T + A, H), and the positions whose states predict the answer
+        tokens (B, A)."""
         batch_size, prompt_width, _ = embeds.shape
         answer_width = batch.answer_ids.shape[1]
         prompt_lengths = batch.attention_mask.sum(dim=1)  # real prompt tokens per row (right padding)
@@ -174,8 +181,11 @@ class Teacher:
         hidden = base_model(inputs_embeds=sequence, attention_mask=sequence_mask).last_hidden_state
         # The hidden state before answer token j predicts it.
         answer_positions = prompt_lengths.unsqueeze(1) - 1 + torch.arange(answer_width, device=embeds.device)
-        answer_hidden = hidden.gather(1, answer_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-        logits = self.model.get_output_embeddings()(answer_hidden)
+        return hidden, answer_positions
+
+    def output_logits(self, hidden: Tensor) -> Tensor:
+        """A decoder's output layer (soft-capped where the model does so, as Gemma does)."""
+        logits = self.model.get_output_embeddings()(hidden)
         softcap = getattr(self.model.config, "final_logit_softcapping", None)
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
