@@ -13,13 +13,18 @@ import pytest
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def launch(arguments: list[str], processes: int, kill_at: str | None = None) -> int:
+def launch(arguments: list[str], processes: int, kill_at: str | None = None, launcher: str = "torchrun") -> int:
     environment = dict(ENVIRONMENT)
     environment.pop("TOKENDISTILL_KILL_AT", None)
     if kill_at:
         environment["TOKENDISTILL_KILL_AT"] = kill_at
     if processes == 1:
         command = [sys.executable, "-m", "tokendistill.cli", *arguments]
+    elif launcher == "accelerate":
+        # `--cpu` would make accelerate start one process; `--multi_gpu` starts torchrun's, gloo on CPU.
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", f"--num_processes={processes}",
+                   "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
+                   "-m", "tokendistill.cli", *arguments]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                    "-m", "tokendistill.cli", *arguments]
@@ -68,8 +73,12 @@ def test_two_process_training_matches_one_process(tmp_path: Path, t5_dir: Path) 
     assert launch(train_arguments(t5_dir, rationales, tmp_path / "one"), 1) == 0
     assert launch([*train_arguments(t5_dir, rationales, tmp_path / "acc"), "--gradient-accumulation", "2"], 1) == 0
     assert launch(train_arguments(t5_dir, rationales, tmp_path / "two"), 2) == 0
+    assert launch(train_arguments(t5_dir, rationales, tmp_path / "two-accelerate"), 2, launcher="accelerate") == 0
+    for folder in ("two", "two-accelerate"):
+        info = json.loads((tmp_path / folder / "tokendistill.json").read_text())
+        assert (info["processes"], info["distributed_type"]) == (2, "MULTI_CPU")
     reference = [json.loads(line) for line in (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()]
-    for other in ("acc", "two"):
+    for other in ("acc", "two", "two-accelerate"):
         history = [json.loads(line) for line in (tmp_path / other / "train_log.jsonl").read_text().splitlines()]
         assert len(history) == len(reference) == 6
         for ours, theirs in zip(history, reference):

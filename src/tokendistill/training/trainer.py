@@ -264,6 +264,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     seed_everything(config.seed)
     loaded = load_model(config.student, init=config.init, device="cpu")
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no")
+    sharding = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"]
+    if sharding and accelerator.distributed_type.value not in sharding and accelerator.is_main_process:
+        # accelerate enables FSDP and DeepSpeed on accelerators only; on CPU it runs plain data parallelism.
+        log.warning("the accelerate config asks for %s, but on %s accelerate runs %s: every process holds the "
+                    "whole model", sharding[0], device.type, accelerator.distributed_type.value)
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
@@ -412,6 +417,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "is_encoder_decoder": loaded.is_encoder_decoder,
         "steps": config.steps,
         "resumed_at_step": first_step or None,
+        # How it ran: the process count and accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, ...).
+        "processes": world,
+        "distributed_type": str(accelerator.distributed_type.value),
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
         "final_loss": history[-1]["loss"] if history else None,
