@@ -38,7 +38,7 @@ class ExtractConfig(TaskOptions):
     teacher: str = option(dataclasses.MISSING, "teacher model: hub id, local folder or .gguf file")
     output: str = option(dataclasses.MISSING, "rationale folder to write (resumed if it holds this config)")
     split: str = option("train", "split to attribute")
-    method: str = option("saliency", "attribution method: saliency, grad_x_input, integrated_gradients, occlusion")
+    method: str = option("saliency", "attribution method: saliency, grad_x_input, integrated_gradients, occlusion, random (a control)")
     target: Literal["teacher", "gold", "choice"] = option(
         "teacher", "answer to attribute: the teacher's generation, the gold one, or its best-scored choice"
     )

@@ -127,3 +127,34 @@ def test_results_do_not_depend_on_batch_composition(teacher: Teacher) -> None:
     alone = METHODS.get("saliency")(teacher, teacher.encode(examples()[1:2], ANSWERS[1:2]), [], MethodOptions())
     length = int(alone.shape[1])
     torch.testing.assert_close(together[1, :length], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def _word_pairs(batch, examples_):  # noqa: ANN001, ANN202
+    return [token_word_pairs(offsets, split_words(ex)) for offsets, ex in zip(batch.offsets, examples_)]
+
+
+def test_random_control_scores_each_word_once_the_same_in_any_batch(teacher: Teacher) -> None:
+    method = METHODS.get("random")
+    every = examples()
+    batch = teacher.encode(every, ANSWERS)
+    together = method(teacher, batch, _word_pairs(batch, every), MethodOptions())
+    for row, example in enumerate(every):
+        alone_batch = teacher.encode([example], [ANSWERS[row]])
+        alone = method(teacher, alone_batch, _word_pairs(alone_batch, [example]), MethodOptions())
+        width = alone.shape[1]
+        torch.testing.assert_close(together[row, :width], alone[0])
+        tokens, words = _word_pairs(batch, every)[row]
+        # One scored token per word, on its first token.
+        assert int((together[row] > 0).sum()) == len(np.unique(words))
+
+
+def test_random_control_picks_every_word_equally_often(teacher: Teacher) -> None:
+    text = "the quiet tiger went near the river"
+    many = [Example(f"id{i}", (Segment("input", text),), "animal") for i in range(300)]
+    batch = teacher.encode(many, ["animal"] * len(many))
+    pairs = _word_pairs(batch, many)
+    scores = METHODS.get("random")(teacher, batch, pairs, MethodOptions())
+    tokens, words = pairs[0]
+    top_words = words[np.searchsorted(tokens, scores.argmax(dim=1).numpy())]
+    shares = np.bincount(top_words, minlength=len(split_words(many[0]))) / len(many)
+    assert shares.min() > 0.05 and shares.max() < 0.25  # 7 words: 1/7 = 0.14 each

@@ -7,6 +7,7 @@ steps for integrated gradients); nothing loops over tokens in Python.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -165,3 +166,22 @@ def occlusion(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, opti
         for position, (row, tokens) in enumerate(chunk):
             scores[row, torch.from_numpy(tokens).to(embeds.device)] = drops[position].clamp(min=0)
     return scores
+
+
+@METHODS.register("random")
+def random_words(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, options: MethodOptions) -> Tensor:
+    """A control, not an attribution: every word gets a random score, drawn from a generator seeded by the
+    example's id (the same words whatever the batch). Training a student on these words tells how much of a
+    multitask gain is the teacher's knowledge and how much the mere practice of copying input words.
+
+    The score sits on the word's first token only, so that merging by sum or by max gives every word the
+    same chance.
+    """
+    scores = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    for row, ((tokens, words), example) in enumerate(zip(word_pairs, batch.examples)):
+        generator = np.random.default_rng(zlib.crc32(example.id.encode("utf-8")))
+        unique_words, first = np.unique(words, return_index=True)
+        scores[row, torch.from_numpy(tokens[first])] = torch.from_numpy(
+            generator.random(len(unique_words)).astype(np.float32) + 1e-3
+        )
+    return scores.to(batch.input_ids.device)
