@@ -71,3 +71,44 @@ def dss_data() -> Path:
     if not (folder / "cqa").is_dir():
         pytest.skip(f"DSS data not found at {folder}; set TOKENDISTILL_DSS_DATA")
     return folder
+
+
+def _save_tiny(folder: Path, config: object) -> Path:
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    model = auto.from_config(config)
+    with torch.no_grad():
+        # Random init leaves the padding row at zero; a trained model's is not, and integrated gradients start
+        # from it (at the zero vector RMSNorm jumps, and no quadrature converges across a jump).
+        embeddings = model.get_input_embeddings().weight
+        embeddings[config.pad_token_id] = embeddings[config.pad_token_id + 2]
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def architecture_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random BART, Qwen2 and Gemma3 models: the other teacher families the product names.
+
+    transformers loads Qwen2's own tokenizer class for a qwen2 folder whatever the saved tokenizer says, which
+    garbles the word-level test vocabulary into a few tokens: good for checking the model-side maths (which
+    uses one tokenizer throughout), not for checking words.
+    """
+    from transformers import BartConfig, Gemma3TextConfig, Qwen2Config
+
+    vocab = len(_tokenizer())
+    special = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1}
+    decoder = {"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128, **special}
+    configs = {
+        "bart": BartConfig(vocab_size=vocab, d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_position_embeddings=128, decoder_start_token_id=1,
+                           forced_eos_token_id=None, **special),
+        "qwen2": Qwen2Config(**decoder),
+        # Gemma3 scales its embeddings and soft-caps its logits: both must survive the answer-only path.
+        "gemma3": Gemma3TextConfig(**decoder, head_dim=8, final_logit_softcapping=30.0, sliding_window=4),
+    }
+    return {name: _save_tiny(tmp_path_factory.mktemp(f"tiny-{name}"), config) for name, config in configs.items()}

@@ -29,9 +29,10 @@ def examples() -> list[Example]:
     return [Example(f"e{i}", (Segment("input", text),), answer) for i, (text, answer) in enumerate(zip(TEXTS, ANSWERS))]
 
 
-@pytest.fixture(params=["t5", "llama"])
+@pytest.fixture(params=["t5", "llama", "bart", "qwen2", "gemma3"])
 def teacher(request: pytest.FixtureRequest, t5_dir: Path, llama_dir: Path) -> Teacher:
-    folder = t5_dir if request.param == "t5" else llama_dir
+    folders = {"t5": t5_dir, "llama": llama_dir}
+    folder = folders.get(request.param) or request.getfixturevalue("architecture_dirs")[request.param]
     return Teacher(load_model(str(folder), device="cpu", offsets=True))
 
 
@@ -118,7 +119,7 @@ def test_occlusion_matches_leaving_each_word_out(teacher: Teacher) -> None:
 
 
 def test_unknown_method_lists_the_valid_ones() -> None:
-    with pytest.raises(UserError, match="grad_x_input, integrated_gradients, occlusion, saliency"):
+    with pytest.raises(UserError, match="grad_x_input, integrated_gradients, occlusion, random, saliency"):
         METHODS.get("lime")
 
 
@@ -133,7 +134,14 @@ def _word_pairs(batch, examples_):  # noqa: ANN001, ANN202
     return [token_word_pairs(offsets, split_words(ex)) for offsets, ex in zip(batch.offsets, examples_)]
 
 
-def test_random_control_scores_each_word_once_the_same_in_any_batch(teacher: Teacher) -> None:
+@pytest.fixture
+def t5_teacher(t5_dir: Path) -> Teacher:
+    """The random control never runs the model: one family is enough."""
+    return Teacher(load_model(str(t5_dir), device="cpu", offsets=True))
+
+
+def test_random_control_scores_each_word_once_the_same_in_any_batch(t5_teacher: Teacher) -> None:
+    teacher = t5_teacher
     method = METHODS.get("random")
     every = examples()
     batch = teacher.encode(every, ANSWERS)
@@ -148,7 +156,8 @@ def test_random_control_scores_each_word_once_the_same_in_any_batch(teacher: Tea
         assert int((together[row] > 0).sum()) == len(np.unique(words))
 
 
-def test_random_control_picks_every_word_equally_often(teacher: Teacher) -> None:
+def test_random_control_picks_every_word_equally_often(t5_teacher: Teacher) -> None:
+    teacher = t5_teacher
     text = "the quiet tiger went near the river"
     many = [Example(f"id{i}", (Segment("input", text),), "animal") for i in range(300)]
     batch = teacher.encode(many, ["animal"] * len(many))
@@ -158,3 +167,18 @@ def test_random_control_picks_every_word_equally_often(teacher: Teacher) -> None
     top_words = words[np.searchsorted(tokens, scores.argmax(dim=1).numpy())]
     shares = np.bincount(top_words, minlength=len(split_words(many[0]))) / len(many)
     assert shares.min() > 0.05 and shares.max() < 0.25  # 7 words: 1/7 = 0.14 each
+
+
+def test_integrated_gradients_warn_when_the_pad_baseline_is_the_zero_vector(
+    llama_dir: Path, architecture_dirs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    from tokendistill.attribution import methods
+
+    for folder, zero_pad in ((llama_dir, True), (architecture_dirs["gemma3"], False)):
+        methods._warned.clear()
+        caplog.clear()
+        teacher = Teacher(load_model(str(folder), device="cpu", offsets=True))
+        batch = teacher.encode(examples(), ANSWERS)
+        with caplog.at_level("WARNING"):
+            METHODS.get("integrated_gradients")(teacher, batch, [], MethodOptions(ig_steps=2))
+        assert ("pad embedding is all zeros" in caplog.text) == zero_pad

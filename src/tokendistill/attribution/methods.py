@@ -7,6 +7,7 @@ steps for integrated gradients); nothing loops over tokens in Python.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from torch import Tensor
 
 from tokendistill.attribution.teacher import Teacher, TeacherBatch
 from tokendistill.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ def integrated_gradients_attributions(
     if options.ig_baseline == "pad":
         pad_ids = torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)
         baseline = teacher.embed(pad_ids).detach()
+        if not baseline[0, 0].any():
+            _warn_once("integrated gradients: this teacher's pad embedding is all zeros (an untrained padding row), "
+                       "so the 'pad' baseline is the zero vector, where RMSNorm jumps; attributions near it are "
+                       "unreliable: raise --ig-steps and check completeness, or prefer saliency")
     else:
         baseline = torch.zeros_like(embeds)
     nodes, weights = np.polynomial.legendre.leggauss(options.ig_steps)
@@ -105,6 +112,15 @@ def integrated_gradients_attributions(
         at_input = teacher.answer_log_prob(embeds, batch.attention_mask, batch)
         at_baseline = teacher.answer_log_prob(baseline, batch.attention_mask, batch)
     return attributions, at_input.float(), at_baseline.float()
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def _repeat_batch(batch: TeacherBatch, times: int) -> TeacherBatch:
