@@ -13,6 +13,7 @@ answer token in a step of its own (its design); it gets the same answers and bat
 
     python bench/attribution_speed.py --quick                 # random t5-small-shaped teacher
     python bench/attribution_speed.py --model PATH_TO_DECODER --task esnli --data ../shared/data/dss
+    python bench/attribution_speed.py --shape flan-t5-xl --device cuda   # a lent GPU: bf16 autocast, 3B random
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,28 +30,50 @@ import torch
 
 from tokendistill.attribution.methods import METHODS, MethodOptions, input_gradient
 from tokendistill.attribution.teacher import Teacher, TeacherBatch
-from tokendistill.models import load_model
+from tokendistill.models import LoadedModel, load_model
 from tokendistill.tasks import get_task, load_examples
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def t5_small_shaped(folder: Path) -> str:
+# Published shapes (vocabulary 32,128): t5-small (60M), t5-base (220M) and FLAN-T5-XL (2.8B), the paper's teacher.
+SHAPES = {
+    "t5-small": dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, feed_forward_proj="relu"),
+    "t5-base": dict(d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12, feed_forward_proj="relu"),
+    "flan-t5-xl": dict(d_model=2048, d_kv=64, d_ff=5120, num_layers=24, num_heads=32,
+                       feed_forward_proj="gated-gelu", tie_word_embeddings=False),
+}
+
+
+def random_t5(shape: str, device: str) -> LoadedModel:
+    """A T5 of a published shape with random weights (built from its config: nothing downloaded), and a
+    word-level tokenizer for the keyword task's words."""
     from transformers import AutoModelForSeq2SeqLM, T5Config
 
     from tokendistill.tasks.synthetic import DISTRACTORS, KEYWORDS
     from tokendistill.vocab import build_word_tokenizer
 
     tokenizer = build_word_tokenizer([" ".join([*DISTRACTORS, *(w for ws in KEYWORDS.values() for w in ws), *KEYWORDS])])
-    config = T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
-                      feed_forward_proj="relu", decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(vocab_size=32128, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **SHAPES[shape])
     torch.manual_seed(0)
-    AutoModelForSeq2SeqLM.from_config(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    model = AutoModelForSeq2SeqLM.from_config(config).to(device)
+    return LoadedModel(model, tokenizer, True, f"{shape}-shaped-random")
+
+
+def t5_small_shaped(folder: Path) -> str:
+    """The random t5-small-shaped T5, saved to ``folder`` (for benchmarks that load by path)."""
+    loaded = random_t5("t5-small", "cpu")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
     return str(folder)
 
 
-def race(contenders: dict[str, tuple[Callable[[], object], int]]) -> dict[str, float]:
+def synchronized(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def race(contenders: dict[str, tuple[Callable[[], object], int]], device: str = "cpu") -> dict[str, float]:
     """Median seconds per contender, timed round-robin: on a shared, noisy machine a slow spell then hits every
     contender alike instead of whichever happened to run during it. Contenders timed more than once are run
     once first as a warm-up."""
@@ -62,8 +84,10 @@ def race(contenders: dict[str, tuple[Callable[[], object], int]]) -> dict[str, f
     for round_number in range(max(repeats for _, repeats in contenders.values())):
         for name, (function, repeats) in contenders.items():
             if round_number < repeats:
+                synchronized(device)
                 started = time.perf_counter()
                 function()
+                synchronized(device)
                 times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -96,7 +120,9 @@ def captum_forward(teacher: Teacher, batch: TeacherBatch, natural: bool) -> Call
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="teacher folder; default: a random t5-small-shaped T5")
+    parser.add_argument("--model", help="teacher folder; default: a random T5 of --shape")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="t5-small", help="the random T5's shape")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast there, as `extract` does)")
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
@@ -107,17 +133,19 @@ def main() -> None:
     parser.add_argument("--task", default="keywords", help="task of the inputs (default: the generated keyword task)")
     parser.add_argument("--data", help="the task's data folder (e.g. ../shared/data/dss)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the result files")
     parser.add_argument("--max-rows", type=int, default=MethodOptions.max_rows,
                         help="tokendistill's rows per forward for integrated gradients")
     args = parser.parse_args()
     if args.quick:
         args.examples, args.repeats, args.ig_repeats = 32, 2, 1
     torch.set_num_threads(args.threads)
-    temporary = tempfile.TemporaryDirectory()
-    model_path = args.model or t5_small_shaped(Path(temporary.name))
-    name = (Path(args.model).name if args.model else "t5-small-shaped-random") + (
-        "" if args.task == "keywords" else f"-{args.task}")
-    teacher = Teacher(load_model(model_path, device="cpu", offsets=True), max_input_length=128)
+    loaded = (load_model(args.model, device=args.device, offsets=True) if args.model
+              else random_t5(args.shape, args.device))
+    name = (Path(args.model).name if args.model else loaded.name) + ("" if args.task == "keywords" else f"-{args.task}")
+    if args.device.startswith("cuda"):
+        name += "-" + torch.cuda.get_device_name().replace(" ", "-")
+    teacher = Teacher(loaded, max_input_length=128)
     examples = load_examples(get_task(args.task), args.split, args.data, limit=args.examples)
     batches = [teacher.encode(examples[i : i + args.batch_size], [e.target for e in examples[i : i + args.batch_size]])
                for i in range(0, len(examples), args.batch_size)]
@@ -192,7 +220,16 @@ def main() -> None:
             inseq_run("integrated_gradients", n_steps=args.ig_steps), args.ig_repeats
         )
 
-    timings = race(contenders)
+    if args.device.startswith("cuda"):
+        # As `extract` runs on a GPU: float32 weights, bf16 autocast.
+        def autocast(function: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    return function()
+            return run
+
+        contenders = {name: (autocast(function), repeats) for name, (function, repeats) in contenders.items()}
+    timings = race(contenders, args.device)
     floor = timings["floor: forward+backward"]
     rows = [{"what": what, "seconds": round(seconds, 4), "examples_per_s": round(len(examples) / seconds, 2),
              "ratio_to_floor": round(seconds / floor, 3)} for what, seconds in timings.items()]
@@ -205,18 +242,22 @@ def main() -> None:
     result = {
         "model": name, "task": args.task, "examples": len(examples), "batch_size": args.batch_size,
         "ig_steps": args.ig_steps, "max_rows": args.max_rows,
-        "threads": args.threads, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
+        "threads": args.threads, "machine": (torch.cuda.get_device_name() + ", bf16 autocast"
+                                             if args.device.startswith("cuda")
+                                             else f"{platform.machine()}, {torch.get_num_threads()} threads, CPU"),
+        "parameters": sum(p.numel() for p in teacher.model.parameters()),
+        "input_tokens": int(sum(int(batch.attention_mask.sum()) for batch in batches)),
         "torch": torch.__version__, "rows": rows, "ratios": ratios,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"attribution_speed-{name}.json").write_text(json.dumps(result, indent=2))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"attribution_speed-{name}.json").write_text(json.dumps(result, indent=2))
     table = ["| what | s | examples/s | x floor |", "|---|---|---|---|"]
     table += [f"| {r['what']} | {r['seconds']} | {r['examples_per_s']} | {r['ratio_to_floor']} |" for r in rows]
     table += [f"\n{key}: {value}" for key, value in ratios.items()]
     text = (f"# attribution speed: {name}\n\n{len(examples)} {args.task} examples, batch {args.batch_size}, "
             f"IG {args.ig_steps} steps ({args.max_rows} rows per forward), CPU {args.threads} threads\n\n"
             + "\n".join(table) + "\n")
-    (RESULTS / f"attribution_speed-{name}.md").write_text(text)
+    (args.results / f"attribution_speed-{name}.md").write_text(text)
     print(text)
 
 
