@@ -60,9 +60,9 @@ def random_t5(shape: str, device: str) -> LoadedModel:
     return LoadedModel(model, tokenizer, True, f"{shape}-shaped-random")
 
 
-def t5_small_shaped(folder: Path) -> str:
-    """The random t5-small-shaped T5, saved to ``folder`` (for benchmarks that load by path)."""
-    loaded = random_t5("t5-small", "cpu")
+def save_random_t5(folder: Path, shape: str = "t5-small") -> str:
+    """A random T5 of ``shape``, saved to ``folder`` (for benchmarks that load by path)."""
+    loaded = random_t5(shape, "cpu")
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     return str(folder)

@@ -22,18 +22,12 @@ from pathlib import Path
 
 import torch
 
-from attribution_speed import RESULTS, SHAPES, random_t5, synchronized
+from attribution_speed import RESULTS, SHAPES, save_random_t5, synchronized
 from tokendistill.attribution.methods import input_gradient
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.cli import main as tokendistill
+from tokendistill.models import load_model
 from tokendistill.tasks import get_task, load_examples
-
-
-def save_random(shape: str, folder: Path) -> str:
-    loaded = random_t5(shape, "cpu")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def timed_command(arguments: list[str]) -> float:
@@ -56,8 +50,8 @@ def main() -> None:
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        teacher_path = save_random(args.teacher_shape, root / "teacher")
-        student_path = save_random(args.student_shape, root / "student")
+        teacher_path = save_random_t5(root / "teacher", args.teacher_shape)
+        student_path = save_random_t5(root / "student", args.student_shape)
         common = ["--task", "keywords", "--device", args.device, "--limit", str(args.examples)]
         extract_seconds = timed_command(["extract", *common, "--teacher", teacher_path, "--output",
                                          str(root / "rationales"), "--batch-size", str(args.batch_size),
@@ -67,8 +61,6 @@ def main() -> None:
                                        "--steps", str(args.steps), "--batch-size", str(args.batch_size),
                                        "--checkpoint-every", "0"])
         # The card's floor on the same teacher and inputs: forward + backward to the input embeddings.
-        from tokendistill.models import load_model
-
         teacher = Teacher(load_model(teacher_path, device=args.device, offsets=True), max_input_length=128)
         examples = load_examples(get_task("keywords"), "train", limit=min(args.examples, 8 * args.batch_size))
         batches = [teacher.encode(examples[i : i + args.batch_size],

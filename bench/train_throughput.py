@@ -86,9 +86,9 @@ def main() -> None:
         if arguments.model:
             folder, model_name = arguments.model, Path(arguments.model).name
         else:
-            from attribution_speed import t5_small_shaped
+            from attribution_speed import save_random_t5
 
-            folder, model_name = t5_small_shaped(Path(scratch) / "t5"), "t5-small-shaped-random"
+            folder, model_name = save_random_t5(Path(scratch) / "t5"), "t5-small-shaped-random"
         loaded = load_model(folder, device="cpu")
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     examples = synthetic_rows(arguments.batch_size * (steps + 1), arguments.rationale)

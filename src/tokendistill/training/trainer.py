@@ -333,9 +333,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if world > 1 or len(encoded) > 1:
             # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
             # parts' losses add up to the loss of the full batch exactly as one process would compute it.
-            local = group_token_totals(encoded, loaded.is_encoder_decoder)
+            local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
             counts = torch.tensor(
-                [float(local.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
+                [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
             )
             if world > 1:
                 counts = accelerator.reduce(counts, "sum")
