@@ -14,7 +14,7 @@ from tokendistill.cli import main
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
 from tokendistill.tasks import Example, Segment
-from tokendistill.training.data import encode_rows
+from tokendistill.training.data import encode_rows, row_losses
 from tokendistill.training.distill import AnswerDistiller, distillation_loss
 from tokendistill.training.modes import MODES
 from tokendistill.vocab import build_word_tokenizer
@@ -72,7 +72,8 @@ def test_kd_term_matches_a_direct_computation(family: str, t5_dir: Path, llama_d
     if student.is_encoder_decoder:
         inputs["decoder_input_ids"] = student.model.prepare_decoder_input_ids_from_labels(labels=encoded.labels)
     with torch.no_grad():
-        got = distiller.loss_sum(plan, student.model(**inputs).logits, student.is_encoder_decoder)
+        got = distiller.loss_sum(plan, row_losses(student.model, student.model.get_output_embeddings(), inputs,
+                                                  encoded.labels, student.is_encoder_decoder))
 
     teacher = load_model(folder, device="cpu")
     expected, tokens = 0.0, 0

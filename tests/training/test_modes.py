@@ -11,7 +11,13 @@ import torch
 from tokendistill.models import load_model
 from tokendistill.rationales import reselect
 from tokendistill.tasks import Example, Segment
-from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
+from tokendistill.training.data import (
+    encode_rows,
+    forward_batches,
+    group_token_totals,
+    multitask_loss,
+    row_losses,
+)
 from tokendistill.training.llm_rationales import load_llm_rationales, parse_llm_output
 from tokendistill.training.modes import MODES, TrainingRow, answer_part
 
@@ -104,11 +110,37 @@ def test_micro_batch_losses_add_up_to_the_full_batch_loss(family: str, t5_dir: P
             inputs = dict(part.model_inputs)
             if loaded.is_encoder_decoder:
                 inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=part.labels)
-            logits = loaded.model(**inputs).logits
-            row_loss, row_tokens = token_losses(logits, part.labels, loaded.is_encoder_decoder)
-            total = total + multitask_loss(row_loss, row_tokens, part.groups, 0.3, totals)[0]
+            losses = row_losses(loaded.model, loaded.model.get_output_embeddings(), inputs, part.labels,
+                                loaded.is_encoder_decoder)
+            total = total + multitask_loss(losses.row_loss, losses.row_tokens, part.groups, 0.3, totals)[0]
         return total
 
     whole = loss_of([rows])
     split = loss_of([rows[:2], rows[2:5], rows[5:]])
     torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    by_length = forward_batches(loaded.tokenizer, rows, 1, by_length=True, pass_cost=0)
+    assert len(by_length) > 1
+    torch.testing.assert_close(loss_of(by_length), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_batches_cut_padding_below_dss_two_batches(t5_dir: Path) -> None:
+    loaded = load_model(str(t5_dir), device="cpu")
+    words = "tiger river lemon drum harp cat truck yellow small near".split()
+    rows = [TrainingRow(" ".join(words[: 1 + i % 10] * (1 + i // 10)), words[i % 10], "label") for i in range(40)]
+    rows += [TrainingRow(row.source, " ".join(words[: 1 + i % 7]), "rationale") for i, row in enumerate(rows)]
+
+    def padded(batches: list[list[TrainingRow]]) -> float:
+        return sum(len(batch) * (max(len(row.source.split()) for row in batch)
+                                 + 1.5 * max(len(row.target.split()) for row in batch)) for batch in batches)
+
+    dss = padded([[row for row in rows if row.group == group] for group in ("label", "rationale")])
+    for parts in (1, 3):
+        batches = forward_batches(loaded.tokenizer, rows, parts, by_length=True)
+        assert sorted(map(id, (row for batch in batches for row in batch))) == sorted(map(id, rows))
+        assert len(batches) >= parts and max(map(len, batches)) <= -(-len(rows) // parts)
+        assert padded(batches) < 0.7 * dss
+    # When a pass costs more than any padding, the fewest passes allowed.
+    assert len(forward_batches(loaded.tokenizer, rows, 1, by_length=True, pass_cost=1e9)) == 1
+    assert len(forward_batches(loaded.tokenizer, rows, 3, by_length=True, pass_cost=1e9)) == 3
+    plain = forward_batches(loaded.tokenizer, rows, 3, by_length=False)
+    assert len(plain) == 3 and sum(map(len, plain)) == len(rows)

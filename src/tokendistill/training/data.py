@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from tokendistill.training.modes import TrainingRow
@@ -70,18 +71,114 @@ def encode_rows(
     return EncodedRows({"input_ids": input_ids, "attention_mask": attention_mask}, labels, groups)
 
 
-def token_losses(logits: Tensor, labels: Tensor, is_encoder_decoder: bool) -> tuple[Tensor, Tensor]:
-    """Per-row summed token loss (R,) and token count (R,).
+@dataclass
+class RowLosses:
+    """One forward pass's losses, with the logits of the positions that carry a loss (and only those)."""
 
-    logits: (R, L, V). A decoder's logits at position t predict token t + 1, so they are shifted first.
+    row_loss: Tensor  # (R,) summed token loss per row
+    row_tokens: Tensor  # (R,) target tokens per row
+    logits: Tensor  # (N, V): the N loss positions, row-major
+    index: Tensor  # (R, L'): row of ``logits`` for each target position (decoders: shifted by one), -1 where none
+
+    def at(self, row: int, positions: Tensor) -> Tensor:
+        """Logits (P, V) at target positions of one row (positions in the frame of ``labels``, shifted for
+        decoders); every such position must carry a loss."""
+        return self.logits[self.index[row, positions.to(self.index.device)]]
+
+
+def target_mask(labels: Tensor, is_encoder_decoder: bool) -> Tensor:
+    """(R, L'): where a target token is predicted, in the frame of the logits that predict it."""
+    return labels != -100 if is_encoder_decoder else labels[:, 1:] != -100
+
+
+def row_losses(
+    model: nn.Module,
+    output_layer: nn.Module | None,
+    inputs: Mapping[str, Tensor],
+    labels: Tensor,
+    is_encoder_decoder: bool,
+) -> RowLosses:
+    """Run the model and take its per-row token losses, sending only the loss positions through the output layer.
+
+    The output layer (hidden size x vocabulary) is the largest matrix product of a small student, and most of
+    its positions in a batch are padding or prompt: a hook hands it the N hidden states that carry a loss
+    instead of all R x L. transformers has no per-row switch for this (``logits_to_keep`` keeps the same
+    positions in every row, and seq2seq models lack it). A model that does not call its output embeddings
+    module gets the whole forward pass instead, and the same losses.
     """
-    if not is_encoder_decoder:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    losses = torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
-    ).view(labels.shape)
-    mask = labels != -100
-    return (losses * mask).sum(dim=1), mask.sum(dim=1)
+    wanted = target_mask(labels, is_encoder_decoder)
+    positions = wanted if is_encoder_decoder else torch.nn.functional.pad(wanted, (0, 1))
+    handle = None
+    if output_layer is not None:
+        def keep_loss_positions(_module: nn.Module, args: tuple) -> tuple:
+            hidden, *rest = args
+            if hidden.dim() != 3 or hidden.shape[:2] != positions.shape:
+                return args
+            return (hidden[positions], *rest)
+
+        handle = output_layer.register_forward_pre_hook(keep_loss_positions)
+    try:
+        logits = model(**inputs).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    if logits.dim() == 3:  # the hook did not apply: pick the loss positions from the full logits
+        logits = logits[positions]
+    targets = labels[:, 1:][wanted] if not is_encoder_decoder else labels[wanted]
+    losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    rows = wanted.nonzero(as_tuple=True)[0]
+    row_loss = torch.zeros(labels.shape[0], dtype=losses.dtype, device=losses.device).index_add(0, rows, losses)
+    index = torch.full(wanted.shape, -1, dtype=torch.long, device=wanted.device)
+    index[wanted] = torch.arange(int(wanted.sum()), device=wanted.device)
+    return RowLosses(row_loss, wanted.sum(dim=1), logits, index)
+
+
+# What running one more forward pass costs, in padded tokens, by device type. On a CPU a pass of a few rows
+# is nearly as efficient as a big one (measured: bench/train_throughput.py); on a GPU small passes leave the
+# card idle, so the cost there is set high (a guess: no GPU was at hand to measure it).
+PASS_COST = {"cpu": 64.0}
+DEFAULT_PASS_COST = 2048.0
+
+
+def forward_batches(
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[TrainingRow],
+    parts: int,
+    by_length: bool,
+    pass_cost: float = 64.0,
+) -> list[list[TrainingRow]]:
+    """Split one step's rows into forward passes of at most ceil(rows / parts) rows each (``parts``: gradient
+    accumulation).
+
+    With ``by_length`` the rows are sorted by loss group and length, and cut where that costs least: a pass
+    costs its padded area (rows x (longest input + 1.5 x longest target)) plus ``pass_cost`` tokens for
+    running at all. So a long rationale does not pad every label row (one batch) nor the longest input every
+    other input (DSS's two batches). Any split gives the same step: the losses are normalised by the whole
+    step's token counts.
+    """
+    cap = -(-len(rows) // parts)
+    if not by_length:
+        return [list(rows[i::parts]) for i in range(parts) if rows[i::parts]]
+    sources = [len(ids) for ids in tokenizer([row.source for row in rows], add_special_tokens=False)["input_ids"]]
+    targets = [len(ids) for ids in tokenizer([row.target for row in rows], add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].group, sources[i], targets[i]))
+    # Cheapest cut of the sorted rows into consecutive passes (dynamic programming: a few hundred rows a
+    # step, at most ``cap`` per pass, so at most rows x cap candidate passes).
+    best = [0.0] + [math.inf] * len(order)
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        longest_source = longest_target = 0
+        for start in range(end - 1, max(end - cap, 0) - 1, -1):
+            longest_source = max(longest_source, sources[order[start]])
+            longest_target = max(longest_target, targets[order[start]])
+            cost = best[start] + pass_cost + (end - start) * (longest_source + 1.5 * longest_target)
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    batches, end = [], len(order)
+    while end > 0:
+        batches.append([rows[i] for i in order[cut[end] : end]])
+        end = cut[end]
+    return batches[::-1]
 
 
 def group_loss(

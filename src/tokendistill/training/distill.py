@@ -18,7 +18,7 @@ from torch import Tensor
 from tokendistill.attribution.teacher import Teacher, TeacherBatch
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
-from tokendistill.training.data import EncodedRows
+from tokendistill.training.data import EncodedRows, RowLosses
 from tokendistill.training.modes import TrainingRow
 
 
@@ -95,20 +95,19 @@ class AnswerDistiller:
             return DistillationPlan(None, [], [], [], [])
         return DistillationPlan(batch, [indices[i] for i in kept], kept, positions, lengths)
 
-    def loss_sum(self, plan: DistillationPlan, student_logits: Tensor, is_encoder_decoder: bool) -> Tensor:
-        """Summed KL over the plan's aligned tokens; student_logits (R, L, V) of the whole micro-batch."""
+    def loss_sum(self, plan: DistillationPlan, student: RowLosses) -> Tensor:
+        """Summed KL over the plan's aligned tokens, from the student's losses of the whole micro-batch."""
         if not plan.rows or plan.teacher_batch is None:
-            return student_logits.sum() * 0
+            return student.logits.sum() * 0
         batch = plan.teacher_batch
         with torch.no_grad():
             embeds = self.teacher.embed(batch.input_ids)
             teacher_logits = self.teacher.answer_logits(embeds, batch.attention_mask, batch)
-        logits = student_logits if is_encoder_decoder else student_logits[:, :-1]
         student_parts, teacher_parts = [], []
         for row, teacher_row, positions, length in zip(
             plan.rows, plan.teacher_rows, plan.student_positions, plan.lengths
         ):
-            student_parts.append(logits[row, positions.to(logits.device)])
+            student_parts.append(student.at(row, positions))
             teacher_parts.append(teacher_logits[teacher_row, :length])
         return distillation_loss(
             torch.cat(student_parts)[:, : self.vocabulary],

@@ -41,7 +41,15 @@ from tokendistill.faults import crash_point
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
-from tokendistill.training.data import encode_rows, group_token_totals, multitask_loss, token_losses
+from tokendistill.training.data import (
+    DEFAULT_PASS_COST,
+    PASS_COST,
+    encode_rows,
+    forward_batches,
+    group_token_totals,
+    multitask_loss,
+    row_losses,
+)
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow
@@ -111,7 +119,7 @@ def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
 
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
-_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every")
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length")
 
 
 def run_identity(config: TrainConfig) -> str:
@@ -287,6 +295,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         first_step = checkpoint["step"]
         _set_rng_state(checkpoint["rng"])
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
+    output_layer = loaded.model.get_output_embeddings()
     model, optimizer = accelerator.prepare(model, optimizer)
     distiller = None
     if mode.needs_teacher:
@@ -313,11 +322,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         )
     for step in bar:
         step_examples = [next(order) for _ in range(examples_per_step)]
-        # Each process takes every world-th example of the step's batch, then splits it into micro-batches by
-        # example, so that an example's label and rationale rows stay together.
-        local = step_examples[rank::world]
-        chunks = [local[i :: config.gradient_accumulation] for i in range(config.gradient_accumulation)]
-        chunk_rows = [[row for index in chunk for row in rows[index]] for chunk in chunks]
+        # Each process takes every world-th example of the step's batch, then splits its rows into forward
+        # passes (at least one per accumulation step; by length, unless told not to).
+        local_rows = [row for index in step_examples[rank::world] for row in rows[index]]
+        chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
+                                     config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
         encoded = [
             encode_rows(
                 loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
@@ -351,11 +360,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             # Gradients are averaged across processes once per step, after the last micro-batch.
             sync = number == len(encoded) - 1
             with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
-                logits = model(**inputs).logits
-                row_loss, row_tokens = token_losses(logits, labels, loaded.is_encoder_decoder)
-                loss, part_losses = multitask_loss(row_loss, row_tokens, part.groups, config.alpha, totals)
+                losses = row_losses(model, output_layer, inputs, labels, loaded.is_encoder_decoder)
+                loss, part_losses = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, config.alpha,
+                                                   totals)
                 if distiller is not None:
-                    kd = distiller.loss_sum(plans[number], logits, loaded.is_encoder_decoder) / max(kd_tokens, 1)
+                    kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
                     loss = loss + config.kd_weight * kd
                     part_losses["kd_loss"] = float(kd.detach())
                 value += float(loss.detach())
