@@ -19,6 +19,7 @@ bench/results/train_throughput-<model>-<rationale>.json and .md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import random
@@ -32,6 +33,7 @@ import torch
 from tokendistill.models import load_model
 from tokendistill.tasks.synthetic import DISTRACTORS
 from tokendistill.training.data import (
+    PASS_COST,
     encode_rows,
     forward_batches,
     group_token_totals,
@@ -57,9 +59,10 @@ def synthetic_rows(count: int, rationale: str, seed: int = 0) -> list[list[Train
     return examples
 
 
-def tokendistill_step(model, tokenizer, rows: list[TrainingRow], alpha: float, by_length: bool = True) -> float:
+def tokendistill_step(model, tokenizer, rows: list[TrainingRow], alpha: float, by_length: bool = True,
+                      pass_cost: float = PASS_COST["cpu"]) -> float:
     """The trainer's step for one process without accumulation; backward included, returns the loss."""
-    batches = forward_batches(tokenizer, rows, 1, by_length)
+    batches = forward_batches(tokenizer, rows, 1, by_length, pass_cost)
     encoded = [encode_rows(tokenizer, batch, True, 512, 128) for batch in batches]
     totals = group_token_totals(encoded, True) if len(encoded) > 1 else None
     output_layer, value = model.get_output_embeddings(), 0.0
@@ -132,7 +135,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="6 steps")
+    parser.add_argument("--pass-costs", default="", help="comma-separated: also race tokendistill with these "
+                        "costs per forward pass (in padded tokens) for cutting the step by length")
     arguments = parser.parse_args()
+    for cost in filter(None, arguments.pass_costs.split(",")):
+        CONTENDERS[f"tokendistill, pass cost {cost}"] = functools.partial(tokendistill_step, pass_cost=float(cost))
     torch.set_num_threads(arguments.threads)
     steps = 6 if arguments.quick else arguments.steps
     with tempfile.TemporaryDirectory() as scratch:

@@ -133,10 +133,12 @@ def row_losses(
     return RowLosses(row_loss, wanted.sum(dim=1), logits, index)
 
 
-# What running one more forward pass costs, in padded tokens, by device type. On a CPU a pass of a few rows
-# is nearly as efficient as a big one (measured: bench/train_throughput.py); on a GPU small passes leave the
-# card idle, so the cost there is set high (a guess: no GPU was at hand to measure it).
-PASS_COST = {"cpu": 64.0}
+# What running one more forward pass costs, in padded tokens, by device type. Measured on a 2-core CPU with
+# bench/train_throughput.py (--pass-costs): 64 lost up to 10% to DSS's two passes on real e-SNLI inputs
+# (too many small passes for a 22M-parameter student), 2048 kept long LLM rationales and labels in one pass
+# (0.84x); 512 was at or above DSS on both. On a GPU small passes leave the card idle, so the cost there is
+# set higher (a guess: no GPU was at hand to measure it).
+PASS_COST = {"cpu": 512.0}
 DEFAULT_PASS_COST = 2048.0
 
 
@@ -145,7 +147,7 @@ def forward_batches(
     rows: Sequence[TrainingRow],
     parts: int,
     by_length: bool,
-    pass_cost: float = 64.0,
+    pass_cost: float = PASS_COST["cpu"],
 ) -> list[list[TrainingRow]]:
     """Split one step's rows into forward passes of at most ceil(rows / parts) rows each (``parts``: gradient
     accumulation).
