@@ -189,6 +189,7 @@ def main() -> None:
         "threads": arguments.threads,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}",
         "examples_per_second": {name: arguments.batch_size / value for name, value in medians.items()},
+        "tokendistill_pass_cost": PASS_COST["cpu"],
         "speedup_over_dss": {name: medians[DSS] / value for name, value in medians.items() if name != DSS},
     }
     RESULTS.mkdir(exist_ok=True)
