@@ -112,3 +112,15 @@ def architecture_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
         "gemma3": Gemma3TextConfig(**decoder, head_dim=8, final_logit_softcapping=30.0, sliding_window=4),
     }
     return {name: _save_tiny(tmp_path_factory.mktemp(f"tiny-{name}"), config) for name, config in configs.items()}
+
+
+@pytest.fixture(scope="session")
+def gemma3_four_layers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Gemma3 of four layers that alternate sliding-window and full attention."""
+    from transformers import Gemma3TextConfig
+
+    config = Gemma3TextConfig(vocab_size=len(_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+                              sliding_window=4, layer_types=["sliding_attention", "full_attention"] * 2,
+                              pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    return _save_tiny(tmp_path_factory.mktemp("tiny-gemma3-4"), config)
