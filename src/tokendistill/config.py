@@ -75,6 +75,7 @@ class TrainConfig(TaskOptions):
     learning_rate: float = option(5e-5, "AdamW learning rate")
     batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)")
     gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes")
+    task_marker: Literal["encoder", "decoder"] = option("encoder", "multitask modes, seq2seq students: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder: at the start of the output, so the encoder reads each input once for both tasks (faster; a different model)")
     batch_by_length: bool = option(True, "run each step's rows in forward passes of similar length (the same loss, less padding); off: one pass per accumulation step")
     steps: int = option(1000, "optimizer steps")
     max_input_length: int = option(512, "student input tokens")

@@ -25,12 +25,14 @@ def student_info(model_dir: str | Path) -> dict[str, Any]:
 
 
 def generate(
-    loaded: LoadedModel, sources: Sequence[str], max_input_length: int, max_new_tokens: int
+    loaded: LoadedModel, sources: Sequence[str], max_input_length: int, max_new_tokens: int,
+    decoder_prompt: str = "",
 ) -> list[str]:
     """Greedy answers for a batch of sources, prompted as the student was trained."""
     prompts = list(sources) if loaded.is_encoder_decoder else [causal_prompt(source) for source in sources]
     return greedy_generate(
-        loaded.model, loaded.tokenizer, loaded.is_encoder_decoder, prompts, max_input_length, max_new_tokens
+        loaded.model, loaded.tokenizer, loaded.is_encoder_decoder, prompts, max_input_length, max_new_tokens,
+        decoder_prompt,
     )
 
 
@@ -44,13 +46,21 @@ def predict(
     max_new_tokens: int,
     progress: bool = False,
     separator: str | None = None,
+    task_marker: str = "encoder",
 ) -> tuple[list[dict[str, Any]], float]:
-    """Predictions (one record per example) and accuracy under the task's metric."""
+    """Predictions (one record per example) and accuracy under the task's metric.
+
+    ``task_marker``: where the student was trained to read ``prefix`` (before the input, or, for a seq2seq
+    student trained with ``--task-marker decoder``, at the start of its output).
+    """
     loaded.model.eval()
     records = []
+    in_decoder = task_marker == "decoder" and loaded.is_encoder_decoder
+    input_prefix, decoder_prompt = ("", prefix.strip()) if in_decoder else (prefix, "")
     for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress, unit="batch"):
         chunk = examples[start : start + batch_size]
-        answers = generate(loaded, [prefix + example.input for example in chunk], max_input_length, max_new_tokens)
+        answers = generate(loaded, [input_prefix + example.input for example in chunk], max_input_length,
+                           max_new_tokens, decoder_prompt)
         answers = [answer_part(answer, separator) for answer in answers]
         for example, answer in zip(chunk, answers):
             records.append(
@@ -76,6 +86,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         config.max_new_tokens,
         progress,
         info.get("answer_separator"),
+        info.get("task_marker", "encoder"),
     )
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)

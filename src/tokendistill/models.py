@@ -103,8 +103,12 @@ def greedy_generate(
     prompts: list[str],
     max_input_length: int,
     max_new_tokens: int,
+    decoder_prompt: str = "",
 ) -> list[str]:
-    """Greedy answers to ready-made prompts; a decoder's answer is the first non-empty line it writes."""
+    """Greedy answers to ready-made prompts; a decoder's answer is the first non-empty line it writes.
+
+    ``decoder_prompt``: a seq2seq model's output starts with it (teacher-forced, not part of the answer).
+    """
     from tokendistill.tasks.base import first_line
 
     device = next(model.parameters()).device
@@ -117,10 +121,20 @@ def greedy_generate(
         ).to(device)
     finally:
         tokenizer.padding_side = side
+    forced = {}
+    if is_encoder_decoder and decoder_prompt:
+        start = model.generation_config.decoder_start_token_id
+        if start is None:
+            start = model.config.decoder_start_token_id
+        prompt = [start, *tokenizer(decoder_prompt, add_special_tokens=False)["input_ids"]]
+        forced["decoder_input_ids"] = torch.tensor([prompt] * len(prompts), device=device)
     output = model.generate(
-        **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id
+        **encoded, **forced, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+        pad_token_id=tokenizer.pad_token_id,
     )
     if is_encoder_decoder:
+        if forced:
+            output = output[:, forced["decoder_input_ids"].shape[1] :]
         return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
     decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
     return [first_line(text) for text in decoded]

@@ -27,6 +27,10 @@ class EncodedRows:
     model_inputs: dict[str, Tensor]
     labels: Tensor  # (R, L)
     groups: list[str]
+    # With decoder prompts (--task-marker decoder): each distinct source once in ``model_inputs``, the row's
+    # source among them, and the full decoder sequences (prompt + target, unmasked) to shift into its input.
+    source_index: Tensor | None = None  # (R,)
+    decoder_ids: Tensor | None = None  # (R, L)
 
 
 def encode_rows(
@@ -39,6 +43,8 @@ def encode_rows(
     sources = [row.source for row in rows]
     targets = [row.target for row in rows]
     groups = [row.group for row in rows]
+    if is_encoder_decoder and any(row.decoder_prompt for row in rows):
+        return _encode_with_decoder_prompts(tokenizer, rows, max_input_length, max_target_length)
     if is_encoder_decoder:
         inputs = tokenizer(sources, padding=True, truncation=True, max_length=max_input_length, return_tensors="pt")
         target_ids = tokenizer(
@@ -69,6 +75,49 @@ def encode_rows(
         attention_mask[row, : len(sequence)] = 1
         labels[row, len(prompt) : len(sequence)] = torch.tensor(answer)
     return EncodedRows({"input_ids": input_ids, "attention_mask": attention_mask}, labels, groups)
+
+
+def _encode_with_decoder_prompts(
+    tokenizer: PreTrainedTokenizerBase, rows: Sequence[TrainingRow], max_input_length: int, max_target_length: int
+) -> EncodedRows:
+    distinct: dict[str, int] = {}
+    source_index = [distinct.setdefault(row.source, len(distinct)) for row in rows]
+    inputs = tokenizer(list(distinct), padding=True, truncation=True, max_length=max_input_length, return_tensors="pt")
+    prompts = [tokenizer(row.decoder_prompt, add_special_tokens=False)["input_ids"] if row.decoder_prompt else []
+               for row in rows]
+    targets = tokenizer([row.target for row in rows], truncation=True, max_length=max_target_length)["input_ids"]
+    width = max(len(prompt) + len(target) for prompt, target in zip(prompts, targets))
+    decoder_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for row, (prompt, target) in enumerate(zip(prompts, targets)):
+        decoder_ids[row, : len(prompt) + len(target)] = torch.tensor(prompt + target)
+        labels[row, len(prompt) : len(prompt) + len(target)] = torch.tensor(target)
+    return EncodedRows({"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}, labels,
+                       [row.group for row in rows], torch.tensor(source_index), decoder_ids)
+
+
+def forward_inputs(model: nn.Module, encoded: EncodedRows, device: torch.device, is_encoder_decoder: bool) -> dict:
+    """Keyword arguments for the model's forward pass over ``encoded`` (``model``: the unwrapped HF model).
+
+    With decoder prompts the encoder runs here, once per distinct source, and every row reads its source's
+    states: a multitask example's label row and rationale row share one encoder pass.
+    """
+    inputs = {key: tensor.to(device) for key, tensor in encoded.model_inputs.items()}
+    if not is_encoder_decoder:
+        return inputs
+    decoder_sequences = encoded.decoder_ids if encoded.decoder_ids is not None else encoded.labels
+    inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=decoder_sequences.to(device))
+    if encoded.source_index is None:
+        return inputs
+    from transformers.modeling_outputs import BaseModelOutput
+
+    index = encoded.source_index.to(device)
+    states = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    return {
+        "encoder_outputs": BaseModelOutput(last_hidden_state=states.last_hidden_state[index]),
+        "attention_mask": inputs["attention_mask"][index],
+        "decoder_input_ids": inputs["decoder_input_ids"],
+    }
 
 
 @dataclass
@@ -153,27 +202,34 @@ def forward_batches(
     accumulation).
 
     With ``by_length`` the rows are sorted by loss group and length, and cut where that costs least: a pass
-    costs its padded area (rows x (longest input + 1.5 x longest target)) plus ``pass_cost`` tokens for
+    costs its padded area (inputs x longest input + rows x 1.5 x longest target) plus ``pass_cost`` tokens for
     running at all. So a long rationale does not pad every label row (one batch) nor the longest input every
-    other input (DSS's two batches). Any split gives the same step: the losses are normalised by the whole
-    step's token counts.
+    other input (DSS's two batches). Rows that read the same source through one encoder pass (decoder
+    prompts) are kept together unless splitting them is cheaper. Any split gives the same step: the losses
+    are normalised by the whole step's token counts.
     """
     cap = -(-len(rows) // parts)
-    if not by_length:
-        return [list(rows[i::parts]) for i in range(parts) if rows[i::parts]]
+    if not by_length:  # consecutive blocks: an example's rows stay in one pass
+        return [list(rows[start : start + cap]) for start in range(0, len(rows), cap)]
     sources = [len(ids) for ids in tokenizer([row.source for row in rows], add_special_tokens=False)["input_ids"]]
     targets = [len(ids) for ids in tokenizer([row.target for row in rows], add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(rows)), key=lambda i: (rows[i].group, sources[i], targets[i]))
+    # Rows that share an encoder pass (decoder prompts: an example's rows read the same source) stay adjacent.
+    shared = any(row.decoder_prompt for row in rows)
+    order = sorted(range(len(rows)), key=lambda i: (
+        "" if shared else rows[i].group, sources[i], rows[i].source if shared else "", targets[i]))
     # Cheapest cut of the sorted rows into consecutive passes (dynamic programming: a few hundred rows a
     # step, at most ``cap`` per pass, so at most rows x cap candidate passes).
     best = [0.0] + [math.inf] * len(order)
     cut = [0] * (len(order) + 1)
     for end in range(1, len(order) + 1):
         longest_source = longest_target = 0
+        encoded: set[str] = set()
         for start in range(end - 1, max(end - cap, 0) - 1, -1):
             longest_source = max(longest_source, sources[order[start]])
             longest_target = max(longest_target, targets[order[start]])
-            cost = best[start] + pass_cost + (end - start) * (longest_source + 1.5 * longest_target)
+            encoded.add(rows[order[start]].source if shared else str(start))
+            cost = (best[start] + pass_cost + len(encoded) * longest_source
+                    + (end - start) * 1.5 * longest_target)
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     batches, end = [], len(order)

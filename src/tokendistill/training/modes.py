@@ -7,7 +7,7 @@ student sees at test time. Adding a mode touches only this file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tokendistill.registry import Registry
@@ -26,6 +26,8 @@ class TrainingRow:
     group: str  # LABEL or RATIONALE: which loss the row feeds
     # The example itself, where the teacher must see it too (multitask_kd's label rows).
     example: Example | None = None
+    # Teacher-forced start of a seq2seq target that takes no loss (the task marker with --task-marker decoder).
+    decoder_prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,14 @@ class LabelThenTokens(Mode):
         words = rationale_text(rationale) if rationale else ""
         target = f"{example.target}{LABEL_THEN_TOKENS_SEPARATOR} {words}" if words else example.target
         return [TrainingRow(example.input, target, LABEL)]
+
+
+def marker_to_decoder(row: TrainingRow) -> TrainingRow:
+    """The row with its task marker moved from the start of the input to the start of the output."""
+    for prefix in (PREDICT_PREFIX, EXPLAIN_PREFIX):
+        if row.source.startswith(prefix):
+            return replace(row, source=row.source[len(prefix) :], decoder_prompt=prefix.strip())
+    return row
 
 
 def answer_part(prediction: str, separator: str | None) -> str:

@@ -46,13 +46,14 @@ from tokendistill.training.data import (
     PASS_COST,
     encode_rows,
     forward_batches,
+    forward_inputs,
     group_token_totals,
     multitask_loss,
     row_losses,
 )
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.llm_rationales import load_llm_rationales
-from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow
+from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow, marker_to_decoder
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,24 @@ def save_student(
     tokenizer.save_pretrained(output)
 
 
+def _check_decoder_marker(mode: Mode, student: str, processes: int) -> None:
+    from transformers import AutoConfig
+
+    try:
+        is_encoder_decoder = AutoConfig.from_pretrained(student).is_encoder_decoder
+    except OSError:  # not found: loading the student reports it, with what to do
+        return
+    if not mode.predict_prefix:
+        raise UserError(f"--task-marker decoder moves the `predict:` / `explain:` markers; mode {mode.name!r} has "
+                        "none (use multitask, multitask_kd or dss)")
+    if not is_encoder_decoder:
+        raise UserError("--task-marker decoder needs a seq2seq student (a decoder-only student reads the marker "
+                        "after the input anyway); use --task-marker encoder")
+    if processes > 1:
+        raise UserError("--task-marker decoder runs in one process only for now; launch one process or use "
+                        "--task-marker encoder")
+
+
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Train a student and save it (weights, tokenizer, config) to ``config.output``; returns that folder.
 
@@ -265,9 +284,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
+    if config.task_marker == "decoder":
+        _check_decoder_marker(mode, config.student, state.num_processes)
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
     rows = build_rows(mode, examples, config)
+    if config.task_marker == "decoder":
+        rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
 
     seed_everything(config.seed)
     loaded = load_model(config.student, init=config.init, device="cpu")
@@ -352,14 +375,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
         value, parts = 0.0, {}
         for number, part in enumerate(encoded):
-            inputs = {key: tensor.to(accelerator.device) for key, tensor in part.model_inputs.items()}
             labels = part.labels.to(accelerator.device)
-            if loaded.is_encoder_decoder:
-                # Decoder inputs only; the loss is computed per row below.
-                inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=labels)
             # Gradients are averaged across processes once per step, after the last micro-batch.
             sync = number == len(encoded) - 1
             with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
+                # Decoder inputs only (the loss is computed per row below); the shared encoder pass, if any.
+                inputs = forward_inputs(loaded.model, part, accelerator.device, loaded.is_encoder_decoder)
                 losses = row_losses(model, output_layer, inputs, labels, loaded.is_encoder_decoder)
                 loss, part_losses = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, config.alpha,
                                                    totals)
@@ -421,6 +442,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "identity": identity,
         "mode": mode.name,
         "predict_prefix": mode.predict_prefix,
+        "task_marker": config.task_marker,
         "answer_separator": mode.answer_separator,
         "task": config.task,
         "is_encoder_decoder": loaded.is_encoder_decoder,
