@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tokendistill.cli import main
-from tokendistill.experiment import load_experiment, plan, results_markdown, summarize
+from tokendistill.errors import UserError
+from tokendistill.experiment import load_experiment, plan, results_markdown, select_cells, summarize
 
 
 def write_text_task(folder: Path) -> Path:
@@ -113,3 +114,32 @@ def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: 
         # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard.
         assert teachers == {"standard": None, "multitask_kd": task_plan.finetune.output}
         assert task_plan.extractions["teacher"].teacher == task_plan.finetune.output
+
+
+def test_only_keeps_the_matching_cells_and_the_work_they_need(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, top_k=[2, 3])
+    plans = plan(load_experiment(path))
+    kept = select_cells(plans, "mode=multitask seed=1 k=3")
+    assert [(c.task, c.mode, c.k, c.seed) for p in kept for c in p.cells] == [
+        ("keywords", "multitask", 3.0, 1), ("text", "multitask", 3.0, 1)]
+    standard_only = select_cells(plans, "task=text;mode=standard")
+    assert [p.spec.name for p in standard_only] == ["text"]  # the other task is not prepared at all
+    assert standard_only[0].extractions == {}, "no kept cell reads rationales, so none are extracted"
+    assert len(standard_only[0].cells) == 2  # both seeds
+    assert select_cells(plans, None) is plans
+
+
+def test_only_names_a_factor_or_value_the_grid_lacks(tmp_path: Path, t5_dir: Path) -> None:
+    plans = plan(load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir)))
+    with pytest.raises(UserError, match=r"no cell has seed=7; this grid's values: 0, 1"):
+        select_cells(plans, "seed=7")
+    with pytest.raises(UserError, match="factor among task, student"):
+        select_cells(plans, "modes=standard")
+
+
+def test_run_with_only_trains_just_those_cells(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir)
+    assert main(["run", str(path), "--only", "task=keywords mode=standard seed=0"]) == 0
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "grid").rglob("cell.json")]
+    assert [(c["task"], c["mode"], c["seed"]) for c in cells] == [("keywords", "standard", 0)]
+    assert not list((tmp_path / "grid").rglob("records.jsonl")), "no rationales for a standard-only run"

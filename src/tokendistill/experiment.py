@@ -46,6 +46,8 @@ class RunConfig:
     experiment: str = option(dataclasses.MISSING, "experiment YAML file", positional=True)
     output: str | None = option(None, "grid folder (default: the YAML's output)")
     dry_run: bool = option(False, "list the cells and exit")
+    only: str | None = option(None, "run only the cells matching every clause, e.g. 'mode=standard,dss seed=0' "
+                                    "(factors: task, student, size, mode, k, target, seed); the rest stay as they are")
 
 
 @dataclass(kw_only=True)
@@ -231,6 +233,48 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
     return plans
 
 
+_FACTORS = ("task", "student", "size", "mode", "k", "target", "seed")
+
+
+def _matches(value: Any, wanted: str) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(wanted) == value
+        except ValueError:
+            return False
+    return str(value) == wanted
+
+
+def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
+    """The plans cut to the cells that match ``only`` ("factor=a,b factor=c"); a task left without cells is
+    dropped whole, so its teacher is not prepared, and an extraction no kept cell reads is not run."""
+    if not only:
+        return plans
+    clauses: dict[str, list[str]] = {}
+    for clause in only.replace(";", " ").split():
+        factor, equals, values = clause.partition("=")
+        if not equals or not values or factor not in _FACTORS:
+            raise UserError(f"--only: {clause!r} should read factor=value[,value] with a factor among "
+                            f"{', '.join(_FACTORS)}")
+        clauses.setdefault(factor, []).extend(v for v in values.split(",") if v)
+    cells = [cell for task_plan in plans for cell in task_plan.cells]
+    for factor, wanted in clauses.items():
+        present = {cell.key[factor] for cell in cells}
+        unknown = [w for w in wanted if not any(_matches(value, w) for value in present)]
+        if unknown:
+            shown = ", ".join(sorted(str(value) for value in present))
+            raise UserError(f"--only: no cell has {factor}={','.join(unknown)}; this grid's values: {shown}")
+    selected = []
+    for task_plan in plans:
+        kept = [cell for cell in task_plan.cells
+                if all(any(_matches(cell.key[f], w) for w in wanted) for f, wanted in clauses.items())]
+        if kept:
+            targets = {cell.target for cell in kept}
+            extractions = {t: c for t, c in task_plan.extractions.items() if t in targets}
+            selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions))
+    return selected
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).name)
 
@@ -253,7 +297,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
     from tokendistill.training import train
 
     experiment = load_experiment(config.experiment, config.output)
-    plans = plan(experiment)
+    plans = select_cells(plan(experiment), config.only)
     root = Path(experiment.output)
     cells = [cell for task_plan in plans for cell in task_plan.cells]
     if config.dry_run:
