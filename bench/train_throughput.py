@@ -5,7 +5,7 @@ Distilling step-by-step's `TaskPrefixTrainer.compute_loss` runs the model twice 
 own, and returns alpha * label loss + (1 - alpha) * rationale loss, with each loss the mean over its
 rows' tokens (HF's default). The re-implementation below does exactly that with the same model, optimizer,
 batches and steps. tokendistill's step is the trainer's own code (`forward_batches`, `encode_rows`,
-`row_losses`, `multitask_loss`): the step's rows go through the model in passes of similar length, only the
+`pass_loss`): the step's rows go through the model in passes of similar length, only the
 positions with a target go through the output layer, and per-group mean losses are weighted (the same
 quantity, checked at the start). It runs twice, as shipped and with `--batch-by-length false` (one pass for
 all rows, as before), and with `--task-marker decoder` (the encoder reads each input once for both rows; a
@@ -38,10 +38,8 @@ from tokendistill.training.data import (
     PASS_COST,
     encode_rows,
     forward_batches,
-    forward_inputs,
     group_token_totals,
-    multitask_loss,
-    row_losses,
+    pass_loss,
 )
 from tokendistill.training.modes import EXPLAIN_PREFIX, MODES, PREDICT_PREFIX, TrainingRow, marker_to_decoder
 
@@ -68,11 +66,9 @@ def tokendistill_step(model, tokenizer, rows: list[TrainingRow], alpha: float, b
     batches = forward_batches(tokenizer, rows, 1, by_length, pass_cost)
     encoded = [encode_rows(tokenizer, batch, True, 512, 128) for batch in batches]
     totals = group_token_totals(encoded, True) if len(encoded) > 1 else None
-    output_layer, value = model.get_output_embeddings(), 0.0
+    value = 0.0
     for part in encoded:
-        inputs = forward_inputs(model, part, torch.device("cpu"), True)
-        losses = row_losses(model, output_layer, inputs, part.labels, True)
-        loss = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, alpha, totals)[0]
+        loss = pass_loss(model, part, torch.device("cpu"), True, alpha, totals)[0]
         if torch.is_grad_enabled():
             loss.backward()
         value += float(loss.detach())

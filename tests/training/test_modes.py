@@ -15,8 +15,7 @@ from tokendistill.training.data import (
     encode_rows,
     forward_batches,
     group_token_totals,
-    multitask_loss,
-    row_losses,
+    pass_loss,
 )
 from tokendistill.training.llm_rationales import load_llm_rationales, parse_llm_output
 from tokendistill.training.modes import MODES, TrainingRow, answer_part
@@ -107,12 +106,8 @@ def test_micro_batch_losses_add_up_to_the_full_batch_loss(family: str, t5_dir: P
         totals = group_token_totals(encoded, loaded.is_encoder_decoder) if len(parts) > 1 else None
         total = torch.zeros(())
         for part in encoded:
-            inputs = dict(part.model_inputs)
-            if loaded.is_encoder_decoder:
-                inputs["decoder_input_ids"] = loaded.model.prepare_decoder_input_ids_from_labels(labels=part.labels)
-            losses = row_losses(loaded.model, loaded.model.get_output_embeddings(), inputs, part.labels,
-                                loaded.is_encoder_decoder)
-            total = total + multitask_loss(losses.row_loss, losses.row_tokens, part.groups, 0.3, totals)[0]
+            total = total + pass_loss(loaded.model, part, torch.device("cpu"), loaded.is_encoder_decoder, 0.3,
+                                      totals)[0]
         return total
 
     whole = loss_of([rows])

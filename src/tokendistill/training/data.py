@@ -289,3 +289,25 @@ def group_token_totals(encoded: Sequence[EncodedRows], is_encoder_decoder: bool)
         for group, count in zip(part.groups, counts):
             totals[group] = totals.get(group, 0) + count
     return totals
+
+
+def pass_loss(
+    model: nn.Module,
+    part: EncodedRows,
+    device: torch.device,
+    is_encoder_decoder: bool,
+    alpha: float,
+    totals: Mapping[str, float] | None = None,
+    base_model: nn.Module | None = None,
+) -> tuple[Tensor, dict[str, float], RowLosses]:
+    """One forward pass's share of a step's multitask loss, its parts, and the per-row losses (for a KD term).
+
+    ``model`` is what runs the forward pass (possibly wrapped for data parallelism); ``base_model`` the
+    Hugging Face model under it (default: ``model``), whose encoder and label shifting ``forward_inputs`` uses.
+    ``totals``: the step's target tokens per group when the step has several passes (``group_token_totals``).
+    """
+    base = base_model if base_model is not None else model
+    inputs = forward_inputs(base, part, device, is_encoder_decoder)
+    losses = row_losses(model, base.get_output_embeddings(), inputs, part.labels.to(device), is_encoder_decoder)
+    loss, parts = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, alpha, totals)
+    return loss, parts, losses

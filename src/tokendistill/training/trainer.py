@@ -46,10 +46,8 @@ from tokendistill.training.data import (
     PASS_COST,
     encode_rows,
     forward_batches,
-    forward_inputs,
     group_token_totals,
-    multitask_loss,
-    row_losses,
+    pass_loss,
 )
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.llm_rationales import load_llm_rationales
@@ -318,7 +316,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         first_step = checkpoint["step"]
         _set_rng_state(checkpoint["rng"])
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
-    output_layer = loaded.model.get_output_embeddings()
     model, optimizer = accelerator.prepare(model, optimizer)
     distiller = None
     if mode.needs_teacher:
@@ -375,15 +372,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
         value, parts = 0.0, {}
         for number, part in enumerate(encoded):
-            labels = part.labels.to(accelerator.device)
             # Gradients are averaged across processes once per step, after the last micro-batch.
             sync = number == len(encoded) - 1
             with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
-                # Decoder inputs only (the loss is computed per row below); the shared encoder pass, if any.
-                inputs = forward_inputs(loaded.model, part, accelerator.device, loaded.is_encoder_decoder)
-                losses = row_losses(model, output_layer, inputs, labels, loaded.is_encoder_decoder)
-                loss, part_losses = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, config.alpha,
-                                                   totals)
+                loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
+                                                      config.alpha, totals, base_model=loaded.model)
                 if distiller is not None:
                     kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
                     loss = loss + config.kd_weight * kd
