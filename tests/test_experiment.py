@@ -73,17 +73,26 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
 def test_results_table_arithmetic() -> None:
     rows = [
         {"task": "t", "size": 10, "mode": "standard", "k": None, "target": None, "seed": s, "accuracy": a}
-        for s, a in ((0, 0.5), (1, 0.7))
+        for s, a in ((0, 0.5), (1, 0.7), (2, 0.6))
     ] + [
         {"task": "t", "size": 10, "mode": "multitask", "k": 5.0, "target": "teacher", "seed": s, "accuracy": a}
         for s, a in ((0, 0.6), (1, 0.9), (2, 0.9))
-    ]
+    ] + [
+        {"task": "t", "size": 10, "mode": "dss", "k": None, "target": None, "seed": s, "accuracy": a}
+        for s, a in ((0, 0.8), (3, 0.2))
+    ] + [{"task": "t", "size": 10, "mode": "label_then_tokens", "k": 5.0, "target": "teacher", "seed": 1,
+          "accuracy": 0.75}]
     summary = {entry["mode"]: entry for entry in summarize(rows)}
-    assert summary["standard"]["mean"] == pytest.approx(0.6) and summary["standard"]["sd"] == pytest.approx(0.1414214)
+    assert summary["standard"]["mean"] == pytest.approx(0.6) and summary["standard"]["sd"] == pytest.approx(0.1)
     assert summary["multitask"]["mean"] == pytest.approx(0.8) and summary["multitask"]["sd"] == pytest.approx(0.1732051)
     assert summary["multitask"]["vs_standard"] == pytest.approx(0.2) and summary["standard"]["vs_standard"] is None
+    # Paired on the seeds both ran: dss's seed 0 against standard's seed 0 only (+30), not 0.5 - 0.6.
+    assert summary["dss"]["vs_standard"] == pytest.approx(0.3) and summary["dss"]["paired_seeds"] == 1
+    assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
     assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
+    assert "| dss |  |  | 2 | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
+    assert "| label_then_tokens | 5 | teacher | 1 | 75.0 | +5.0 |" in table
 
 
 def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:

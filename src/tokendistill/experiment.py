@@ -362,37 +362,52 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± sd over seeds per (task, size, mode, k, target), and the difference to `standard`."""
-    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    """Mean ± sd over seeds per (task, student, size, mode, k, target), and the paired difference to `standard`.
+
+    The difference is the mean over the seeds both have of (this cell - standard), so that a grid cut short,
+    where modes have run different seeds, compares like with like; with the same seeds it is the difference
+    of the means. The sd is None for a single seed (no spread was measured).
+    """
+    groups: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
     for row in rows:
         key = (row["task"], row.get("student", ""), row["size"], row["mode"], row["k"], row["target"])
-        groups[key].append(row["accuracy"])
+        groups[key][row["seed"]] = row["accuracy"]
     summary = []
-    for (task, student, size, mode, k, target), values in sorted(groups.items(),
-                                                                  key=lambda item: tuple(map(str, item[0]))):
+    for (task, student, size, mode, k, target), by_seed in sorted(groups.items(),
+                                                                   key=lambda item: tuple(map(str, item[0]))):
+        values = list(by_seed.values())
         summary.append({
             "task": task, "student": student, "size": size, "mode": mode, "k": k, "target": target,
             "seeds": len(values),
-            "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "by_seed": by_seed,
         })
-    baselines = {(s["task"], s["student"], s["size"]): s["mean"] for s in summary if s["mode"] == "standard"}
+    baselines = {(s["task"], s["student"], s["size"]): s["by_seed"] for s in summary if s["mode"] == "standard"}
     for entry in summary:
+        by_seed = entry.pop("by_seed")
         base = baselines.get((entry["task"], entry["student"], entry["size"]))
-        entry["vs_standard"] = None if base is None or entry["mode"] == "standard" else entry["mean"] - base
+        shared = sorted(set(by_seed) & set(base or {}))
+        entry["vs_standard"] = (None if entry["mode"] == "standard" or not shared
+                                else statistics.fmean(by_seed[s] - base[s] for s in shared))  # type: ignore[index]
+        entry["paired_seeds"] = len(shared) if entry["vs_standard"] is not None else None
     return summary
 
 
 def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
     lines = ["| task | teacher accuracy | student | train size | mode | k | target | seeds | accuracy (mean ± sd) "
-             "| vs standard |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs standard (paired seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in summary:
         teacher = teachers.get(entry["task"])
         teacher_text = _teacher_text(teacher)
         k = "" if entry["k"] is None else f"{entry['k']:g}"
-        difference = "" if entry["vs_standard"] is None else f"{100 * entry['vs_standard']:+.1f}"
+        difference = ""
+        if entry["vs_standard"] is not None:
+            difference = f"{100 * entry['vs_standard']:+.1f}"
+            if entry["paired_seeds"] != entry["seeds"]:
+                difference += f" (on {entry['paired_seeds']} of its seeds)"
+        accuracy = f"{100 * entry['mean']:.1f}" + ("" if entry["sd"] is None else f" ± {100 * entry['sd']:.1f}")
         lines.append(f"| {entry['task']} | {teacher_text} | {entry['student']} | {entry['size']} | {entry['mode']} | {k} | "
-                     f"{entry['target'] or ''} | {entry['seeds']} | {100 * entry['mean']:.1f} ± {100 * entry['sd']:.1f} "
-                     f"| {difference} |")
+                     f"{entry['target'] or ''} | {entry['seeds']} | {accuracy} | {difference} |")
     return "\n".join(lines) + "\n"
 
 
@@ -413,7 +428,7 @@ def write_results(root: Path) -> str:
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["task", "student", "size", "mode", "k", "target", "seeds", "mean",
-                                                "sd", "vs_standard"])
+                                                "sd", "vs_standard", "paired_seeds"])
     writer.writeheader()
     writer.writerows(summary)
     (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
