@@ -11,7 +11,14 @@ import yaml
 
 from tokendistill.cli import main
 from tokendistill.errors import UserError
-from tokendistill.experiment import load_experiment, plan, results_markdown, select_cells, summarize
+from tokendistill.experiment import (
+    load_experiment,
+    plan,
+    results_markdown,
+    seed_table,
+    select_cells,
+    summarize,
+)
 
 
 def write_text_task(folder: Path) -> Path:
@@ -56,8 +63,9 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     assert len(cells) == 2 * 2 * 2  # tasks x modes x seeds
     # The teacher's rationales are computed once per task and shared by every multitask cell.
     assert sorted(p.parent.name for p in grid.rglob("records.jsonl")) == ["rationales-teacher"] * 2
-    table = (grid / "results.md").read_text()
-    assert table.count("| keywords |") == 2 and table.count("| text |") == 2
+    table, by_seed = (grid / "results.md").read_text().split("by seed:")
+    assert table.count("| keywords |") == 2 and table.count("| text |") == 2  # mean over seeds per mode
+    assert by_seed.count("| keywords |") == 2 and "| seed 0 | seed 1 |" in by_seed
     csv_lines = (grid / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("task,student,size,mode") and len(csv_lines) == 5
 
@@ -93,6 +101,10 @@ def test_results_table_arithmetic() -> None:
     assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
     assert "| dss |  |  | 2 | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
     assert "| label_then_tokens | 5 | teacher | 1 | 75.0 | +5.0 |" in table
+    by_seed = seed_table(rows)
+    assert by_seed.splitlines()[0] == "| task | student | train size | mode | k | target | seed 0 | seed 1 | seed 2 | seed 3 |"
+    assert "| t |  | 10 | dss |  |  | 80.0 |  |  | 20.0 |" in by_seed
+    assert "| t |  | 10 | multitask | 5 | teacher | 60.0 | 90.0 | 90.0 |  |" in by_seed
 
 
 def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:

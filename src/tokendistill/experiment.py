@@ -411,6 +411,22 @@ def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str
     return "\n".join(lines) + "\n"
 
 
+def seed_table(rows: list[dict[str, Any]]) -> str:
+    """Every finished cell's accuracy, one column per seed: where the means above come from."""
+    seeds = sorted({row["seed"] for row in rows})
+    cells: dict[tuple[str, ...], dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        k = "" if row["k"] is None else f"{row['k']:g}"
+        key = (row["task"], row.get("student", ""), str(row["size"]), row["mode"], k, row["target"] or "")
+        cells[key][row["seed"]] = row["accuracy"]
+    lines = ["| task | student | train size | mode | k | target | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---" * (6 + len(seeds)) + "|"]
+    for key, by_seed in sorted(cells.items()):
+        values = [f"{100 * by_seed[s]:.1f}" if s in by_seed else "" for s in seeds]
+        lines.append("| " + " | ".join([*key, *values]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _teacher_text(teacher: dict[str, Any] | None) -> str:
     if not teacher:
         return "n/a"
@@ -425,6 +441,8 @@ def write_results(root: Path) -> str:
     rows, teachers = collect(root)
     summary = summarize(rows)
     table = results_markdown(summary, teachers)
+    if rows:
+        table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["task", "student", "size", "mode", "k", "target", "seeds", "mean",
