@@ -98,10 +98,11 @@ def test_results_table_arithmetic() -> None:
     assert summary["dss"]["vs_standard"] == pytest.approx(0.3) and summary["dss"]["paired_seeds"] == 1
     assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
-    assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |" in table
-    assert "| dss |  |  | 2 | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
-    assert "| label_then_tokens | 5 | teacher | 1 | 75.0 | +5.0 |" in table
+    assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |  |" in table
+    assert "| dss |  |  | 2 | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |  |" in table
+    assert "| label_then_tokens | 5 | teacher | 1 | 75.0 | +5.0 |  |" in table
     by_seed = seed_table(rows)
+    assert summary["dss"]["only_here"] is None  # no predictions given: no per-row counts
     assert by_seed.splitlines()[0] == "| task | student | train size | mode | k | target | seed 0 | seed 1 | seed 2 | seed 3 |"
     assert "| t |  | 10 | dss |  |  | 80.0 |  |  | 20.0 |" in by_seed
     assert "| t |  | 10 | multitask | 5 | teacher | 60.0 | 90.0 | 90.0 |  |" in by_seed
@@ -164,3 +165,17 @@ def test_run_with_only_trains_just_those_cells(tmp_path: Path, t5_dir: Path) -> 
     cells = [json.loads(p.read_text()) for p in (tmp_path / "grid").rglob("cell.json")]
     assert [(c["task"], c["mode"], c["seed"]) for c in cells] == [("keywords", "standard", 0)]
     assert not list((tmp_path / "grid").rglob("records.jsonl")), "no rationales for a standard-only run"
+
+
+def test_rows_right_only_here_count_over_the_paired_seeds() -> None:
+    def row(mode: str, seed: int, right: set[str]) -> dict:
+        return {"task": "t", "size": 4, "mode": mode, "k": None, "target": None, "seed": seed,
+                "accuracy": len(right) / 4, "right": frozenset(right)}
+
+    rows = [row("standard", 0, {"a", "b"}), row("standard", 1, {"a"}),
+            row("dss", 0, {"b", "c", "d"}), row("dss", 1, {"a", "b"}), row("dss", 2, {"a"})]
+    (dss,) = [entry for entry in summarize(rows) if entry["mode"] == "dss"]
+    # seed 0: c, d only under dss, a only under standard; seed 1: b only under dss; seed 2 has no standard.
+    assert (dss["only_here"], dss["only_standard"]) == (3, 1)
+    assert dss["vs_standard"] == pytest.approx(((0.75 - 0.5) + (0.5 - 0.25)) / 2)
+    assert "| 3 / 1 |" in results_markdown(summarize(rows), {})

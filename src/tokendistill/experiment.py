@@ -350,7 +350,12 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
         if metrics_path.exists():
             key = json.loads(cell_path.read_text(encoding="utf-8"))
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-            rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics["examples"]})
+            predictions = cell_path.parent / "eval" / "predictions.jsonl"
+            right = None
+            if predictions.exists():
+                with predictions.open(encoding="utf-8") as handle:
+                    right = frozenset(record["id"] for record in map(json.loads, handle) if record.get("correct"))
+            rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics["examples"], "right": right})
     teachers = {}
     for path in sorted(root.rglob("teacher-eval/teacher_eval.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
@@ -369,9 +374,12 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     of the means. The sd is None for a single seed (no spread was measured).
     """
     groups: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
+    right: dict[tuple[Any, ...], dict[int, frozenset[str]]] = defaultdict(dict)
     for row in rows:
         key = (row["task"], row.get("student", ""), row["size"], row["mode"], row["k"], row["target"])
         groups[key][row["seed"]] = row["accuracy"]
+        if row.get("right") is not None:
+            right[key][row["seed"]] = row["right"]
     summary = []
     for (task, student, size, mode, k, target), by_seed in sorted(groups.items(),
                                                                    key=lambda item: tuple(map(str, item[0]))):
@@ -380,22 +388,32 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "task": task, "student": student, "size": size, "mode": mode, "k": k, "target": target,
             "seeds": len(values),
             "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
-            "by_seed": by_seed,
+            "by_seed": by_seed, "right": right.get((task, student, size, mode, k, target), {}),
         })
-    baselines = {(s["task"], s["student"], s["size"]): s["by_seed"] for s in summary if s["mode"] == "standard"}
+    baselines = {(s["task"], s["student"], s["size"]): s for s in summary if s["mode"] == "standard"}
     for entry in summary:
-        by_seed = entry.pop("by_seed")
-        base = baselines.get((entry["task"], entry["student"], entry["size"]))
-        shared = sorted(set(by_seed) & set(base or {}))
+        by_seed = entry["by_seed"]
+        standard = baselines.get((entry["task"], entry["student"], entry["size"]))
+        base = standard["by_seed"] if standard else {}
+        shared = sorted(set(by_seed) & set(base))
         entry["vs_standard"] = (None if entry["mode"] == "standard" or not shared
-                                else statistics.fmean(by_seed[s] - base[s] for s in shared))  # type: ignore[index]
+                                else statistics.fmean(by_seed[s] - base[s] for s in shared))
         entry["paired_seeds"] = len(shared) if entry["vs_standard"] is not None else None
+        # The rows behind the difference: test rows right here but not under standard on the same seed, and the
+        # reverse, summed over the paired seeds (the two counts a McNemar test compares, one seed at a time).
+        entry["only_here"] = entry["only_standard"] = None
+        if entry["vs_standard"] is not None and all(s in entry["right"] and s in standard["right"] for s in shared):
+            entry["only_here"] = sum(len(entry["right"][s] - standard["right"][s]) for s in shared)
+            entry["only_standard"] = sum(len(standard["right"][s] - entry["right"][s]) for s in shared)
+    for entry in summary:
+        del entry["by_seed"], entry["right"]
     return summary
 
 
 def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
     lines = ["| task | teacher accuracy | student | train size | mode | k | target | seeds | accuracy (mean ± sd) "
-             "| vs standard (paired seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs standard (paired seeds) | test rows right only here / only under standard |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for entry in summary:
         teacher = teachers.get(entry["task"])
         teacher_text = _teacher_text(teacher)
@@ -405,9 +423,10 @@ def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str
             difference = f"{100 * entry['vs_standard']:+.1f}"
             if entry["paired_seeds"] != entry["seeds"]:
                 difference += f" (on {entry['paired_seeds']} of its seeds)"
+        wins = "" if entry.get("only_here") is None else f"{entry['only_here']} / {entry['only_standard']}"
         accuracy = f"{100 * entry['mean']:.1f}" + ("" if entry["sd"] is None else f" ± {100 * entry['sd']:.1f}")
         lines.append(f"| {entry['task']} | {teacher_text} | {entry['student']} | {entry['size']} | {entry['mode']} | {k} | "
-                     f"{entry['target'] or ''} | {entry['seeds']} | {accuracy} | {difference} |")
+                     f"{entry['target'] or ''} | {entry['seeds']} | {accuracy} | {difference} | {wins} |")
     return "\n".join(lines) + "\n"
 
 
@@ -446,7 +465,8 @@ def write_results(root: Path) -> str:
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["task", "student", "size", "mode", "k", "target", "seeds", "mean",
-                                                "sd", "vs_standard", "paired_seeds"])
+                                                "sd", "vs_standard", "paired_seeds", "only_here",
+                                                "only_standard"])
     writer.writeheader()
     writer.writerows(summary)
     (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
