@@ -98,6 +98,11 @@ class EvaluateConfig(TaskOptions):
     batch_size: int = option(64, "examples per generation batch")
     max_input_length: int = option(512, "input tokens")
     max_new_tokens: int = option(64, "generation length")
+    answer: Literal["generation", "choice_sum", "choice_mean"] = option(
+        "generation",
+        "how the student's answer is read: its greedy generation (DSS's metric), or, on a task with a closed "
+        "answer set, the candidate it gives the highest summed / mean log-probability (both are recorded)",
+    )
     device: str = option("auto", "auto, cpu or cuda")
 
 

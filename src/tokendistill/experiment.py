@@ -287,7 +287,8 @@ def _evaluated(config: EvaluateConfig) -> bool:
         return False
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     identity = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
-    return metrics.get("model_identity") == identity and metrics.get("limit") == config.limit
+    return (metrics.get("model_identity") == identity and metrics.get("limit") == config.limit
+            and metrics.get("answer", "generation") == config.answer)
 
 
 def run_experiment(config: RunConfig, progress: bool = True) -> Path:

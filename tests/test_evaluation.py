@@ -1,0 +1,60 @@
+"""Reading a student's answers: greedy generation, or the candidate it scores highest."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tokendistill.config import EvaluateConfig
+from tokendistill.errors import UserError
+from tokendistill.evaluation import evaluate, predict
+from tokendistill.models import load_model
+from tokendistill.tasks import get_task, load_examples
+from tokendistill.training.data import CAUSAL_CUE
+
+
+def causal_log_prob(loaded, prompt: str, answer: str) -> float:
+    """log p(" " + answer | prompt) from one unbatched forward pass, as the causal student was trained."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    answer_ids = tokenizer(" " + answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.cat([prompt_ids, answer_ids], dim=1)).logits[0, prompt_ids.shape[1] - 1 : -1]
+    return float(torch.log_softmax(logits.float(), dim=-1).gather(-1, answer_ids[0][:, None]).sum())
+
+
+def test_choice_reading_picks_the_candidate_the_student_scores_highest(llama_dir: Path) -> None:
+    loaded = load_model(str(llama_dir), device="cpu", offsets=True)
+    task = get_task("keywords")
+    examples = load_examples(task, "test", limit=6)
+    records, accuracy = predict(loaded, task, examples, "predict: ", batch_size=4, max_input_length=64,
+                                max_new_tokens=3, answer="choice_sum")
+    for example, record in zip(examples, records):
+        scores = [causal_log_prob(loaded, "predict: " + example.input + CAUSAL_CUE, c) for c in example.choices]
+        assert record["prediction"] == example.choices[int(np.argmax(scores))]
+        assert record["correct"] == task.score(record["prediction"], example)
+        assert record["generation_correct"] == task.score(record["generation"], example)
+    assert accuracy == sum(record["correct"] for record in records) / len(records)
+
+
+def test_evaluate_records_both_readings_and_reevaluates_on_a_new_reading(tmp_path: Path, llama_dir: Path) -> None:
+    config = EvaluateConfig(task="keywords", model=str(llama_dir), output=str(tmp_path / "eval"), limit=8,
+                            max_new_tokens=3, max_input_length=64, answer="choice_mean", device="cpu")
+    metrics = evaluate(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert metrics["answer"] == "choice_mean"
+    assert metrics["generation_accuracy"] == sum(r["generation_correct"] for r in records) / len(records)
+    assert metrics["accuracy"] == sum(r["correct"] for r in records) / len(records)
+
+
+def test_choice_reading_on_a_task_without_candidates_is_a_user_error(llama_dir: Path) -> None:
+    loaded = load_model(str(llama_dir), device="cpu", offsets=True)
+    task = get_task("keywords")
+    examples = [dataclasses.replace(example, choices=()) for example in load_examples(task, "test", limit=2)]
+    with pytest.raises(UserError, match="no closed set of answers"):
+        predict(loaded, task, examples, "", 2, 64, 3, answer="choice_sum")
