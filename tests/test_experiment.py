@@ -179,3 +179,15 @@ def test_rows_right_only_here_count_over_the_paired_seeds() -> None:
     assert (dss["only_here"], dss["only_standard"]) == (3, 1)
     assert dss["vs_standard"] == pytest.approx(((0.75 - 0.5) + (0.5 - 0.25)) / 2)
     assert "| 3 / 1 |" in results_markdown(summarize(rows), {})
+
+
+def test_device_flag_overrides_the_yaml_for_every_stage(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "multitask_kd"], seeds=[0])
+    experiment = yaml.safe_load(path.read_text())
+    experiment["teacher"]["finetune"] = {"steps": 2, "batch_size": 4}
+    path.write_text(yaml.safe_dump(experiment))
+    for task_plan in plan(load_experiment(path, device="cuda")):
+        stages = [task_plan.finetune, *task_plan.extractions.values()]
+        stages += [config for cell in task_plan.cells for config in (cell.train, cell.evaluate)]
+        assert {stage.device for stage in stages} == {"cuda"}
+    assert {c.train.device for p in plan(load_experiment(path)) for c in p.cells} == {"cpu"}

@@ -45,6 +45,8 @@ RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
 class RunConfig:
     experiment: str = option(dataclasses.MISSING, "experiment YAML file", positional=True)
     output: str | None = option(None, "grid folder (default: the YAML's output)")
+    device: str | None = option(None, "auto, cpu or cuda for every stage (default: the YAML's device); not part "
+                                      "of a cell's identity, so a grid begun on one device resumes on another")
     dry_run: bool = option(False, "list the cells and exit")
     only: str | None = option(None, "run only the cells matching every clause, e.g. 'mode=standard,dss seed=0' "
                                     "(factors: task, student, size, mode, k, target, seed); the rest stay as they are")
@@ -92,7 +94,7 @@ def _path(value: str | None, base: Path) -> str | None:
     return str(candidate.resolve()) if candidate.exists() or candidate.is_absolute() else value
 
 
-def load_experiment(path: str | Path, output: str | None = None) -> Experiment:
+def load_experiment(path: str | Path, output: str | None = None, device: str | None = None) -> Experiment:
     values = load_yaml(path)
     base = Path(path).resolve().parent
     known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device"}
@@ -133,7 +135,7 @@ def load_experiment(path: str | Path, output: str | None = None) -> Experiment:
         top_k=[float(k) for k in values.get("top_k", [10])],
         targets=list(values.get("targets", ["teacher"])),
         seeds=[int(s) for s in values.get("seeds", [0])],
-        device=values.get("device", "auto"),
+        device=device or values.get("device", "auto"),
     )
     plan(experiment)  # every stage config is built now, so that a typo fails before any compute
     return experiment
@@ -297,7 +299,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
     from tokendistill.teacher_eval import TeacherEvalConfig, teacher_eval
     from tokendistill.training import train
 
-    experiment = load_experiment(config.experiment, config.output)
+    experiment = load_experiment(config.experiment, config.output, config.device)
     plans = select_cells(plan(experiment), config.only)
     root = Path(experiment.output)
     cells = [cell for task_plan in plans for cell in task_plan.cells]
