@@ -191,3 +191,17 @@ def test_device_flag_overrides_the_yaml_for_every_stage(tmp_path: Path, t5_dir: 
         stages += [config for cell in task_plan.cells for config in (cell.train, cell.evaluate)]
         assert {stage.device for stage in stages} == {"cuda"}
     assert {c.train.device for p in plan(load_experiment(path)) for c in p.cells} == {"cpu"}
+
+
+def test_only_skips_the_teacher_when_no_kept_cell_reads_it(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "multitask_kd"], seeds=[0])
+    experiment = yaml.safe_load(path.read_text())
+    experiment["teacher"]["finetune"] = {"steps": 2, "batch_size": 4}
+    path.write_text(yaml.safe_dump(experiment))
+    plans = plan(load_experiment(path))
+    standard_only = select_cells(plans, "mode=standard")
+    assert all(p.finetune is None and p.teacher_eval == {} and p.extractions == {} for p in standard_only)
+    with_teacher = select_cells(plans, "mode=multitask_kd")
+    assert all(p.finetune is not None and p.teacher_eval for p in with_teacher)
+    assert main(["run", str(path), "--only", "mode=standard task=keywords"]) == 0
+    assert not (tmp_path / "grid" / "keywords" / "teacher").exists(), "the teacher was fine-tuned for nothing"

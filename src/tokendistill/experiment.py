@@ -249,7 +249,8 @@ def _matches(value: Any, wanted: str) -> bool:
 
 def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
     """The plans cut to the cells that match ``only`` ("factor=a,b factor=c"); a task left without cells is
-    dropped whole, so its teacher is not prepared, and an extraction no kept cell reads is not run."""
+    dropped whole, an extraction no kept cell reads is not run, and a teacher no kept cell reads (standard
+    and dss cells only) is neither fine-tuned nor checked."""
     if not only:
         return plans
     clauses: dict[str, list[str]] = {}
@@ -273,7 +274,9 @@ def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
         if kept:
             targets = {cell.target for cell in kept}
             extractions = {t: c for t, c in task_plan.extractions.items() if t in targets}
-            selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions))
+            needs_teacher = bool(extractions) or any(cell.train.teacher for cell in kept)
+            teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}}
+            selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions, **teacher))
     return selected
 
 
@@ -323,8 +326,8 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
                 teacher_eval(build(TeacherEvalConfig, before), progress=progress)
             print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
             train(task_plan.finetune, progress=progress)
-        eval_path = Path(task_plan.teacher_eval["output"]) / "teacher_eval.json"
-        if not eval_path.exists():
+        eval_path = Path(task_plan.teacher_eval.get("output", ".")) / "teacher_eval.json"
+        if task_plan.teacher_eval and not eval_path.exists():
             print(f"[{name}] checking the teacher on {task_plan.spec.test_split}", flush=True)
             teacher_eval(build(TeacherEvalConfig, dict(task_plan.teacher_eval)), progress=progress)
         for target, extract_config in task_plan.extractions.items():
