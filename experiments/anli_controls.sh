@@ -18,7 +18,7 @@ CELLS=$GRID/anli1/n1000
 $TD extract --config "$GRID/anli1/rationales-gold/config.yaml" --method random --teacher "$TEACHER" \
     --device "$DEVICE" --output "$OUT/rationales-random"
 for seed in "${@:-0}"; do
-    $TD train --config "$CELLS/multitask-k5-gold/seed$seed/student/config.yaml" --device "$DEVICE" \
+    $TD train --config "$CELLS/multitask-k5-gold/seed$seed/student/config.yaml" --device "$DEVICE" --checkpoint-every 50 \
         --rationales "$OUT/rationales-random" --output "$OUT/multitask-random/seed$seed/student"
     $TD evaluate --config "$CELLS/multitask-k5-gold/seed$seed/eval/config.yaml" --device "$DEVICE" \
         --model "$OUT/multitask-random/seed$seed/student" --output "$OUT/multitask-random/seed$seed/eval"
