@@ -326,8 +326,8 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
                 teacher_eval(build(TeacherEvalConfig, before), progress=progress)
             print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
             train(task_plan.finetune, progress=progress)
-        eval_path = Path(task_plan.teacher_eval.get("output", ".")) / "teacher_eval.json"
-        if task_plan.teacher_eval and not eval_path.exists():
+        # An empty teacher_eval: --only kept no cell that reads the teacher.
+        if task_plan.teacher_eval and not (Path(task_plan.teacher_eval["output"]) / "teacher_eval.json").exists():
             print(f"[{name}] checking the teacher on {task_plan.spec.test_split}", flush=True)
             teacher_eval(build(TeacherEvalConfig, dict(task_plan.teacher_eval)), progress=progress)
         for target, extract_config in task_plan.extractions.items():
