@@ -180,3 +180,154 @@ def test_student_on_changed_rationales_is_not_reused(
     assert main(train_arguments) == 0
     assert main([*extract_arguments, "--top-k", "3", "--overwrite"]) == 0
     fails_with(capsys, train_arguments, "rationales_fingerprint")
+
+
+# ----- every option is checked where it is parsed, before any model loads --------------------------------
+def _numeric_fields(config_class: type) -> list[tuple[str, type, dict]]:
+    import dataclasses
+    import typing
+
+    from tokendistill.config import _unwrap_optional
+
+    hints = typing.get_type_hints(config_class)
+    fields = []
+    for item in dataclasses.fields(config_class):
+        hint, _ = _unwrap_optional(hints[item.name])
+        if hint in (int, float):
+            fields.append((item.name, hint, dict(item.metadata)))
+    return fields
+
+
+def _commands() -> list[tuple[str, type]]:
+    from tokendistill.cli import _commands as commands
+
+    return [(name, config_class) for name, _, config_class, _ in commands()]
+
+
+def test_every_numeric_option_declares_its_range() -> None:
+    for command, config_class in _commands():
+        for name, _, metadata in _numeric_fields(config_class):
+            assert {"minimum", "above", "maximum", "check"} & set(metadata), f"{command} --{name} has no range"
+
+
+def _out_of_range(hint: type, metadata: dict) -> list[str]:
+    values = ["nan", "inf"] if hint is float else ["2.5"]
+    if "minimum" in metadata:
+        values.append(str(metadata["minimum"] - 1))
+    if "above" in metadata:
+        values.append(str(metadata["above"]))
+    if "maximum" in metadata:
+        values.append(str(metadata["maximum"] + 1))
+    if "check" in metadata:
+        values += ["2.5", "0", "-1"]
+    return values
+
+
+def _required_arguments(config_class: type, tmp_path: Path) -> list[str]:
+    import dataclasses
+
+    arguments = []
+    for item in dataclasses.fields(config_class):
+        if item.default is dataclasses.MISSING:
+            value = "keywords" if item.name == "task" else str(tmp_path / item.name)
+            arguments += [value] if item.metadata.get("positional") else ["--" + item.name.replace("_", "-"), value]
+    return arguments
+
+
+def test_every_option_out_of_its_range_is_one_line_before_any_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(models.AutoConfig, "from_pretrained", no_loading)
+    checked = 0
+    for command, config_class in _commands():
+        required = _required_arguments(config_class, tmp_path)
+        for name, hint, metadata in _numeric_fields(config_class):
+            for value in _out_of_range(hint, metadata):
+                flag = "--" + name.replace("_", "-")
+                message = fails_with(capsys, [command, *required, f"{flag}={value}"], flag)
+                assert value in message or "should be" in message or "invalid" in message, message
+                checked += 1
+    assert checked > 60
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("--top-k", "2.5", "whole number"), ("--top-k", "nan", "finite"), ("--batch-size", "0", ">= 1"),
+    ("--limit", "-5", ">= 1"), ("--max-new-tokens", "0", ">= 1"), ("--ig-steps", "0", ">= 1"),
+    ("--max-input-length", "0", ">= 1"), ("--batch-size", "abc", "invalid int"),
+])
+def test_extract_options_named_in_the_issue(
+    option: str, value: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fails_with(capsys, extract(tmp_path / "data.jsonl", f"{option}={value}"), option, fragment)
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("--learning-rate", "nan", "finite"), ("--lora-rank", "-4", ">= 0"), ("--checkpoint-every", "-1", ">= 0"),
+    ("--top-k", "2.5", "whole number"), ("--alpha", "1.5", "<= 1"), ("--steps", "0", ">= 1"),
+])
+def test_train_options_named_in_the_issue(
+    option: str, value: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fails_with(capsys, ["train", "--task", "keywords", "--student", "s", "--output", str(tmp_path / "o"),
+                        f"{option}={value}"], option, fragment)
+
+
+def test_a_folder_as_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fails_with(capsys, ["extract", "--config", str(tmp_path)], "is a folder")
+
+
+def test_a_boolean_where_a_number_belongs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "extract.yaml"
+    config.write_text("task: keywords\nteacher: t\noutput: o\nlimit: true\n")
+    fails_with(capsys, ["extract", "--config", str(config)], "limit", "int")
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("train_sizes: 8", "train_sizes should be a list"), ("train_sizes: [0]", "positive whole"),
+])
+def test_grid_task_fields_of_the_wrong_shape(
+    text: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(f"output: {tmp_path / 'g'}\ntasks:\n  - name: keywords\n    {text}\nteacher: {{model: t}}\n"
+                    "student: {model: s}\nmodes: [standard]\n")
+    fails_with(capsys, ["run", str(path)], fragment)
+
+
+def test_grid_teacher_as_a_path_string(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(f"output: {tmp_path / 'g'}\ntasks: [keywords]\nteacher: /some/model\nstudent: {{model: s}}\n"
+                    "modes: [standard]\n")
+    fails_with(capsys, ["run", str(path)], "teacher should be a mapping")
+
+
+def test_a_teacher_folder_without_model_type(tmp_path: Path, capsys: pytest.CaptureFixture[str], t5_dir: Path) -> None:
+    teacher = tmp_path / "teacher"
+    shutil.copytree(t5_dir, teacher)
+    config = json.loads((teacher / "config.json").read_text())
+    config.pop("model_type")
+    (teacher / "config.json").write_text(json.dumps(config))
+    fails_with(capsys, ["extract", "--task", "keywords", "--teacher", str(teacher), "--output", str(tmp_path / "o"),
+                        "--limit", "2", "--top-k", "1", "--device", "cpu"], "cannot load a model", "model_type")
+
+
+def test_an_existing_file_as_output(tmp_path: Path, capsys: pytest.CaptureFixture[str], t5_dir: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    fails_with(capsys, ["extract", "--task", "keywords", "--teacher", str(t5_dir), "--output", str(taken),
+                        "--limit", "2", "--top-k", "1", "--device", "cpu"], "is a file")
+    assert taken.read_text() == "mine"
+
+
+def test_only_correct_with_a_teacher_that_is_never_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], t5_dir: Path
+) -> None:
+    arguments = ["extract", "--task", "keywords", "--teacher", str(t5_dir), "--output", str(tmp_path / "o"),
+                 "--limit", "8", "--top-k", "2", "--max-new-tokens", "2", "--device", "cpu", "--only-correct"]
+    fails_with(capsys, arguments, "--only-correct kept no words", "right on none of the 8")
+    fails_with(capsys, ["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "s"),
+                        "--mode", "multitask", "--rationales", str(tmp_path / "o"), "--limit", "8", "--steps", "1",
+                        "--device", "cpu"], "no training example has rationale words")

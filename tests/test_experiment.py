@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -55,9 +54,7 @@ def grid_yaml(tmp_path: Path, teacher: Path, student: Path, **extra) -> Path:
 
 def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_dir: Path) -> None:
     path = grid_yaml(tmp_path, t5_dir, t5_dir)
-    started = time.perf_counter()
     assert main(["run", str(path)]) == 0
-    assert time.perf_counter() - started < 120
     grid = tmp_path / "grid"
     cells = sorted(grid.rglob("cell.json"))
     assert len(cells) == 2 * 2 * 2  # tasks x modes x seeds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import yaml
@@ -34,9 +33,7 @@ def test_weak_teacher_is_fine_tuned_then_used_from_one_yaml(tmp_path: Path, t5_d
     }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(experiment))
-    started = time.perf_counter()
     assert main(["run", str(path)]) == 0
-    assert time.perf_counter() - started < 120
 
     grid = tmp_path / "grid" / "keywords"
     after = json.loads((grid / "teacher-eval" / "teacher_eval.json").read_text())

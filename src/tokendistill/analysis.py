@@ -37,8 +37,8 @@ MAX_ANSWER_WORDS = 12
 class AnalyzeConfig:
     rationales: list[str] = option(dataclasses.MISSING, "rationale folder(s) written by `extract`", positional=True)
     output: str | None = option(None, "folder for analysis.json and analysis.md (default: the first folder)")
-    max_k: int = option(10, "largest k of the share-vs-k curve")
-    top_words: int = option(20, "how many of the most frequent rationale words to list")
+    max_k: int = option(10, "largest k of the share-vs-k curve", minimum=1)
+    top_words: int = option(20, "how many of the most frequent rationale words to list", minimum=1)
 
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,14 +105,39 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, like every other mistake (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"tokendistill: error: {message} (see `{self.prog} --help`)\n")
+
+
+def environment_error(error: OSError) -> str:
+    """One line for a failure of the machine rather than of the input: which file, what, and what to do."""
+    where = f" {error.filename}" if error.filename else ""
+    fixes = {
+        errno.ENOSPC: "free some space and run the same command again: finished work is kept and resumed",
+        errno.EDQUOT: "free some space and run the same command again: finished work is kept and resumed",
+        errno.EACCES: "choose a folder you may write to (or fix its permissions)",
+        errno.EPERM: "choose a folder you may write to (or fix its permissions)",
+        errno.EROFS: "the file system is read-only: choose another --output",
+        errno.ENOTDIR: "a path on the way is a file, not a folder: choose another path",
+        errno.EISDIR: "a folder stands where a file is expected: choose another path",
+        errno.EEXIST: "something else stands at that path: choose another path",
+    }
+    fix = fixes.get(error.errno or 0, "check the path and run the same command again")
+    return f"cannot access{where}: {error.strerror or error}; {fix}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tokendistill",
         description="Distil a small student from the input words a teacher relies on.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, config_class, handler in _commands():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.prog = f"tokendistill {name}"
         add_arguments(sub, config_class)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         sub.set_defaults(handler=handler, config_class=config_class)
@@ -119,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    arguments = parser.parse_args(argv)
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage mistake already reported in one line
+        return int(exit.code or 0)
     debug = getattr(arguments, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "datasets"):
@@ -140,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"tokendistill: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if debug:
+            raise
+        print(f"tokendistill: error: {environment_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tokendistill: interrupted; run the same command again to resume", file=sys.stderr)

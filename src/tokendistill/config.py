@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -19,8 +21,40 @@ C = TypeVar("C")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
-    """A dataclass field with help text for ``--help``."""
+    """A dataclass field with help text for ``--help``.
+
+    Numbers declare their range: ``minimum`` / ``maximum`` (inclusive) or ``above`` (exclusive); ``check``
+    is a function returning what is wrong with a value (or None). ``build`` enforces them, so a bad value
+    fails where it is parsed, before any model loads.
+    """
     return field(default=default, metadata={"help": help, **metadata})
+
+
+def top_k_problem(value: float) -> str | None:
+    if value >= 1 and value != int(value):
+        return "a whole number of words (1, 2, ...) or a fraction of the input's words between 0 and 1"
+    if value <= 0:
+        return "a positive count of words, or a fraction between 0 and 1"
+    return None
+
+
+def check_range(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    """The one-line error for a number outside its field's declared range (NaN and infinity included)."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{flag} {value}: must be a finite number")
+    bounds = []
+    if "minimum" in metadata:
+        bounds.append(f">= {metadata['minimum']}")
+    if "above" in metadata:
+        bounds.append(f"> {metadata['above']}")
+    if "maximum" in metadata:
+        bounds.append(f"<= {metadata['maximum']}")
+    if (("minimum" in metadata and value < metadata["minimum"]) or ("above" in metadata and value <= metadata["above"])
+            or ("maximum" in metadata and value > metadata["maximum"])):
+        raise UserError(f"{flag} {value}: must be {' and '.join(bounds)}")
+    if "check" in metadata and (problem := metadata["check"](value)):
+        raise UserError(f"{flag} {value:g}: must be {problem}")
 
 
 @dataclass(kw_only=True)
@@ -29,8 +63,8 @@ class TaskOptions:
     data: str | None = option(None, "local data: a file or a folder (the DSS layout); default: the hub")
     input_column: str | None = option(None, "text task: the input column")
     label_column: str | None = option(None, "text task: the label column")
-    limit: int | None = option(None, "use only the first N examples of the split")
-    seed: int = option(0, "random seed for everything the run draws")
+    limit: int | None = option(None, "use only the first N examples of the split", minimum=1)
+    seed: int = option(0, "random seed for everything the run draws", minimum=0)
 
 
 @dataclass(kw_only=True)
@@ -44,16 +78,16 @@ class ExtractConfig(TaskOptions):
     )
     choice_scoring: Literal["sum", "mean"] = option("mean", "--target choice: rank candidates by summed or mean log-prob")
     only_correct: bool = option(False, "keep rationales only where the teacher's answer is right (others get none)")
-    top_k: float = option(10, "words to keep: a count, or a fraction of the input's words when below 1")
+    top_k: float = option(10, "words to keep: a count, or a fraction of the input's words when below 1", check=top_k_problem)
     merge: Literal["sum", "max"] = option("sum", "how subword scores combine into a word score")
     drop_punctuation: bool = option(True, "never select punctuation")
     drop_stopwords: bool = option(False, "never select English stopwords")
-    batch_size: int = option(16, "examples per forward/backward pass")
-    max_input_length: int = option(512, "teacher input tokens; longer inputs are truncated and counted")
-    max_new_tokens: int = option(32, "teacher generation length")
+    batch_size: int = option(16, "examples per forward/backward pass", minimum=1)
+    max_input_length: int = option(512, "teacher input tokens; longer inputs are truncated and counted", minimum=1)
+    max_new_tokens: int = option(32, "teacher generation length", minimum=1)
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
-    ig_steps: int = option(20, "integrated gradients: interpolation steps")
+    ig_steps: int = option(20, "integrated gradients: interpolation steps", minimum=1)
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
 
@@ -65,26 +99,26 @@ class TrainConfig(TaskOptions):
     init: Literal["pretrained", "random"] = option("pretrained", "start from the weights, or from the config only")
     mode: str = option("standard", "training mode: standard, multitask, multitask_kd, dss, label_then_tokens")
     rationales: str | None = option(None, "rationale folder from `extract` (multitask modes)")
-    top_k: float | None = option(None, "re-select the top k words from the rationale scores (default: as extracted)")
+    top_k: float | None = option(None, "re-select the top k words from the rationale scores (default: as extracted)", check=top_k_problem)
     llm_rationales: str | None = option(None, "dss mode: folder with the DSS data and its llm/ rationales (default: --data)")
     teacher: str | None = option(None, "multitask_kd: the teacher (same vocabulary as the student) whose answer distribution the student matches")
-    kd_weight: float = option(1.0, "multitask_kd: weight of the KL term, added to the multitask loss")
-    kd_temperature: float = option(1.0, "multitask_kd: softmax temperature of both distributions (the KL is scaled by its square)")
+    kd_weight: float = option(1.0, "multitask_kd: weight of the KL term, added to the multitask loss", minimum=0)
+    kd_temperature: float = option(1.0, "multitask_kd: softmax temperature of both distributions (the KL is scaled by its square)", above=0)
     split: str = option("train", "training split")
-    alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha")
-    learning_rate: float = option(5e-5, "AdamW learning rate")
-    batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)")
-    gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes")
+    alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha", minimum=0, maximum=1)
+    learning_rate: float = option(5e-5, "AdamW learning rate", above=0)
+    batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)", minimum=1)
+    gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes", minimum=1)
     task_marker: Literal["encoder", "decoder"] = option("encoder", "multitask modes, seq2seq students: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder: at the start of the output, so the encoder reads each input once for both tasks (faster; a different model)")
     batch_by_length: bool = option(True, "run each step's rows in forward passes of similar length (the same loss, less padding); off: one pass per accumulation step")
-    steps: int = option(1000, "optimizer steps")
-    max_input_length: int = option(512, "student input tokens")
-    max_target_length: int = option(64, "student target tokens")
+    steps: int = option(1000, "optimizer steps", minimum=1)
+    max_input_length: int = option(512, "student input tokens", minimum=1)
+    max_target_length: int = option(64, "student target tokens", minimum=1)
     lr_scheduler: Literal["linear", "constant"] = option("linear", "learning-rate schedule (linear decay to 0, as HF)")
-    warmup_steps: int = option(0, "steps of linear warm-up before the schedule")
-    checkpoint_every: int = option(100, "save a resumable checkpoint every N steps (0: never)")
-    lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)")
-    lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)")
+    warmup_steps: int = option(0, "steps of linear warm-up before the schedule", minimum=0)
+    checkpoint_every: int = option(100, "save a resumable checkpoint every N steps (0: never)", minimum=0)
+    lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)", minimum=0)
+    lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)", above=0)
     lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
@@ -95,9 +129,9 @@ class EvaluateConfig(TaskOptions):
     model: str = option(dataclasses.MISSING, "a student folder written by `train`")
     output: str = option(dataclasses.MISSING, "folder for predictions.jsonl and metrics.json")
     split: str = option("test", "split to evaluate")
-    batch_size: int = option(64, "examples per generation batch")
-    max_input_length: int = option(512, "input tokens")
-    max_new_tokens: int = option(64, "generation length")
+    batch_size: int = option(64, "examples per generation batch", minimum=1)
+    max_input_length: int = option(512, "input tokens", minimum=1)
+    max_new_tokens: int = option(64, "generation length", minimum=1)
     answer: Literal["generation", "choice_sum", "choice_mean"] = option(
         "generation",
         "how the student's answer is read: its greedy generation (DSS's metric), or, on a task with a closed "
@@ -158,6 +192,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder; pass a YAML file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text; pass a YAML file") from None
+    except OSError as error:
+        raise UserError(f"cannot read config file {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if loaded is None:
@@ -181,16 +221,22 @@ def build(cls: type[C], values: dict[str, Any]) -> C:
     if missing:
         raise UserError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
     hints = _type_hints(cls)
+    metadata = {item.name: item.metadata for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name, value in values.items():
         hint, optional = _unwrap_optional(hints[name])
         if value is None and optional:
             continue
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
-        elif hint in (int, float, bool, str) and not isinstance(value, hint):
+            values[name] = value = float(value)
+        elif hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
+            # bool is an int to Python; ``limit: true`` in a YAML file is a mistake, not the number 1
             raise UserError(f"option {name} should be {hint.__name__}, got {value!r}")
+        elif hint is bool and not isinstance(value, bool):
+            raise UserError(f"option {name} should be true or false, got {value!r}")
         elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
             raise UserError(f"option {name} should be one of {', '.join(map(str, typing.get_args(hint)))}")
+        if hint in (int, float):
+            check_range(name, value, metadata[name])
     return cls(**values)
 
 

@@ -35,13 +35,13 @@ from tokendistill.vocab import build_word_tokenizer
 @dataclass(kw_only=True)
 class DemoConfig:
     output: str = option("runs/demo", "folder for every artefact of the demo")
-    seeds: int = option(3, "student seeds per mode")
-    train_examples: int = option(200, "training examples each student sees")
-    teacher_steps: int = option(300, "teacher training steps (batch 64)")
-    student_steps: int = option(200, "student training steps")
-    top_k: int = option(3, "rationale words per example")
-    test_examples: int = option(500, "held-out examples to score")
-    threads: int = option(2, "CPU threads")
+    seeds: int = option(3, "student seeds per mode", minimum=1)
+    train_examples: int = option(200, "training examples each student sees", minimum=1)
+    teacher_steps: int = option(300, "teacher training steps (batch 64)", minimum=1)
+    student_steps: int = option(200, "student training steps", minimum=1)
+    top_k: int = option(3, "rationale words per example", minimum=1)
+    test_examples: int = option(500, "held-out examples to score", minimum=1)
+    threads: int = option(2, "CPU threads", minimum=1)
     overwrite: bool = option(False, "start over in an existing demo folder")
 
 

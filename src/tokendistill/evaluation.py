@@ -13,6 +13,7 @@ from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import EvaluateConfig, write_config
 from tokendistill.errors import UserError
+from tokendistill.folders import locked, read_json, refuse_overlap
 from tokendistill.models import LoadedModel, greedy_generate, load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, Task, get_task, load_examples
@@ -26,7 +27,9 @@ AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
 def student_info(model_dir: str | Path) -> dict[str, Any]:
     """What `train` recorded about a student; a plain checkpoint gets the standard mode's (empty) prefix."""
     path = Path(model_dir) / STUDENT_INFO
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"predict_prefix": ""}
+    if not path.exists():
+        return {"predict_prefix": ""}
+    return read_json(path, f"train the student again into {model_dir} with --overwrite")
 
 
 def generate(
@@ -107,7 +110,18 @@ def choice_scorer(
 
 
 def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
-    """Evaluate a student on a split; writes predictions.jsonl and metrics.json to ``config.output``."""
+    """Evaluate a student on a split; writes predictions.jsonl and metrics.json to ``config.output``.
+
+    The output folder is checked, locked and written to (its config) before the student loads, so that a
+    bad output path fails at once rather than after the whole evaluation.
+    """
+    refuse_overlap(config.output, {"model": config.model, "data": config.data}, may_nest=frozenset({"model"}))
+    with locked(config.output):
+        write_config(config, Path(config.output))
+        return _evaluate(config, progress)
+
+
+def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
     info = student_info(config.model)
@@ -126,7 +140,6 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         config.answer,
     )
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
     with (output / "predictions.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     metrics = {
@@ -143,5 +156,4 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)
     write_json_atomic(output / "metrics.json", metrics)
-    write_config(config, output)
     return metrics

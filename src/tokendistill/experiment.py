@@ -30,9 +30,11 @@ from tokendistill.config import (
     build,
     load_yaml,
     option,
+    top_k_problem,
     write_config,
 )
 from tokendistill.errors import UserError
+from tokendistill.folders import locked
 from tokendistill.rationales import write_json_atomic
 from tokendistill.training.modes import MODES
 
@@ -94,6 +96,23 @@ def _path(value: str | None, base: Path) -> str | None:
     return str(candidate.resolve()) if candidate.exists() or candidate.is_absolute() else value
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_task_spec(spec: TaskSpec, path: str | Path) -> None:
+    where = f"{path}: task {spec.name!r}"
+    if not isinstance(spec.train_sizes, list) or not spec.train_sizes or not all(
+            _whole(size) and size > 0 for size in spec.train_sizes):
+        raise UserError(f"{where}: train_sizes should be a list of positive whole numbers, e.g. [1000], "
+                        f"got {spec.train_sizes!r}")
+    if spec.test_limit is not None and not (_whole(spec.test_limit) and spec.test_limit > 0):
+        raise UserError(f"{where}: test_limit should be a positive whole number, got {spec.test_limit!r}")
+    for key in ("name", "train_split", "test_split"):
+        if not isinstance(getattr(spec, key), str):
+            raise UserError(f"{where}: {key} should be text, got {getattr(spec, key)!r}")
+
+
 def load_experiment(path: str | Path, output: str | None = None, device: str | None = None) -> Experiment:
     values = load_yaml(path)
     base = Path(path).resolve().parent
@@ -104,13 +123,21 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
     for key in ("tasks", "teacher", "student", "modes"):
         if key not in values:
             raise UserError(f"{path}: missing key {key!r}")
+    for key, kind in (("tasks", list), ("teacher", dict), ("student", dict), ("modes", list), ("top_k", list),
+                      ("targets", list), ("seeds", list)):
+        if key in values and not isinstance(values[key], kind):
+            shape = "a list, e.g. [a, b]" if kind is list else "a mapping with a 'model' key"
+            raise UserError(f"{path}: {key} should be {shape}, got {values[key]!r}")
     tasks = []
     for raw in values["tasks"]:
+        if not isinstance(raw, (str, dict)):
+            raise UserError(f"{path}: a task entry should be a name or a mapping, got {raw!r}")
         raw = {"name": raw} if isinstance(raw, str) else dict(raw)
         try:
             spec = TaskSpec(**raw)
         except TypeError as error:
             raise UserError(f"{path}: task entry {raw}: {error}") from None
+        _check_task_spec(spec, path)
         spec.data = _path(spec.data, base)
         tasks.append(spec)
     for mode in values["modes"]:
@@ -132,13 +159,27 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         teacher=teacher,
         student=student,
         modes=list(values["modes"]),
-        top_k=[float(k) for k in values.get("top_k", [10])],
+        top_k=[_number(k, "top_k", path) for k in values.get("top_k", [10])],
         targets=list(values.get("targets", ["teacher"])),
-        seeds=[int(s) for s in values.get("seeds", [0])],
+        seeds=[_seed(s, path) for s in values.get("seeds", [0])],
         device=device or values.get("device", "auto"),
     )
     plan(experiment)  # every stage config is built now, so that a typo fails before any compute
     return experiment
+
+
+def _number(value: Any, key: str, path: str | Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{path}: {key} should hold numbers, got {value!r}")
+    if problem := top_k_problem(float(value)):
+        raise UserError(f"{path}: {key} {value}: must be {problem}")
+    return float(value)
+
+
+def _seed(value: Any, path: str | Path) -> int:
+    if not (_whole(value) and value >= 0):
+        raise UserError(f"{path}: seeds should be whole numbers >= 0, got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -297,11 +338,6 @@ def _evaluated(config: EvaluateConfig) -> bool:
 
 
 def run_experiment(config: RunConfig, progress: bool = True) -> Path:
-    from tokendistill.attribution import extract
-    from tokendistill.evaluation import evaluate
-    from tokendistill.teacher_eval import TeacherEvalConfig, teacher_eval
-    from tokendistill.training import train
-
     experiment = load_experiment(config.experiment, config.output, config.device)
     plans = select_cells(plan(experiment), config.only)
     root = Path(experiment.output)
@@ -311,7 +347,19 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
             print(json.dumps(cell.key))
         print(f"{len(cells)} cells")
         return root
-    root.mkdir(parents=True, exist_ok=True)
+    # One grid run at a time per folder (its cells' stages lock their own folders too).
+    with locked(root):
+        return _run_cells(config, experiment, plans, progress)
+
+
+def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan], progress: bool) -> Path:
+    from tokendistill.attribution import extract
+    from tokendistill.evaluation import evaluate
+    from tokendistill.teacher_eval import TeacherEvalConfig, teacher_eval
+    from tokendistill.training import train
+
+    root = Path(experiment.output)
+    cells = [cell for task_plan in plans for cell in task_plan.cells]
     (root / "experiment.yaml").write_text(
         yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
     )

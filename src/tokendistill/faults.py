@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 
 ENVIRONMENT_VARIABLE = "TOKENDISTILL_KILL_AT"
 _reached: Counter[str] = Counter()
 
 
-def crash_point(point: str) -> None:
+def crash_point(point: str, before_dying: Callable[[], None] | None = None) -> None:
+    """Die here if the test asked for it; ``before_dying`` first leaves the damage a real crash could leave
+    at this point (half a write), which the normal path never does."""
     wanted = os.environ.get(ENVIRONMENT_VARIABLE)
     if not wanted:
         return
@@ -24,4 +27,6 @@ def crash_point(point: str) -> None:
         return
     _reached[point] += 1
     if _reached[point] == int(count or 1):
+        if before_dying is not None:
+            before_dying()
         os.kill(os.getpid(), signal.SIGKILL)

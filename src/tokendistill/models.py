@@ -73,9 +73,11 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(folder, **extra)
         tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
-    except OSError as error:
+    except (OSError, ValueError) as error:
+        # ValueError: a config.json without a known model_type, or a tokenizer that cannot be built
         if Path(folder).exists():
-            raise UserError(f"cannot load a model from {folder}: {str(error).splitlines()[0]}") from None
+            raise UserError(f"cannot load a model from {folder}: {str(error).splitlines()[0][:200]}; pass a "
+                            "folder saved with save_pretrained (its config.json names a model_type)") from None
         raise UserError(
             f"cannot load model {name!r}: it is not a local folder, and the Hugging Face hub cannot be reached "
             "(offline?); pass a local path to a folder saved with save_pretrained"

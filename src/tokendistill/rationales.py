@@ -8,9 +8,9 @@ caller asks to overwrite it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +20,9 @@ from typing import Any
 from tokendistill.config import config_hash, differing_keys
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
+from tokendistill.folders import clear, holds_anything, read_json
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -50,19 +53,58 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
 def read_valid_ids(path: Path) -> tuple[set[str], int]:
     """Ids of the complete records and the byte length they occupy; anything after the first bad line is
-    discarded."""
+    discarded (a reader's view: `RationaleStore.open` repairs a damaged file instead)."""
     ids: set[str] = set()
     valid_bytes = 0
     with path.open("rb") as handle:
         for line in handle:
-            if not line.endswith(b"\n"):
+            if _record_id(line) is None:
                 break
-            try:
-                ids.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                break
+            ids.add(_record_id(line))  # type: ignore[arg-type]
             valid_bytes += len(line)
     return ids, valid_bytes
+
+
+def _record_id(line: bytes) -> str | None:
+    """The id of a complete record line, or None for a torn or damaged one."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    identifier = record.get("id") if isinstance(record, dict) else None
+    return identifier if isinstance(identifier, str) else None
+
+
+def repair_records(path: Path) -> tuple[set[str], int]:
+    """Keep every complete, distinct record of a records file; returns their ids and how many lines were
+    dropped other than a torn last line (which an interrupted run leaves, and which is simply redone).
+
+    A damaged line in the middle (a disk error, a hand edit, two writers of an older version) loses only
+    itself: its example is recomputed, and the caller reports the count.
+    """
+    ids: set[str] = set()
+    kept: list[bytes] = []
+    dropped = 0
+    with path.open("rb") as handle:
+        lines = handle.readlines()
+    for number, line in enumerate(lines):
+        identifier = _record_id(line)
+        if identifier is None or identifier in ids:
+            torn_tail = number == len(lines) - 1 and not line.endswith(b"\n")
+            dropped += not torn_tail
+            continue
+        ids.add(identifier)
+        kept.append(line)
+    if len(kept) < len(lines):
+        temporary = path.with_name(path.name + ".tmp")
+        with temporary.open("wb") as handle:
+            handle.writelines(kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    return ids, dropped
 
 
 @dataclass
@@ -85,26 +127,37 @@ class RationaleStore:
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         wanted = config_hash(identity)
+        fix = "pass --overwrite to start over, or choose another --output"
+        held: dict[str, Any] | None = None
         if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            changed = differing_keys(manifest.get("identity", {}), identity, defaults or {})
-            if changed:
+            try:
+                held = read_json(manifest_path, fix)
+            except UserError:
                 if not overwrite:
-                    raise UserError(
-                        f"{folder} holds rationales of a different configuration (differs in: "
-                        f"{', '.join(changed)}); choose another --output or pass --overwrite"
-                    )
-                shutil.rmtree(folder)
-        elif folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise UserError(f"{folder} exists and is not a rationale folder; choose another --output or --overwrite")
+                    raise
+                clear(folder)
+            else:
+                changed = differing_keys(held.get("identity", {}), identity, defaults or {})
+                if changed:
+                    if not overwrite:
+                        raise UserError(
+                            f"{folder} holds rationales of a different configuration (differs in: "
+                            f"{', '.join(changed)}); choose another --output or pass --overwrite"
+                        )
+                    clear(folder)
+                    held = None
+        elif holds_anything(folder):
+            if not overwrite:
+                raise UserError(f"{folder} exists and is not a rationale folder; choose another --output or --overwrite")
+            clear(folder)
         folder.mkdir(parents=True, exist_ok=True)
         done: set[str] = set()
         records_path = folder / RECORDS
         if records_path.exists():
-            done, valid_bytes = read_valid_ids(records_path)
-            if valid_bytes < records_path.stat().st_size:
-                with records_path.open("r+b") as handle:
-                    handle.truncate(valid_bytes)  # a torn tail from an interrupted run is redone
+            done, dropped = repair_records(records_path)
+            if dropped:
+                log.warning("%s: %d damaged or repeated record line(s) dropped; their examples are recomputed",
+                            records_path, dropped)
         manifest = {
             "config_hash": wanted,
             "identity": identity,
@@ -112,22 +165,25 @@ class RationaleStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "complete": False,
         }
-        if manifest_path.exists():
-            manifest = {**json.loads(manifest_path.read_text(encoding="utf-8")), "complete": False}
+        if held is not None:
+            manifest = {**held, "complete": False}
         write_json_atomic(manifest_path, manifest)
         return cls(folder, manifest, done)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """One batch as one ``write`` to a file opened for appending: no other writer can interleave with
+        it mid-line, and a crash leaves at most a torn last line, which `open` redoes."""
         batch = list(records)
         text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in batch).encode("utf-8")
-        with (self.folder / RECORDS).open("ab") as handle:
-            half = len(text) // 2
-            handle.write(text[:half])
-            handle.flush()
-            crash_point("store.mid_write")
-            handle.write(text[half:])
-            handle.flush()
-            os.fsync(handle.fileno())
+        descriptor = os.open(self.folder / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            crash_point("store.mid_write", lambda: os.write(descriptor, text[: len(text) // 2]))
+            written = os.write(descriptor, text)
+            while written < len(text):  # a regular file takes it whole; a short write only on a full disk
+                written += os.write(descriptor, text[written:])
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
         self.done.update(record["id"] for record in batch)
 
     def finish(self, summary: dict[str, Any]) -> None:
@@ -139,7 +195,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise UserError(f"{folder} is not a rationale folder (no {MANIFEST}); run `tokendistill extract` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path, "run the `tokendistill extract` that made it again with --overwrite")
 
 
 def iter_rationales(folder: str | Path) -> Iterator[dict[str, Any]]:

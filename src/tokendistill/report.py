@@ -37,8 +37,8 @@ STUDENT_INFO = "tokendistill.json"
 class ReportConfig:
     run_dir: str = option(dataclasses.MISSING, "a folder written by extract, train, evaluate, run or demo", positional=True)
     output: str | None = option(None, "HTML file to write (default: RUN_DIR/report.html)")
-    max_examples: int = option(300, "examples to list (the file grows about 2 KB per example)")
-    max_k: int = option(10, "largest k of the share-vs-k plot")
+    max_examples: int = option(300, "examples to list (the file grows about 2 KB per example)", minimum=1)
+    max_k: int = option(10, "largest k of the share-vs-k plot", minimum=1)
     open: bool = option(False, "open the report in a browser when it is written")
 
 

@@ -1,3 +1,5 @@
+import unicodedata
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from tokendistill.attribution.words import (
     token_word_pairs,
 )
 from tokendistill.tasks import TEMPLATE, Example, Segment
+from tokendistill.tasks.loading import normalized
 
 
 def example_of(*segments: tuple[str, str]) -> Example:
@@ -78,3 +81,51 @@ def test_word_spans_always_point_at_their_text(text: str) -> None:
     for word in split_words(example):
         assert example.input[word.start : word.end] == word.text
         assert word.text.strip() == word.text and word.text
+
+
+# ----- words in every script: combining marks stay with their letter; NFC and NFD give the same words ------
+SCRIPTS = {
+    # base letters, then the combining marks (vowel signs, viramas, tone marks, accents) that follow them
+    "devanagari": ([chr(c) for c in range(0x0915, 0x093A)], [chr(c) for c in (*range(0x093E, 0x094E), 0x0901, 0x0902)]),
+    "tamil": ([chr(c) for c in range(0x0B95, 0x0BBA) if unicodedata.category(chr(c)) == "Lo"],
+              [chr(c) for c in range(0x0BBE, 0x0BCE) if unicodedata.category(chr(c)).startswith("M")]),
+    "thai": ([chr(c) for c in range(0x0E01, 0x0E2F)], [chr(c) for c in (0x0E31, *range(0x0E34, 0x0E3B), *range(0x0E47, 0x0E4F))]),
+    "latin": (list("aeiouncyz"), [chr(c) for c in (0x0300, 0x0301, 0x0302, 0x0303, 0x0308, 0x0327, 0x030C)]),
+    "hebrew": ([chr(c) for c in range(0x05D0, 0x05EB)], [chr(c) for c in range(0x05B0, 0x05BD)]),
+}
+
+
+@st.composite
+def script_words(draw: st.DrawFn) -> list[str]:
+    bases, marks = SCRIPTS[draw(st.sampled_from(sorted(SCRIPTS)))]
+    syllable = st.tuples(st.sampled_from(bases), st.lists(st.sampled_from(marks), max_size=2)).map(
+        lambda pair: pair[0] + "".join(pair[1]))
+    return draw(st.lists(st.lists(syllable, min_size=1, max_size=4).map("".join), min_size=1, max_size=6))
+
+
+def _example(text: str) -> Example:
+    return normalized(Example("x", (Segment("input", text),), "y"))
+
+
+@given(script_words())
+def test_words_keep_their_combining_marks_in_every_script(words: list[str]) -> None:
+    example = _example(" ".join(words))
+    found = [word.text for word in split_words(example)]
+    assert found == [unicodedata.normalize("NFC", word) for word in words]
+    for word in split_words(example):
+        assert example.input[word.start : word.end] == word.text
+        assert not unicodedata.category(word.text[0]).startswith("M")  # never a fragment starting mid-letter
+
+
+@given(script_words())
+def test_nfc_and_nfd_inputs_give_the_same_words(words: list[str]) -> None:
+    text = " ".join(words)
+    composed = [w.text for w in split_words(_example(unicodedata.normalize("NFC", text)))]
+    decomposed = [w.text for w in split_words(_example(unicodedata.normalize("NFD", text)))]
+    assert composed == decomposed
+
+
+def test_known_words_of_scripts_with_marks() -> None:
+    for text, expected in [("हिन्दी भाषा", ["हिन्दी", "भाषा"]), ("தமிழ் மொழி", ["தமிழ்", "மொழி"]),
+                           (unicodedata.normalize("NFD", "café naïve."), ["café", "naïve", "."])]:
+        assert [w.text for w in split_words(_example(text))] == expected

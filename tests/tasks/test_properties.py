@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from hypothesis import example, given, settings
@@ -40,8 +41,9 @@ def test_jsonl_rows_round_trip_or_are_refused(rows: list[tuple[str, str]]) -> No
         except UserError:
             assert any(not i.strip() or not label.strip() for i, label in rows)
             return
-    assert [example.input for example in examples] == [i for i, _ in rows]
-    assert [example.target for example in examples] == [label.strip() for _, label in rows]
+    # Texts come back as they were, in Unicode NFC (every loaded example is normalised: issue 16).
+    assert [example.input for example in examples] == [unicodedata.normalize("NFC", i) for i, _ in rows]
+    assert [example.target for example in examples] == [unicodedata.normalize("NFC", label.strip()) for _, label in rows]
 
 
 @settings(max_examples=40)

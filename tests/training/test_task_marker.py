@@ -73,7 +73,7 @@ def test_the_marker_in_the_decoder_is_refused_where_it_means_nothing(
 ) -> None:
     student, mode = (llama_dir, "dss") if case == "causal student" else (t5_dir, "standard")
     code = main(["train", "--task", "keywords", "--device", "cpu", "--limit", "4", "--student", str(student),
-                 "--output", str(tmp_path / "s"), "--mode", mode, "--llm-rationales", str(tmp_path), "--steps", "1",
+                 "--output", str(tmp_path / "s"), "--mode", mode, "--llm-rationales", str(tmp_path / "llm"), "--steps", "1",
                  "--task-marker", "decoder"])
     assert code == 2
     assert "--task-marker" in capsys.readouterr().err

@@ -32,6 +32,7 @@ from tokendistill.attribution.words import (
 from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_dict, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
+from tokendistill.folders import locked, refuse_overlap
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales, read_valid_ids
 from tokendistill.tasks import Example, Task, get_task, iter_examples
@@ -226,6 +227,14 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     writes the same records to the last digit.
     """
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
+    refuse_overlap(config.output, {"teacher": config.teacher, "data": config.data})
+    state = process_state(config.device)
+    # The main process holds the folder for the whole run: a second run into it is refused, never interleaved.
+    with locked(config.output) if state.is_main_process else nullcontext():
+        return _extract(config, state, progress)
+
+
+def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
 
     def examples() -> Iterator[Example]:
@@ -240,7 +249,6 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
-    state = process_state(config.device)
     rank, world = state.process_index, state.num_processes
     if state.is_main_process:
         store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
@@ -257,26 +265,28 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     teacher: Teacher | None = None
     bar = None
     wanted: set[str] = set()
-    for index, batch_examples in enumerate(length_buckets(examples(), config.batch_size)):
-        wanted.update(example.id for example in batch_examples)
-        if index % world != rank or all(example.id in done for example in batch_examples):
-            continue
-        if teacher is None:
-            teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True),
-                              config.max_input_length, config.prompt_suffix, config.chat_template)
-            bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
-                       disable=not progress, unit="ex")
-        records = attribute_batch(teacher, task, batch_examples, config)
-        for record, example in zip(records, batch_examples):
-            record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
-            record["candidate_words"] = candidate_count(example, config)
-        new = [record for record in records if record["id"] not in done]
-        writer.append(new)
-        done.update(record["id"] for record in new)
-        crash_point("extract.after_batch")
-        bar.update(len(new))  # type: ignore[union-attr]
-    if bar is not None:
-        bar.close()
+    try:
+        for index, batch_examples in enumerate(length_buckets(examples(), config.batch_size)):
+            wanted.update(example.id for example in batch_examples)
+            if index % world != rank or all(example.id in done for example in batch_examples):
+                continue
+            if teacher is None:
+                teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True),
+                                  config.max_input_length, config.prompt_suffix, config.chat_template)
+                bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
+                           disable=not progress, unit="ex")
+            records = attribute_batch(teacher, task, batch_examples, config)
+            for record, example in zip(records, batch_examples):
+                record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
+                record["candidate_words"] = candidate_count(example, config)
+            new = [record for record in records if record["id"] not in done]
+            writer.append(new)
+            done.update(record["id"] for record in new)
+            crash_point("extract.after_batch")
+            bar.update(len(new))  # type: ignore[union-attr]
+    finally:  # closed on errors too, so that an error message starts a line of its own
+        if bar is not None:
+            bar.close()
     state.wait_for_everyone()
     if not state.is_main_process:
         return Path(config.output)
@@ -324,7 +334,14 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
             "inputs_shorter_than_k": short_inputs,
             "teacher_trained_on": counts["trained_on"],
             "seed": config.seed,
+            # CPU scores are bit-identical only at the same thread count (docs/reliability.md).
+            "threads": torch.get_num_threads(),
             "config": dataclasses.asdict(config),
         }
     )
+    if config.only_correct and not counts["correct"]:
+        raise UserError(
+            f"--only-correct kept no words: the teacher was right on none of the {counts['examples']} examples "
+            f"(the records are kept in {config.output}); fine-tune the teacher first, or drop --only-correct"
+        )
     return Path(config.output)

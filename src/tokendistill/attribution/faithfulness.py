@@ -34,9 +34,9 @@ class FaithfulnessConfig:
     rationales: list[str] = option(dataclasses.MISSING, "rationale folder(s) written by `extract`", positional=True)
     teacher: str | None = option(None, "teacher to measure with (default: the one that made the rationales)")
     output: str | None = option(None, "folder for faithfulness.json (default: the first rationale folder)")
-    limit: int | None = option(200, "examples per folder")
-    batch_size: int = option(16, "examples per batch")
-    seed: int = option(0, "seed of the random-word baseline")
+    limit: int | None = option(200, "examples per folder", minimum=1)
+    batch_size: int = option(16, "examples per batch", minimum=1)
+    seed: int = option(0, "seed of the random-word baseline", minimum=0)
     device: str = option("auto", "auto, cpu or cuda")
 
 

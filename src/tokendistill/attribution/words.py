@@ -6,17 +6,21 @@ score goes to every word its character span overlaps (via the tokenizer's offset
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import regex
 
 from tokendistill.tasks.base import TEMPLATE, Example
 
-# A word: letters/digits with inner apostrophes or decimal points ("don't", "3.5"), or one other visible character.
-WORD_PATTERN = re.compile(r"\w+(?:['’.,]\w+)*|[^\w\s]")
+# A word: letters/digits with inner apostrophes or decimal points ("don't", "3.5"), or one other visible
+# character. Combining marks (\p{M}: Devanagari and Tamil vowel signs, Thai tone marks, a decomposed accent)
+# and the zero-width joiners belong to the word they sit in: Python's `re` counts them as non-word
+# characters and cut "हिन्दी" into fragments, hence the `regex` module and its Unicode properties.
+# \x1c-\x1f are whitespace to Python's str.split, not to Unicode's \s. Inputs reach this in NFC (tasks normalise them), so an NFD text gives the same words as its NFC twin.
+WORD_PATTERN = regex.compile(r"[\w\p{M}\u200c\u200d]+(?:['’.,][\w\p{M}\u200c\u200d]+)*|[^\w\s\x1c-\x1f\p{M}]\p{M}*")
 
 STOPWORDS = frozenset(
     ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves"]

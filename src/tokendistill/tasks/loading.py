@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,16 @@ def _hub_records(task: Task, split: str, dataset_id: str | None = None) -> Itera
         ) from None
 
 
+def normalized(example: Example) -> Example:
+    """The example in Unicode NFC: a decomposed accent (NFD, as some editors and macOS file names write it)
+    and its composed twin are one character to every later stage (teacher, words, student)."""
+    segments = tuple(dataclasses.replace(s, text=unicodedata.normalize("NFC", s.text)) for s in example.segments)
+    return dataclasses.replace(
+        example, segments=segments, target=unicodedata.normalize("NFC", example.target),
+        choices=tuple(unicodedata.normalize("NFC", choice) for choice in example.choices),
+    )
+
+
 def iter_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
 ) -> Iterator[Example]:
@@ -158,7 +169,7 @@ def iter_examples(
     records = raw_records(task, split, data, seed)
     seen: set[str] = set()
     for index, record in enumerate(itertools.islice(records, limit)):
-        example = task.format(record, index, split)
+        example = normalized(task.format(record, index, split))
         if example.id in seen:
             raise UserError(f"id {example.id!r} appears twice in split {split!r}; ids must be unique")
         seen.add(example.id)

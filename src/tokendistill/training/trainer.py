@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -38,6 +37,7 @@ from tokendistill.config import (
 )
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
+from tokendistill.folders import clear, holds_anything, locked, read_json, refuse_overlap
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
 from tokendistill.tasks import Example, get_task, load_examples
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 STUDENT_INFO = "tokendistill.json"
 CHECKPOINT = "checkpoint.pt"
+# The run a checkpoint belongs to, as JSON: compared before the checkpoint itself is read.
+CHECKPOINT_INFO = "checkpoint.json"
 LOSS_GROUPS = (LABEL, RATIONALE)
 
 
@@ -97,6 +99,11 @@ def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list
             f"{len(missing)} of {len(examples)} training examples have no rationale in {config.rationales} "
             f"(first: {missing[0]!r}); extract the same task, split and --limit, or resume the extraction"
         )
+    if not any(record["rationale"] for record in rationales.values()):
+        raise UserError(
+            f"no training example has rationale words in {config.rationales} (an --only-correct extraction of a "
+            f"teacher that is never right?): mode {mode.name!r} would learn from labels alone; extract again"
+        )
     return [mode.rows(example, rationales[example.id]) for example in examples]
 
 
@@ -126,15 +133,24 @@ def run_identity(config: TrainConfig) -> str:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator's state as tensors and plain values, so that the checkpoint loads with
+    ``weights_only=True`` (no pickled objects: a checkpoint file never runs code)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -149,6 +165,23 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
     crash_point("train.mid_checkpoint")
     os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint this tool wrote, loaded without unpickling any object (``weights_only=True``).
+
+    A crafted file cannot run code here; a damaged or foreign one is refused in one line.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise UserError(f"{path} is damaged or not a checkpoint of this tool ({type(error).__name__}); nothing "
+                        "was loaded from it: pass --overwrite to start over, or delete the file") from None
+    wanted = {"step", "model", "optimizer", "scheduler", "rng", "history"}
+    if not isinstance(state, dict) or not wanted <= set(state) or not isinstance(state["step"], int):
+        raise UserError(f"{path} is not a checkpoint of this tool (missing fields); pass --overwrite to start "
+                        "over, or delete the file")
+    return state
 
 
 class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
@@ -174,34 +207,44 @@ def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
     return differing_keys(held, current, field_defaults(TrainConfig))
 
 
-def prepare_output(output: Path, config: TrainConfig) -> dict[str, Any] | None:
-    """Check what ``output`` holds; returns the checkpoint to resume from, if any.
+def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, bool]:
+    """Check what ``output`` holds: the checkpoint to resume from, if any, and whether the folder is to be
+    cleared (--overwrite) once the run's inputs have loaded: nothing is removed before that.
 
-    Raises ``AlreadyTrained`` when it holds a finished run of this very configuration.
+    Raises ``AlreadyTrained`` when it holds a finished run of this very configuration. The checkpoint's
+    identity (``checkpoint.json``) is compared before any of its state is read.
     """
     info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
+    fix = "pass --overwrite to start over, or choose another --output"
     changed: list[str] = []
-    if info_path.exists():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
-        if not changed:
-            raise AlreadyTrained(output)
-    elif checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if "config" in checkpoint:
-            changed = _differences({**checkpoint["config"], **checkpoint.get("inputs", {})}, config)
-        elif checkpoint.get("identity") != run_identity(config):
-            changed = ["(a checkpoint from an older version)"]
-        if not changed:
-            return checkpoint
+    try:
+        if info_path.exists():
+            info = read_json(info_path, fix)
+            changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
+            if not changed:
+                raise AlreadyTrained(output)
+        elif checkpoint_path.exists():
+            if not (output / CHECKPOINT_INFO).exists():
+                changed = ["(a checkpoint of an older version, whose format is not loaded: it could run code)"]
+            else:
+                held = read_json(output / CHECKPOINT_INFO, fix)
+                changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
+                if not changed:
+                    return load_checkpoint(checkpoint_path), False
+        elif holds_anything(output):
+            changed = ["(it is not a student folder)"]
+    except UserError:
+        if config.overwrite:
+            return None, True
+        raise
     if changed:
         if not config.overwrite:
             raise UserError(
                 f"{output} holds a student trained with a different configuration (differs in: "
                 f"{', '.join(changed)}); choose another --output or pass --overwrite"
             )
-        shutil.rmtree(output)
-    return None
+        return None, True
+    return None, False
 
 
 def apply_lora(model: PreTrainedModel, config: TrainConfig, is_encoder_decoder: bool) -> PreTrainedModel:
@@ -251,30 +294,38 @@ def _check_decoder_marker(mode: Mode, student: str, processes: int) -> None:
                         "--task-marker encoder")
 
 
+def training_inputs(config: TrainConfig) -> dict[str, str | None]:
+    """Everything a training run reads from disk: its output may be none of these, nor inside or around one."""
+    return {"student": config.student, "teacher": config.teacher, "rationales": config.rationales,
+            "data": config.data, "LLM rationales": config.llm_rationales}
+
+
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Train a student and save it (weights, tokenizer, config) to ``config.output``; returns that folder.
 
     Resumes from the folder's checkpoint when it holds one of this configuration; a folder that holds the
-    finished run is returned as it is.
+    finished run is returned as it is. The main process holds the folder's lock for the whole run.
     """
     mode = MODES.get(config.mode)
-    if not 0 <= config.alpha <= 1:
-        raise UserError(f"--alpha must lie in [0, 1], got {config.alpha}")
-    if config.steps < 1 or config.batch_size < 1 or config.gradient_accumulation < 1:
-        raise UserError("--steps, --batch-size and --gradient-accumulation must be at least 1")
     if mode.needs_teacher and not config.teacher:
         raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
+    refuse_overlap(config.output, training_inputs(config))
+    state = process_state(config.device)
+    with locked(config.output) if state.is_main_process else nullcontext():
+        return _train(config, mode, state, progress)
+
+
+def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     output = Path(config.output)
     identity = run_identity(config)
     fingerprints = input_fingerprints(config)
     device = resolve_device(config.device)
-    state = process_state(config.device)
-    # The main process clears or keeps the folder first; the others then read what it left.
-    checkpoint, finished = None, False
+    # The main process checks the folder first; the others then read what it left.
+    checkpoint, finished, to_clear = None, False, False
     for turn in (True, False):
         if state.is_main_process == turn:
             try:
-                checkpoint = prepare_output(output, config)
+                checkpoint, to_clear = prepare_output(output, config)
             except AlreadyTrained:
                 finished = True
         if turn:
@@ -286,6 +337,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         _check_decoder_marker(mode, config.student, state.num_processes)
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    examples_per_step = min(config.batch_size, len(examples))
+    if examples_per_step < state.num_processes * config.gradient_accumulation:
+        raise UserError(
+            f"--batch-size {examples_per_step} is too small for {state.num_processes} processes x "
+            f"{config.gradient_accumulation} accumulation steps: every pass needs at least one example"
+        )
     rows = build_rows(mode, examples, config)
     if config.task_marker == "decoder":
         rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
@@ -301,6 +358,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
+    if to_clear and state.is_main_process:
+        clear(output)  # --overwrite: only now that every input has loaded
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     scheduler = get_scheduler(
@@ -316,13 +375,16 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         first_step = checkpoint["step"]
         _set_rng_state(checkpoint["rng"])
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
+        if checkpoint.get("threads") not in (None, torch.get_num_threads()):
+            log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
+                        "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
+                        checkpoint["threads"])
     model, optimizer = accelerator.prepare(model, optimizer)
     distiller = None
     if mode.needs_teacher:
         distiller = AnswerDistiller(config.teacher, loaded.tokenizer, config.max_input_length,  # type: ignore[arg-type]
                                     config.kd_temperature, accelerator.device)
 
-    examples_per_step = min(config.batch_size, len(examples))
     order = example_order(len(examples), config.seed, skip=first_step * examples_per_step)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -335,91 +397,89 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         total=config.steps,
     )
     rank, world = accelerator.process_index, accelerator.num_processes
-    if examples_per_step < world * config.gradient_accumulation:
-        raise UserError(
-            f"--batch-size {examples_per_step} is too small for {world} processes x {config.gradient_accumulation} "
-            "accumulation steps: every pass needs at least one example"
-        )
-    for step in bar:
-        step_examples = [next(order) for _ in range(examples_per_step)]
-        # Each process takes every world-th example of the step's batch, then splits its rows into forward
-        # passes (at least one per accumulation step; by length, unless told not to).
-        local_rows = [row for index in step_examples[rank::world] for row in rows[index]]
-        chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
-                                     config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
-        encoded = [
-            encode_rows(
-                loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
-                config.max_target_length,
-            )
-            for part_rows in chunk_rows
-        ]
-        plans = [
-            distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
-        ] if distiller else []
-        kd_tokens = float(sum(plan.tokens for plan in plans))
-        totals = None
-        if world > 1 or len(encoded) > 1:
-            # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
-            # parts' losses add up to the loss of the full batch exactly as one process would compute it.
-            local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
-            counts = torch.tensor(
-                [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
-            )
+    try:
+        for step in bar:
+            step_examples = [next(order) for _ in range(examples_per_step)]
+            # Each process takes every world-th example of the step's batch, then splits its rows into forward
+            # passes (at least one per accumulation step; by length, unless told not to).
+            local_rows = [row for index in step_examples[rank::world] for row in rows[index]]
+            chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
+                                         config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
+            encoded = [
+                encode_rows(
+                    loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
+                    config.max_target_length,
+                )
+                for part_rows in chunk_rows
+            ]
+            plans = [
+                distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
+            ] if distiller else []
+            kd_tokens = float(sum(plan.tokens for plan in plans))
+            totals = None
+            if world > 1 or len(encoded) > 1:
+                # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
+                # parts' losses add up to the loss of the full batch exactly as one process would compute it.
+                local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
+                counts = torch.tensor(
+                    [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
+                )
+                if world > 1:
+                    counts = accelerator.reduce(counts, "sum")
+                *group_counts, kd_tokens = counts.tolist()
+                totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
+            value, parts = 0.0, {}
+            for number, part in enumerate(encoded):
+                # Gradients are averaged across processes once per step, after the last micro-batch.
+                sync = number == len(encoded) - 1
+                with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
+                    loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
+                                                          config.alpha, totals, base_model=loaded.model)
+                    if distiller is not None:
+                        kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
+                        loss = loss + config.kd_weight * kd
+                        part_losses["kd_loss"] = float(kd.detach())
+                    value += float(loss.detach())
+                    for name, amount in part_losses.items():
+                        parts[name] = parts.get(name, 0.0) + amount
+                    # Data parallelism averages gradients over processes; the parts here are already shares of the
+                    # whole batch's loss, so they are scaled back up.
+                    accelerator.backward(loss * world)
             if world > 1:
-                counts = accelerator.reduce(counts, "sum")
-            *group_counts, kd_tokens = counts.tolist()
-            totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
-        value, parts = 0.0, {}
-        for number, part in enumerate(encoded):
-            # Gradients are averaged across processes once per step, after the last micro-batch.
-            sync = number == len(encoded) - 1
-            with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
-                loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
-                                                      config.alpha, totals, base_model=loaded.model)
-                if distiller is not None:
-                    kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
-                    loss = loss + config.kd_weight * kd
-                    part_losses["kd_loss"] = float(kd.detach())
-                value += float(loss.detach())
-                for name, amount in part_losses.items():
-                    parts[name] = parts.get(name, 0.0) + amount
-                # Data parallelism averages gradients over processes; the parts here are already shares of the
-                # whole batch's loss, so they are scaled back up.
-                accelerator.backward(loss * world)
-        if world > 1:
-            summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
-            value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
-        if not math.isfinite(value):
-            raise UserError(
-                f"the training loss became {value} at step {step + 1}; lower --learning-rate "
-                "(the last checkpoint is kept; rerun with --overwrite to start over)"
-            )
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        history.append({"step": step + 1, "loss": value, **parts})
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{value:.3f}")
-        done = step + 1
-        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
-                and accelerator.is_main_process):
-            save_checkpoint(
-                output / CHECKPOINT,
-                {
-                    "identity": identity,
-                    "config": to_dict(config),
-                    "inputs": fingerprints,
-                    "step": done,
-                    "model": accelerator.unwrap_model(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": _rng_state(),
-                    "history": history,
-                },
-            )
-        crash_point("train.after_step")
-    bar.close()
+                summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
+                value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
+            if not math.isfinite(value):
+                raise UserError(
+                    f"the training loss became {value} at step {step + 1}; lower --learning-rate "
+                    "(the last checkpoint is kept; rerun with --overwrite to start over)"
+                )
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            history.append({"step": step + 1, "loss": value, **parts})
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{value:.3f}")
+            done = step + 1
+            if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
+                    and accelerator.is_main_process):
+                if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
+                    write_json_atomic(output / CHECKPOINT_INFO,
+                                      {"identity": identity, "config": to_dict(config), "inputs": fingerprints})
+                save_checkpoint(
+                    output / CHECKPOINT,
+                    {
+                        "threads": torch.get_num_threads(),
+                        "step": done,
+                        "model": accelerator.unwrap_model(model).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": _rng_state(),
+                        "history": history,
+                    },
+                )
+            crash_point("train.after_step")
+    finally:
+        bar.close()  # on errors too, so that an error message starts a line of its own
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()
     # Every process takes part: under FSDP or DeepSpeed ZeRO-3 the full weights are gathered from all shards.
@@ -443,6 +503,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "resumed_at_step": first_step or None,
         # How it ran: the process count and accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, ...).
         "processes": world,
+        # CPU results are bit-identical only at the same thread count (docs/reliability.md).
+        "threads": torch.get_num_threads(),
         "distributed_type": str(accelerator.distributed_type.value),
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
@@ -455,4 +517,5 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
     (output / CHECKPOINT).unlink(missing_ok=True)
+    (output / CHECKPOINT_INFO).unlink(missing_ok=True)
     return output

@@ -1,0 +1,133 @@
+"""The budget of a real comparison: seconds per training step and per evaluated test row, measured here.
+
+Before a grid is designed, its cost is measured: one optimizer step of the trainer's own code
+(`forward_batches`, `encode_rows`, `pass_loss`, AdamW) on a decoder student, for the rows of each mode
+(`standard`: label rows; `multitask`: label rows plus k-word explain rows; `dss`: label rows plus DSS's LLM
+rationales), round-robin so that machine noise hits all alike; and evaluation by generation and by choice
+scoring (`evaluation.predict`). The explain rows of `multitask` hold k random input words: the step's cost
+depends on their length, not on which words they are. Written to bench/results/step_cost-<model>-<task>.json
+and .md; docs/results.md turns the figures into the grid's budget (cells x steps x seconds per step).
+
+    python bench/step_cost.py --model ~/.cache/offline-models/smollm2-135m-instruct --task esnli \
+        --data ../shared/data/dss --split valid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from tokendistill.evaluation import predict
+from tokendistill.models import load_model
+from tokendistill.tasks import get_task, load_examples
+from tokendistill.training.data import PASS_COST, encode_rows, forward_batches, group_token_totals, pass_loss
+from tokendistill.training.llm_rationales import load_llm_rationales
+from tokendistill.training.modes import MODES, TrainingRow
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def mode_rows(task_name: str, data: str, split: str, count: int, k: int) -> dict[str, list[list[TrainingRow]]]:
+    examples = load_examples(get_task(task_name), split, data, count, 0)
+    rng = random.Random(0)
+    texts = load_llm_rationales(data, task_name, split)
+    rows: dict[str, list[list[TrainingRow]]] = {"standard": [], "multitask": [], "dss": []}
+    for example in examples:
+        words = example.input.split()
+        picked = sorted(rng.sample(range(len(words)), min(k, len(words))))
+        rows["standard"].append(MODES.get("standard").rows(example, None))
+        rows["multitask"].append(MODES.get("multitask").rows(example, {"rationale": [words[i] for i in picked]}))
+        rows["dss"].append(MODES.get("dss").rows(example, {"llm_rationale": texts[example.meta["row"]]}))
+    return rows
+
+
+def train_step(model, tokenizer, optimizer, rows: list[TrainingRow], is_encoder_decoder: bool) -> float:
+    started = time.perf_counter()
+    batches = forward_batches(tokenizer, rows, 1, True, PASS_COST["cpu"])
+    encoded = [encode_rows(tokenizer, batch, is_encoder_decoder, 128, 64) for batch in batches]
+    totals = group_token_totals(encoded, is_encoder_decoder) if len(encoded) > 1 else None
+    for part in encoded:
+        loss = pass_loss(model, part, torch.device("cpu"), is_encoder_decoder, 0.5, totals)[0]
+        loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--task", default="esnli")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="valid")
+    parser.add_argument("--test-split", default="test")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--eval-rows", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    arguments = parser.parse_args()
+    torch.set_num_threads(arguments.threads)
+    loaded = load_model(arguments.model, device="cpu", offsets=True)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    count = arguments.batch_size * (arguments.steps + 1)
+    rows = mode_rows(arguments.task, arguments.data, arguments.split, count, arguments.top_k)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)  # tiny: the weights barely move while timed
+    model.train()
+    times: dict[str, list[float]] = {mode: [] for mode in rows}
+    for index in range(arguments.steps + 1):
+        for mode, examples in rows.items():
+            batch = [row for example in examples[index * arguments.batch_size:(index + 1) * arguments.batch_size]
+                     for row in example]
+            seconds = train_step(model, tokenizer, optimizer, batch, loaded.is_encoder_decoder)
+            if index:  # the first round warms up
+                times[mode].append(seconds)
+    task = get_task(arguments.task)
+    test = load_examples(task, arguments.test_split, arguments.data, arguments.eval_rows, 0)
+    evaluation = {}
+    for answer in ("generation", "choice_sum"):
+        if answer != "generation" and not all(example.choices for example in test):
+            continue
+        started = time.perf_counter()
+        predict(loaded, task, test, "", 64, 128, 8, answer=answer)
+        evaluation[answer] = (time.perf_counter() - started) / len(test)
+    step_seconds = {mode: statistics.median(values) for mode, values in times.items()}
+    result = {
+        "model": Path(arguments.model).name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "task": arguments.task,
+        "batch_examples": arguments.batch_size,
+        "top_k": arguments.top_k,
+        "steps_timed": arguments.steps,
+        "threads": arguments.threads,
+        "load_average": os.getloadavg(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "step_seconds_median": step_seconds,
+        "step_seconds_all": times,
+        "multitask_over_standard": step_seconds["multitask"] / step_seconds["standard"],
+        "eval_seconds_per_row": evaluation,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"step_cost-{result['model']}-{arguments.task}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    lines = [f"# Step cost: {result['model']} ({result['parameters'] / 1e6:.0f}M), {arguments.task}", "",
+             f"{result['machine']}, {arguments.threads} threads, load average {result['load_average'][0]:.2f}; "
+             f"steps of {arguments.batch_size} examples, median of {arguments.steps}.", "",
+             "| mode | s / step |", "|---|---|"]
+    lines += [f"| {mode} | {value:.2f} |" for mode, value in step_seconds.items()]
+    lines += ["", "| evaluation | s / test row |", "|---|---|"]
+    lines += [f"| {answer} | {value:.3f} |" for answer, value in evaluation.items()]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Output folders that other people's work can trust: one run at a time, never inside an input, cleared only
+when asked and only once the inputs are loaded, damaged files reported in one line.
+
+Every stage that writes a folder (`extract`, `train`, `evaluate`, `run`) goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tokendistill.errors import UserError
+
+LOCK = ".tokendistill.lock"
+
+
+def _holder(handle: Any) -> str:
+    handle.seek(0)
+    try:
+        held = json.loads(handle.read() or "{}")
+    except ValueError:
+        held = {}
+    if not isinstance(held, dict) or "pid" not in held:
+        return "another tokendistill run"
+    return f"pid {held['pid']} on {held.get('host', '?')} (since {held.get('started', '?')}: {held.get('command', '')})"
+
+
+@contextlib.contextmanager
+def locked(folder: str | Path, option: str = "--output") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) for the whole block.
+
+    The lock is an ``flock`` on a file inside the folder, which the kernel releases when its process ends
+    however it ends (kill -9 included), so a lock left by a killed run is never stale: the next run simply
+    takes it. The file records the holder (pid, host, start, command) for the refusal message, and is never
+    deleted: deleting a lock file while another process opens it would let two runs hold two locks.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder} is a file, not a folder; choose a folder path")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no locking, but say so
+        import logging
+
+        logging.getLogger(__name__).warning("file locks are not available here; do not run two commands on %s", folder)
+        yield folder
+        return
+    handle = (folder / LOCK).open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"{folder} is in use by {_holder(handle)}; wait for that run to finish (or stop it), "
+                f"or choose another {option}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 "command": " ".join(sys.argv[1:3])[:200]}))
+        handle.flush()
+        try:
+            yield folder
+        finally:
+            handle.seek(0)
+            handle.truncate()  # a finished run leaves an empty lock file: outputs stay byte-identical
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def clear(folder: str | Path) -> None:
+    """Remove what ``folder`` holds, except the lock its own run holds."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def holds_anything(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return folder.is_dir() and any(entry.name != LOCK for entry in folder.iterdir())
+
+
+def _local(location: str | None) -> Path | None:
+    if not location:
+        return None
+    path = Path(location).expanduser()
+    return path.resolve() if path.exists() else None
+
+
+def refuse_overlap(output: str | Path, inputs: Mapping[str, str | None], option: str = "--output",
+                   may_nest: frozenset[str] = frozenset()) -> None:
+    """Refuse an output that is, contains or lies inside one of the run's local inputs.
+
+    Writing (or clearing, under --overwrite) such a folder would replace or delete what the run reads: a
+    student trained into its own folder, an evaluation written over the student's config. ``may_nest``: the
+    inputs a new sub-folder may sit inside, because the stage only ever adds files there (an evaluation in
+    ``STUDENT/eval`` leaves the student's own files alone).
+    """
+    target = Path(output).expanduser().resolve()
+    for name, location in inputs.items():
+        source = _local(location)
+        if source is None:
+            continue
+        if target == source:
+            relation = "is"
+        elif source in target.parents and name not in may_nest:
+            relation = "lies inside"
+        elif target in source.parents:
+            relation = "contains"
+        else:
+            continue
+        raise UserError(f"{option} {output} {relation} the {name} {location}; writing there would replace or "
+                        f"delete it: choose another {option}")
+
+
+def read_json(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from a file this tool wrote, or one line saying it is damaged and what to do."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is damaged ({type(error).__name__}: {str(error)[:80]}); {fix}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); {fix}")
+    return value
