@@ -41,7 +41,14 @@ from tokendistill.training.data import (
     group_token_totals,
     pass_loss,
 )
-from tokendistill.training.modes import EXPLAIN_PREFIX, MODES, PREDICT_PREFIX, TrainingRow, marker_to_decoder
+from tokendistill.training.modes import (
+    EXPLAIN_PREFIX,
+    MODES,
+    PREDICT_PREFIX,
+    TrainingRow,
+    marker_after_input,
+    marker_to_decoder,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -60,15 +67,19 @@ def synthetic_rows(count: int, rationale: str, seed: int = 0) -> list[list[Train
     return examples
 
 
+SEQ2SEQ = {"value": True}  # set from the model in main(): the same contenders serve decoder-only students
+
+
 def tokendistill_step(model, tokenizer, rows: list[TrainingRow], alpha: float, by_length: bool = True,
                       pass_cost: float = PASS_COST["cpu"]) -> float:
     """The trainer's step for one process without accumulation; backward included, returns the loss."""
+    seq2seq = SEQ2SEQ["value"]
     batches = forward_batches(tokenizer, rows, 1, by_length, pass_cost)
-    encoded = [encode_rows(tokenizer, batch, True, 512, 128) for batch in batches]
-    totals = group_token_totals(encoded, True) if len(encoded) > 1 else None
+    encoded = [encode_rows(tokenizer, batch, seq2seq, 512, 128) for batch in batches]
+    totals = group_token_totals(encoded, seq2seq) if len(encoded) > 1 else None
     value = 0.0
     for part in encoded:
-        loss = pass_loss(model, part, torch.device("cpu"), True, alpha, totals)[0]
+        loss = pass_loss(model, part, torch.device("cpu"), seq2seq, alpha, totals)[0]
         if torch.is_grad_enabled():
             loss.backward()
         value += float(loss.detach())
@@ -84,8 +95,25 @@ def one_pass_step(model, tokenizer, rows: list[TrainingRow], alpha: float) -> fl
     return tokendistill_step(model, tokenizer, rows, alpha, by_length=False)
 
 
+def shared_prompt_step(model, tokenizer, rows: list[TrainingRow], alpha: float) -> float:
+    """--task-marker shared_prompt (decoder students): an example's rows in one sequence over its input."""
+    return tokendistill_step(model, tokenizer, [marker_after_input(row) for row in rows], alpha)
+
+
+def shared_prompt_reference(model, tokenizer, rows: list[TrainingRow], alpha: float) -> float:
+    """The shared-prompt objective as two rows per example: what the packed step must equal."""
+    return two_pass_step(model, tokenizer, [marker_after_input(row, shared_prompt=False) for row in rows], alpha)
+
+
 def two_pass_step(model, tokenizer, rows: list[TrainingRow], alpha: float) -> float:
     """DSS: model(**inputs['pred']) and model(**inputs['expl']), each padded on its own, HF's mean loss."""
+    if not SEQ2SEQ["value"]:  # a decoder student: each group one pass of its own, its mean token loss
+        losses = [pass_loss(model, encode_rows(tokenizer, [r for r in rows if r.group == group], False, 512, 128),
+                            torch.device("cpu"), False, 0.5)[0] for group in ("label", "rationale")]
+        loss = alpha * losses[0] + (1 - alpha) * losses[1]
+        if torch.is_grad_enabled():
+            loss.backward()
+        return float(loss.detach())
     losses = []
     for group in ("label", "rationale"):
         part = [row for row in rows if row.group == group]
@@ -110,6 +138,11 @@ def task_rows(task_name: str, data: str, split: str, count: int, rationales: str
     from tokendistill.training.llm_rationales import load_llm_rationales
 
     examples = load_examples(get_task(task_name), split, data, count, 0)
+    if rationales and rationales.startswith("random:"):  # k input words: a teacher's top-k, as far as cost goes
+        rng, k = random.Random(0), int(rationales.split(":")[1])
+        picked = [sorted(rng.sample(range(len(e.input.split())), min(k, len(e.input.split())))) for e in examples]
+        return [MODES.get("multitask").rows(e, {"rationale": [e.input.split()[i] for i in chosen]})
+                for e, chosen in zip(examples, picked)]
     if rationales:
         words = {record["id"]: record for record in iter_rationales(rationales)}
         return [MODES.get("multitask").rows(example, words[example.id]) for example in examples]
@@ -125,6 +158,12 @@ CONTENDERS = {
 }
 DSS = "DSS (two passes)"
 OTHER_OBJECTIVE = {"tokendistill --task-marker decoder (not the same model)"}
+DECODER_CONTENDERS = {
+    "tokendistill": tokendistill_step,
+    "DSS (two passes)": two_pass_step,
+    "tokendistill --task-marker shared_prompt (not the same model)": shared_prompt_step,
+}
+SHARED = "tokendistill --task-marker shared_prompt (not the same model)"
 
 
 def main() -> None:
@@ -135,7 +174,8 @@ def main() -> None:
     parser.add_argument("--task", help="real inputs and their DSS LLM rationales instead (cqa, svamp, esnli, anli1)")
     parser.add_argument("--data", help="with --task: the DSS data folder")
     parser.add_argument("--split", default="test", help="with --task: which split's inputs")
-    parser.add_argument("--rationales", help="with --task: an extract folder; its words replace the LLM rationales")
+    parser.add_argument("--rationales", help="with --task: an extract folder, whose words replace the LLM rationales, "
+                        "or random:K for K random input words (a top-K rationale's length)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per step (2 rows each)")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
@@ -156,10 +196,18 @@ def main() -> None:
             folder, model_name = save_random_t5(Path(scratch) / "t5"), "t5-small-shaped-random"
         loaded = load_model(folder, device="cpu")
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
+    SEQ2SEQ["value"] = loaded.is_encoder_decoder
+    if not loaded.is_encoder_decoder:
+        CONTENDERS.clear()
+        CONTENDERS.update(DECODER_CONTENDERS)
+        OTHER_OBJECTIVE.add(SHARED)
     count = arguments.batch_size * (steps + 1)
     if arguments.task:
         examples = task_rows(arguments.task, arguments.data, arguments.split, count, arguments.rationales)
-        rationale = f"{arguments.task}-{'teacher-words' if arguments.rationales else 'llm'}"
+        kind = "llm" if not arguments.rationales else (
+            f"top{arguments.rationales.split(':')[1]}-length-words" if arguments.rationales.startswith("random:")
+            else "teacher-words")
+        rationale = f"{arguments.task}-{kind}"
     else:
         examples, rationale = synthetic_rows(count, arguments.rationale), arguments.rationale
     batches = [[row for example in examples[i : i + arguments.batch_size] for row in example]
@@ -171,6 +219,10 @@ def main() -> None:
                 continue
             got = function(model, tokenizer, batches[0], 0.5)
             assert abs(got - reference) <= 1e-4 * abs(reference) + 1e-5, (name, got, reference)
+        if SHARED in CONTENDERS:  # another objective: checked against its own two-row form
+            got = shared_prompt_step(model, tokenizer, batches[0], 0.5)
+            own = shared_prompt_reference(model, tokenizer, batches[0], 0.5)
+            assert abs(got - own) <= 1e-4 * abs(own) + 1e-5, (SHARED, got, own)
     model.train()  # dropout on, as in training; every step draws it alike
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
 

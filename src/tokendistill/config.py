@@ -109,7 +109,7 @@ class TrainConfig(TaskOptions):
     learning_rate: float = option(5e-5, "AdamW learning rate", above=0)
     batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)", minimum=1)
     gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes", minimum=1)
-    task_marker: Literal["encoder", "decoder"] = option("encoder", "multitask modes, seq2seq students: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder: at the start of the output, so the encoder reads each input once for both tasks (faster; a different model)")
+    task_marker: Literal["encoder", "decoder", "shared_prompt"] = option("encoder", "multitask modes: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder (seq2seq students): at the start of the output, so the encoder reads each input once for both tasks; shared_prompt (decoder-only students): after the input, each example's rows packed into one sequence that reads the input once (the same loss as two rows, about half the tokens). decoder and shared_prompt train a different model from the paper's")
     batch_by_length: bool = option(True, "run each step's rows in forward passes of similar length (the same loss, less padding); off: one pass per accumulation step")
     steps: int = option(1000, "optimizer steps", minimum=1)
     max_input_length: int = option(512, "student input tokens", minimum=1)

@@ -16,8 +16,8 @@ from tokendistill.training.modes import TrainingRow
 CAUSAL_CUE = "\nAnswer:"
 
 
-def causal_prompt(source: str) -> str:
-    return source + CAUSAL_CUE
+def causal_prompt(source: str, cue: str = "") -> str:
+    return source + (cue or CAUSAL_CUE)
 
 
 @dataclass
@@ -31,6 +31,10 @@ class EncodedRows:
     # source among them, and the full decoder sequences (prompt + target, unmasked) to shift into its input.
     source_index: Tensor | None = None  # (R,)
     decoder_ids: Tensor | None = None  # (R, L)
+    # Shared-prompt packing (decoder students): S sequences hold the R rows. For each of the N target tokens,
+    # its sequence, the position that predicts it, its id and its row; the allowed attention (S, L, L).
+    packed_targets: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+    allowed: Tensor | None = None
 
 
 def encode_rows(
@@ -45,6 +49,8 @@ def encode_rows(
     groups = [row.group for row in rows]
     if is_encoder_decoder and any(row.decoder_prompt for row in rows):
         return _encode_with_decoder_prompts(tokenizer, rows, max_input_length, max_target_length)
+    if not is_encoder_decoder and any(row.shared_prompt for row in rows):
+        return _encode_packed(tokenizer, rows, max_input_length, max_target_length)
     if is_encoder_decoder:
         inputs = tokenizer(sources, padding=True, truncation=True, max_length=max_input_length, return_tensors="pt")
         target_ids = tokenizer(
@@ -54,9 +60,8 @@ def encode_rows(
         return EncodedRows(
             {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}, labels, groups
         )
-    prompt_ids = tokenizer([causal_prompt(s) for s in sources], truncation=True, max_length=max_input_length)[
-        "input_ids"
-    ]
+    prompt_ids = tokenizer([causal_prompt(row.source, row.cue) for row in rows], truncation=True,
+                           max_length=max_input_length)["input_ids"]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     answer_ids = [
         tokenizer(" " + target, add_special_tokens=False, truncation=True, max_length=max_target_length)[
@@ -75,6 +80,81 @@ def encode_rows(
         attention_mask[row, : len(sequence)] = 1
         labels[row, len(prompt) : len(sequence)] = torch.tensor(answer)
     return EncodedRows({"input_ids": input_ids, "attention_mask": attention_mask}, labels, groups)
+
+
+def _encode_packed(
+    tokenizer: PreTrainedTokenizerBase, rows: Sequence[TrainingRow], max_input_length: int, max_target_length: int
+) -> EncodedRows:
+    """Rows that read the same input become one sequence: the tokens their prompts share, then each row's
+    own rest (its cue and target) as a block that sees the shared tokens and itself, not the other blocks,
+    with position ids that continue from the shared part as if the other blocks were not there.
+
+    Each block's tokens are exactly those `encode_rows` gives that row alone (the shared part is the common
+    prefix of the rows' own token ids, so no tokenizer boundary effect can differ), and so, under this
+    attention, are its logits: the loss is the separate rows' loss, computed over about half the tokens.
+    """
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    by_source: dict[str, list[int]] = {}
+    for number, row in enumerate(rows):
+        by_source.setdefault(row.source, []).append(number)
+    sequences, targets = [], []  # per sequence: (ids, positions, blocks); per target: (seq, predictor, id, row)
+    for sequence, numbers in enumerate(by_source.values()):
+        parts = []
+        for number in numbers:
+            prompt = tokenizer(causal_prompt(rows[number].source, rows[number].cue), truncation=True,
+                               max_length=max_input_length)["input_ids"]
+            answer = tokenizer(" " + rows[number].target, add_special_tokens=False, truncation=True,
+                               max_length=max_target_length)["input_ids"] + eos
+            parts.append((prompt, answer))
+        shared = 0
+        while all(len(prompt) > shared for prompt, _ in parts) and len({p[shared] for p, _ in parts}) == 1:
+            shared += 1
+        shared = min(shared, min(len(prompt) for prompt, _ in parts) - 1)  # each block keeps >= 1 prompt token
+        ids, positions, blocks = list(parts[0][0][:shared]), list(range(shared)), [-1] * shared
+        for block, (number, (prompt, answer)) in enumerate(zip(numbers, parts)):
+            start = len(ids)
+            tail = prompt[shared:] + answer
+            ids += tail
+            positions += range(shared, shared + len(tail))
+            blocks += [block] * len(tail)
+            for offset in range(len(prompt) - shared, len(tail)):  # the answer's tokens carry the loss
+                predictor = start + offset - 1
+                targets.append((sequence, predictor, tail[offset], number))
+        sequences.append((ids, positions, blocks))
+    width = max(len(ids) for ids, _, _ in sequences)
+    count = len(sequences)
+    input_ids = torch.full((count, width), tokenizer.pad_token_id, dtype=torch.long)
+    position_ids = torch.zeros((count, width), dtype=torch.long)
+    block_of = torch.full((count, width), -2, dtype=torch.long)  # -2: padding, -1: shared prompt
+    for sequence, (ids, positions, blocks) in enumerate(sequences):
+        input_ids[sequence, : len(ids)] = torch.tensor(ids)
+        position_ids[sequence, : len(ids)] = torch.tensor(positions)
+        block_of[sequence, : len(ids)] = torch.tensor(blocks)
+    query, key = block_of[:, :, None], block_of[:, None, :]
+    order = torch.arange(width)
+    allowed = (order[None, :, None] >= order[None, None, :]) & (key != -2) & ((key == -1) | (key == query))
+    allowed |= torch.eye(width, dtype=torch.bool)[None] & (query == -2)  # padding attends to itself (no NaN)
+    columns = torch.tensor(targets, dtype=torch.long).T
+    labels = torch.full((len(rows), 1), -100, dtype=torch.long)  # unused: the loss reads packed_targets
+    return EncodedRows({"input_ids": input_ids, "position_ids": position_ids}, labels, [row.group for row in rows],
+                       packed_targets=(columns[0], columns[1], columns[2], columns[3]), allowed=allowed)
+
+
+def packed_attention(model: nn.Module, allowed: Tensor, position_ids: Tensor) -> Tensor | dict[str, Tensor]:
+    """The 4D additive mask for ``allowed`` in the model's dtype; for models with sliding-window layers
+    (Gemma3, Qwen2 with use_sliding_window), one per layer kind, the window measured in position ids."""
+    dtype = next(model.parameters()).dtype
+    def additive(mask: Tensor) -> Tensor:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(dtype).min)[:, None]
+
+    config = model.config
+    layer_types = getattr(config, "layer_types", None) or []
+    window = getattr(config, "sliding_window", None)
+    if "sliding_attention" not in layer_types or not window:
+        return additive(allowed)
+    distance = position_ids[:, :, None] - position_ids[:, None, :]
+    return {"full_attention": additive(allowed), "sliding_attention": additive(allowed & (distance < window))}
 
 
 def _encode_with_decoder_prompts(
@@ -103,6 +183,8 @@ def forward_inputs(model: nn.Module, encoded: EncodedRows, device: torch.device,
     states: a multitask example's label row and rationale row share one encoder pass.
     """
     inputs = {key: tensor.to(device) for key, tensor in encoded.model_inputs.items()}
+    if encoded.allowed is not None:
+        inputs["attention_mask"] = packed_attention(model, encoded.allowed.to(device), inputs["position_ids"])
     if not is_encoder_decoder:
         return inputs
     decoder_sequences = encoded.decoder_ids if encoded.decoder_ids is not None else encoded.labels
@@ -146,6 +228,7 @@ def row_losses(
     inputs: Mapping[str, Tensor],
     labels: Tensor,
     is_encoder_decoder: bool,
+    packed: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> RowLosses:
     """Run the model and take its per-row token losses, sending only the loss positions through the output layer.
 
@@ -155,6 +238,8 @@ def row_losses(
     positions in every row, and seq2seq models lack it). A model that does not call its output embeddings
     module gets the whole forward pass instead, and the same losses.
     """
+    if packed is not None:
+        return _packed_row_losses(model, output_layer, inputs, labels.shape[0], packed)
     wanted = target_mask(labels, is_encoder_decoder)
     positions = wanted if is_encoder_decoder else torch.nn.functional.pad(wanted, (0, 1))
     handle = None
@@ -180,6 +265,35 @@ def row_losses(
     index = torch.full(wanted.shape, -1, dtype=torch.long, device=wanted.device)
     index[wanted] = torch.arange(int(wanted.sum()), device=wanted.device)
     return RowLosses(row_loss, wanted.sum(dim=1), logits, index)
+
+
+def _packed_row_losses(model: nn.Module, output_layer: nn.Module | None, inputs: Mapping[str, Tensor], rows: int,
+                       packed: tuple[Tensor, Tensor, Tensor, Tensor]) -> RowLosses:
+    """Per-row losses of shared-prompt sequences: each target token is read at the position that predicts
+    it in its own row's view (the last shared token predicts the first token of every block), so one
+    position may serve several targets; only those positions go through the output layer."""
+    device = inputs["input_ids"].device
+    sequence, predictor, target, row = (tensor.to(device) for tensor in packed)
+    handle = None
+    if output_layer is not None:
+        def keep_loss_positions(_module: nn.Module, args: tuple) -> tuple:
+            hidden, *rest = args
+            if hidden.dim() != 3 or hidden.shape[:2] != inputs["input_ids"].shape:
+                return args
+            return (hidden[sequence, predictor], *rest)
+
+        handle = output_layer.register_forward_pre_hook(keep_loss_positions)
+    try:
+        logits = model(**inputs).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    if logits.dim() == 3:
+        logits = logits[sequence, predictor]
+    losses = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
+    row_loss = torch.zeros(rows, dtype=losses.dtype, device=device).index_add(0, row, losses)
+    row_tokens = torch.bincount(row, minlength=rows)
+    return RowLosses(row_loss, row_tokens, logits, torch.full((rows, 1), -1, dtype=torch.long, device=device))
 
 
 # What running one more forward pass costs, in padded tokens, by device type. Measured on a 2-core CPU with
@@ -214,7 +328,7 @@ def forward_batches(
     sources = [len(ids) for ids in tokenizer([row.source for row in rows], add_special_tokens=False)["input_ids"]]
     targets = [len(ids) for ids in tokenizer([row.target for row in rows], add_special_tokens=False)["input_ids"]]
     # Rows that share an encoder pass (decoder prompts: an example's rows read the same source) stay adjacent.
-    shared = any(row.decoder_prompt for row in rows)
+    shared = any(row.decoder_prompt or row.shared_prompt for row in rows)
     order = sorted(range(len(rows)), key=lambda i: (
         "" if shared else rows[i].group, sources[i], rows[i].source if shared else "", targets[i]))
     # Cheapest cut of the sorted rows into consecutive passes (dynamic programming: a few hundred rows a
@@ -284,8 +398,11 @@ def group_token_totals(encoded: Sequence[EncodedRows], is_encoder_decoder: bool)
     """Target tokens per loss group over all micro-batches of a step."""
     totals: dict[str, float] = {}
     for part in encoded:
-        labels = part.labels if is_encoder_decoder else part.labels[:, 1:]
-        counts = (labels != -100).sum(dim=1).tolist()
+        if part.packed_targets is not None:
+            counts = torch.bincount(part.packed_targets[3], minlength=len(part.groups)).tolist()
+        else:
+            labels = part.labels if is_encoder_decoder else part.labels[:, 1:]
+            counts = (labels != -100).sum(dim=1).tolist()
         for group, count in zip(part.groups, counts):
             totals[group] = totals.get(group, 0) + count
     return totals
@@ -308,6 +425,7 @@ def pass_loss(
     """
     base = base_model if base_model is not None else model
     inputs = forward_inputs(base, part, device, is_encoder_decoder)
-    losses = row_losses(model, base.get_output_embeddings(), inputs, part.labels.to(device), is_encoder_decoder)
+    losses = row_losses(model, base.get_output_embeddings(), inputs, part.labels.to(device), is_encoder_decoder,
+                        part.packed_targets)
     loss, parts = multitask_loss(losses.row_loss, losses.row_tokens, part.groups, alpha, totals)
     return loss, parts, losses

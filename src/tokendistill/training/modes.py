@@ -28,6 +28,10 @@ class TrainingRow:
     example: Example | None = None
     # Teacher-forced start of a seq2seq target that takes no loss (the task marker with --task-marker decoder).
     decoder_prompt: str = ""
+    # Decoder students: the cue between the input and the target ("" means data.CAUSAL_CUE, "\nAnswer:").
+    cue: str = ""
+    # --task-marker shared_prompt: the example's rows go into one sequence that reads the input once.
+    shared_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,21 @@ def marker_to_decoder(row: TrainingRow) -> TrainingRow:
         if row.source.startswith(prefix):
             return replace(row, source=row.source[len(prefix) :], decoder_prompt=prefix.strip())
     return row
+
+
+# The explanation block's cue under --task-marker shared_prompt (the label block keeps "\nAnswer:").
+EXPLAIN_CUE = "\nExplanation:"
+
+
+def marker_after_input(row: TrainingRow, shared_prompt: bool = True) -> TrainingRow:
+    """A decoder student's row with its task marker moved after the input: the label row reads
+    ``input + "\nAnswer:"`` (exactly what evaluation prompts with), the explanation row
+    ``input + "\nExplanation:"``; both start with the same tokens, which a packed sequence shares."""
+    if row.source.startswith(EXPLAIN_PREFIX):
+        return replace(row, source=row.source[len(EXPLAIN_PREFIX):], cue=EXPLAIN_CUE, shared_prompt=shared_prompt)
+    if row.source.startswith(PREDICT_PREFIX):
+        return replace(row, source=row.source[len(PREDICT_PREFIX):], shared_prompt=shared_prompt)
+    return replace(row, shared_prompt=shared_prompt)
 
 
 def answer_part(prediction: str, separator: str | None) -> str:

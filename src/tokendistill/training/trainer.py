@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,15 @@ from tokendistill.training.data import (
 )
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.llm_rationales import load_llm_rationales
-from tokendistill.training.modes import LABEL, MODES, RATIONALE, Mode, TrainingRow, marker_to_decoder
+from tokendistill.training.modes import (
+    LABEL,
+    MODES,
+    RATIONALE,
+    Mode,
+    TrainingRow,
+    marker_after_input,
+    marker_to_decoder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +285,40 @@ def save_student(
     tokenizer.save_pretrained(output)
 
 
-def _check_decoder_marker(mode: Mode, student: str, processes: int) -> None:
+PACKING_KERNELS = ("eager", "sdpa")
+
+
+def packing_works(loaded: Any, rows: list[list[TrainingRow]], config: TrainConfig) -> bool:
+    """Whether this student computes a packed sequence's loss as its separate rows' (checked on the first
+    example with two rows): a kernel that cannot take a 4D mask (flash-attention) or a family that ignores
+    it would be silently wrong, so it falls back to two rows, with a warning, instead."""
+    kernel = getattr(loaded.model.config, "_attn_implementation", None)
+    problem = None
+    if kernel not in PACKING_KERNELS:
+        problem = f"its attention kernel {kernel!r} takes no 4D mask (use attn_implementation eager or sdpa)"
+    else:
+        sample = next((example_rows for example_rows in rows if len(example_rows) > 1), None)
+        if sample is None:
+            return True
+        device = next(loaded.model.parameters()).device
+        separate = [replace(row, shared_prompt=False) for row in sample]
+        was_training = loaded.model.training
+        loaded.model.eval()
+        with torch.no_grad():
+            losses = [pass_loss(loaded.model, encode_rows(loaded.tokenizer, part, False, config.max_input_length,
+                                                          config.max_target_length), device, False, 0.5)[2].row_loss
+                      for part in (sample, separate)]
+        loaded.model.train(was_training)
+        if not torch.allclose(losses[0], losses[1], rtol=1e-3, atol=1e-4):
+            problem = f"its packed loss differs from the two-row loss ({losses[0].tolist()} vs {losses[1].tolist()})"
+    if problem:
+        log.warning("--task-marker shared_prompt: %s; training with two rows per example instead (the same "
+                    "model, without the speed-up)", problem)
+        return False
+    return True
+
+
+def _check_decoder_marker(mode: Mode, student: str, processes: int, marker: str = "decoder") -> None:
     from transformers import AutoConfig
 
     try:
@@ -284,8 +326,16 @@ def _check_decoder_marker(mode: Mode, student: str, processes: int) -> None:
     except OSError:  # not found: loading the student reports it, with what to do
         return
     if not mode.predict_prefix:
-        raise UserError(f"--task-marker decoder moves the `predict:` / `explain:` markers; mode {mode.name!r} has "
+        raise UserError(f"--task-marker {marker} moves the `predict:` / `explain:` markers; mode {mode.name!r} has "
                         "none (use multitask, multitask_kd or dss)")
+    if marker == "shared_prompt":
+        if is_encoder_decoder:
+            raise UserError("--task-marker shared_prompt packs a decoder-only student's rows; for a seq2seq "
+                            "student use --task-marker decoder")
+        if mode.needs_teacher:
+            raise UserError("--task-marker shared_prompt does not yet support multitask_kd (its teacher term reads "
+                            "rows one by one); use --task-marker encoder")
+        return
     if not is_encoder_decoder:
         raise UserError("--task-marker decoder needs a seq2seq student (a decoder-only student reads the marker "
                         "after the input anyway); use --task-marker encoder")
@@ -333,8 +383,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
-    if config.task_marker == "decoder":
-        _check_decoder_marker(mode, config.student, state.num_processes)
+    if config.task_marker != "encoder":
+        _check_decoder_marker(mode, config.student, state.num_processes, config.task_marker)
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed)
     examples_per_step = min(config.batch_size, len(examples))
@@ -346,6 +396,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     rows = build_rows(mode, examples, config)
     if config.task_marker == "decoder":
         rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
+    elif config.task_marker == "shared_prompt":
+        rows = [[marker_after_input(row) for row in example_rows] for example_rows in rows]
 
     seed_everything(config.seed)
     loaded = load_model(config.student, init=config.init, device="cpu")
@@ -358,6 +410,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
+    if config.task_marker == "shared_prompt" and not packing_works(loaded, rows, config):
+        rows = [[replace(row, shared_prompt=False) for row in example_rows] for example_rows in rows]
     if to_clear and state.is_main_process:
         clear(output)  # --overwrite: only now that every input has loaded
     model.train()
@@ -494,7 +548,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     info = {
         "identity": identity,
         "mode": mode.name,
-        "predict_prefix": mode.predict_prefix,
+        # Under shared_prompt the label row reads the plain input, as a standard student's does.
+        "predict_prefix": "" if config.task_marker == "shared_prompt" else mode.predict_prefix,
         "task_marker": config.task_marker,
         "answer_separator": mode.answer_separator,
         "task": config.task,
