@@ -306,12 +306,14 @@ def fingerprint(location: str | None) -> str | None:
     if not path.exists():
         return location
     if path.is_dir():
+        from tokendistill.folders import read_json
+
         info = path / "tokendistill.json"
         if info.is_file():
-            return "student:" + str(json.loads(info.read_text(encoding="utf-8")).get("identity"))
+            return "student:" + str(read_json(info, "train that model again with --overwrite").get("identity"))
         manifest = path / "manifest.json"
         if manifest.is_file():
-            held = json.loads(manifest.read_text(encoding="utf-8"))
+            held = read_json(manifest, "run its `tokendistill extract` again with --overwrite")
             return f"rationales:{held.get('config_hash')}:{(held.get('summary') or {}).get('examples')}"
         files = sorted(p for p in path.iterdir() if p.is_file())
     else:
