@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -242,22 +242,7 @@ def row_losses(
         return _packed_row_losses(model, output_layer, inputs, labels.shape[0], packed)
     wanted = target_mask(labels, is_encoder_decoder)
     positions = wanted if is_encoder_decoder else torch.nn.functional.pad(wanted, (0, 1))
-    handle = None
-    if output_layer is not None:
-        def keep_loss_positions(_module: nn.Module, args: tuple) -> tuple:
-            hidden, *rest = args
-            if hidden.dim() != 3 or hidden.shape[:2] != positions.shape:
-                return args
-            return (hidden[positions], *rest)
-
-        handle = output_layer.register_forward_pre_hook(keep_loss_positions)
-    try:
-        logits = model(**inputs).logits
-    finally:
-        if handle is not None:
-            handle.remove()
-    if logits.dim() == 3:  # the hook did not apply: pick the loss positions from the full logits
-        logits = logits[positions]
+    logits = loss_position_logits(model, output_layer, inputs, tuple(positions.shape), lambda t: t[positions])
     targets = labels[:, 1:][wanted] if not is_encoder_decoder else labels[wanted]
     losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
     rows = wanted.nonzero(as_tuple=True)[0]
@@ -267,20 +252,20 @@ def row_losses(
     return RowLosses(row_loss, wanted.sum(dim=1), logits, index)
 
 
-def _packed_row_losses(model: nn.Module, output_layer: nn.Module | None, inputs: Mapping[str, Tensor], rows: int,
-                       packed: tuple[Tensor, Tensor, Tensor, Tensor]) -> RowLosses:
-    """Per-row losses of shared-prompt sequences: each target token is read at the position that predicts
-    it in its own row's view (the last shared token predicts the first token of every block), so one
-    position may serve several targets; only those positions go through the output layer."""
-    device = inputs["input_ids"].device
-    sequence, predictor, target, row = (tensor.to(device) for tensor in packed)
+def loss_position_logits(model: nn.Module, output_layer: nn.Module | None, inputs: Mapping[str, Tensor],
+                         frame: tuple[int, ...], pick: Callable[[Tensor], Tensor]) -> Tensor:
+    """Logits (N, V) of the positions ``pick`` takes from a (rows, length, ...) tensor of shape ``frame``.
+
+    A pre-hook hands the output layer only those hidden states; a model that never calls that module gets
+    the whole forward pass, and the same positions are picked from its full logits.
+    """
     handle = None
     if output_layer is not None:
         def keep_loss_positions(_module: nn.Module, args: tuple) -> tuple:
             hidden, *rest = args
-            if hidden.dim() != 3 or hidden.shape[:2] != inputs["input_ids"].shape:
+            if hidden.dim() != 3 or tuple(hidden.shape[:2]) != frame:
                 return args
-            return (hidden[sequence, predictor], *rest)
+            return (pick(hidden), *rest)
 
         handle = output_layer.register_forward_pre_hook(keep_loss_positions)
     try:
@@ -288,8 +273,18 @@ def _packed_row_losses(model: nn.Module, output_layer: nn.Module | None, inputs:
     finally:
         if handle is not None:
             handle.remove()
-    if logits.dim() == 3:
-        logits = logits[sequence, predictor]
+    return pick(logits) if logits.dim() == 3 else logits
+
+
+def _packed_row_losses(model: nn.Module, output_layer: nn.Module | None, inputs: Mapping[str, Tensor], rows: int,
+                       packed: tuple[Tensor, Tensor, Tensor, Tensor]) -> RowLosses:
+    """Per-row losses of shared-prompt sequences: each target token is read at the position that predicts
+    it in its own row's view (the last shared token predicts the first token of every block), so one
+    position may serve several targets; only those positions go through the output layer."""
+    device = inputs["input_ids"].device
+    sequence, predictor, target, row = (tensor.to(device) for tensor in packed)
+    logits = loss_position_logits(model, output_layer, inputs, tuple(inputs["input_ids"].shape),
+                                  lambda t: t[sequence, predictor])
     losses = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
     row_loss = torch.zeros(rows, dtype=losses.dtype, device=device).index_add(0, row, losses)
     row_tokens = torch.bincount(row, minlength=rows)
