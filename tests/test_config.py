@@ -1,5 +1,7 @@
 """Run identity: which settings make a different run, across versions that add options."""
 
+import json
+
 from tokendistill.config import ExtractConfig, differing_keys, field_defaults
 
 
@@ -13,3 +15,29 @@ def test_an_option_added_at_its_default_keeps_old_runs_resumable() -> None:
 
 def test_removed_options_are_ignored_and_tuples_equal_lists() -> None:
     assert differing_keys({"gone": 1, "a": [1, 2]}, {"a": (1, 2)}, {}) == []
+
+
+def test_an_option_added_at_its_default_keeps_every_identity_hash(monkeypatch, tmp_path) -> None:
+    """A student's identity and a rationale folder's hash (the fingerprints a grid's later stages compare) do not
+    change when a later version adds an option at its default: a grid half done stays valid."""
+    import dataclasses
+
+    from tokendistill.config import TrainConfig
+    from tokendistill.rationales import MANIFEST, RationaleStore
+    from tokendistill.training import trainer
+
+    @dataclasses.dataclass(kw_only=True)
+    class Later(TrainConfig):
+        future_option: int = 3
+
+    before = trainer.run_identity(TrainConfig(task="keywords", student="s", output="o"))
+    monkeypatch.setattr(trainer, "TrainConfig", Later)
+    assert trainer.run_identity(Later(task="keywords", student="s", output="o")) == before
+    assert trainer.run_identity(Later(task="keywords", student="s", output="o", future_option=4)) != before
+
+    identity = {"task": "cqa", "top_k": 10.0}
+    RationaleStore.open(tmp_path / "a", identity, defaults={"chat_template": False})
+    RationaleStore.open(tmp_path / "b", {**identity, "chat_template": False}, defaults={"chat_template": False})
+    RationaleStore.open(tmp_path / "c", {**identity, "chat_template": True}, defaults={"chat_template": False})
+    hashes = [json.loads((tmp_path / name / MANIFEST).read_text())["config_hash"] for name in "abc"]
+    assert hashes[0] == hashes[1] != hashes[2]

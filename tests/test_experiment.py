@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,12 +14,13 @@ import yaml
 from tokendistill.cli import main
 from tokendistill.errors import UserError
 from tokendistill.experiment import (
+    Competence,
     load_experiment,
+    majority_share,
     plan,
-    results_markdown,
-    seed_table,
     select_cells,
-    summarize,
+    student_problem,
+    teacher_problem,
 )
 
 
@@ -75,36 +79,6 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     assert page.count("<td>multitask</td>") == 2 and page.count("<td>standard</td>") == 2  # one row per task
 
 
-def test_results_table_arithmetic() -> None:
-    rows = [
-        {"task": "t", "size": 10, "mode": "standard", "k": None, "target": None, "seed": s, "accuracy": a}
-        for s, a in ((0, 0.5), (1, 0.7), (2, 0.6))
-    ] + [
-        {"task": "t", "size": 10, "mode": "multitask", "k": 5.0, "target": "teacher", "seed": s, "accuracy": a}
-        for s, a in ((0, 0.6), (1, 0.9), (2, 0.9))
-    ] + [
-        {"task": "t", "size": 10, "mode": "dss", "k": None, "target": None, "seed": s, "accuracy": a}
-        for s, a in ((0, 0.8), (3, 0.2))
-    ] + [{"task": "t", "size": 10, "mode": "label_then_tokens", "k": 5.0, "target": "teacher", "seed": 1,
-          "accuracy": 0.75}]
-    summary = {entry["mode"]: entry for entry in summarize(rows)}
-    assert summary["standard"]["mean"] == pytest.approx(0.6) and summary["standard"]["sd"] == pytest.approx(0.1)
-    assert summary["multitask"]["mean"] == pytest.approx(0.8) and summary["multitask"]["sd"] == pytest.approx(0.1732051)
-    assert summary["multitask"]["vs_standard"] == pytest.approx(0.2) and summary["standard"]["vs_standard"] is None
-    # Paired on the seeds both ran: dss's seed 0 against standard's seed 0 only (+30), not 0.5 - 0.6.
-    assert summary["dss"]["vs_standard"] == pytest.approx(0.3) and summary["dss"]["paired_seeds"] == 1
-    assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
-    table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
-    assert "| t | 75.0% (generation) |  | 10 | multitask | 5 | teacher | 3 | 80.0 ± 17.3 | +20.0 |  |" in table
-    assert "| dss |  |  | 2 | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |  |" in table
-    assert "| label_then_tokens | 5 | teacher | 1 | 75.0 | +5.0 |  |" in table
-    by_seed = seed_table(rows)
-    assert summary["dss"]["only_here"] is None  # no predictions given: no per-row counts
-    assert by_seed.splitlines()[0] == "| task | student | train size | mode | k | target | seed 0 | seed 1 | seed 2 | seed 3 |"
-    assert "| t |  | 10 | dss |  |  | 80.0 |  |  | 20.0 |" in by_seed
-    assert "| t |  | 10 | multitask | 5 | teacher | 60.0 | 90.0 | 90.0 |  |" in by_seed
-
-
 def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:
     path = grid_yaml(tmp_path, t5_dir, t5_dir)
     experiment = yaml.safe_load(path.read_text())
@@ -118,9 +92,9 @@ def test_smaller_k_reuses_the_largest_extraction(tmp_path: Path, t5_dir: Path) -
     path = grid_yaml(tmp_path, t5_dir, t5_dir, top_k=[1, 3], modes=["multitask"], seeds=[0])
     plans = plan(load_experiment(path))
     (keywords,) = [p for p in plans if p.spec.name == "keywords"]
-    assert keywords.extractions["teacher"].top_k == 3
+    assert keywords.extractions["saliency", "teacher"].top_k == 3
     assert sorted((c.k, c.train.top_k) for c in keywords.cells) == [(1.0, 1.0), (3.0, None)]
-    assert {c.train.rationales for c in keywords.cells} == {keywords.extractions["teacher"].output}
+    assert {c.train.rationales for c in keywords.cells} == {keywords.extractions["saliency", "teacher"].output}
 
 
 def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: Path) -> None:
@@ -132,7 +106,7 @@ def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: 
         teachers = {cell.mode: cell.train.teacher for cell in task_plan.cells}
         # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard.
         assert teachers == {"standard": None, "multitask_kd": task_plan.finetune.output}
-        assert task_plan.extractions["teacher"].teacher == task_plan.finetune.output
+        assert task_plan.extractions["saliency", "teacher"].teacher == task_plan.finetune.output
 
 
 def test_only_keeps_the_matching_cells_and_the_work_they_need(tmp_path: Path, t5_dir: Path) -> None:
@@ -164,20 +138,6 @@ def test_run_with_only_trains_just_those_cells(tmp_path: Path, t5_dir: Path) -> 
     assert not list((tmp_path / "grid").rglob("records.jsonl")), "no rationales for a standard-only run"
 
 
-def test_rows_right_only_here_count_over_the_paired_seeds() -> None:
-    def row(mode: str, seed: int, right: set[str]) -> dict:
-        return {"task": "t", "size": 4, "mode": mode, "k": None, "target": None, "seed": seed,
-                "accuracy": len(right) / 4, "right": frozenset(right)}
-
-    rows = [row("standard", 0, {"a", "b"}), row("standard", 1, {"a"}),
-            row("dss", 0, {"b", "c", "d"}), row("dss", 1, {"a", "b"}), row("dss", 2, {"a"})]
-    (dss,) = [entry for entry in summarize(rows) if entry["mode"] == "dss"]
-    # seed 0: c, d only under dss, a only under standard; seed 1: b only under dss; seed 2 has no standard.
-    assert (dss["only_here"], dss["only_standard"]) == (3, 1)
-    assert dss["vs_standard"] == pytest.approx(((0.75 - 0.5) + (0.5 - 0.25)) / 2)
-    assert "| 3 / 1 |" in results_markdown(summarize(rows), {})
-
-
 def test_device_flag_overrides_the_yaml_for_every_stage(tmp_path: Path, t5_dir: Path) -> None:
     path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "multitask_kd"], seeds=[0])
     experiment = yaml.safe_load(path.read_text())
@@ -202,3 +162,85 @@ def test_only_skips_the_teacher_when_no_kept_cell_reads_it(tmp_path: Path, t5_di
     assert all(p.finetune is not None and p.teacher_eval for p in with_teacher)
     assert main(["run", str(path), "--only", "mode=standard task=keywords"]) == 0
     assert not (tmp_path / "grid" / "keywords" / "teacher").exists(), "the teacher was fine-tuned for nothing"
+
+
+def test_controls_train_multitask_on_random_words(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, controls=["random"], seeds=[0])
+    (keywords, _) = plan(load_experiment(path))
+    assert set(keywords.extractions) == {("saliency", "teacher"), ("random", "teacher")}
+    assert Path(keywords.extractions["random", "teacher"].output).name == "rationales-teacher-random"
+    assert keywords.extractions["random", "teacher"].method == "random"
+    folders = {(c.mode, c.method): Path(c.train.output).parent.parent.name for c in keywords.cells}
+    assert folders == {("standard", None): "standard", ("multitask", "saliency"): "multitask-k2-teacher",
+                       ("multitask", "random"): "multitask-k2-teacher-random"}
+    assert main(["run", str(path), "--only", "task=keywords"]) == 0
+    with (tmp_path / "grid" / "results.csv").open() as handle:
+        results = {(row["mode"], row["method"]): row for row in csv.DictReader(handle)}
+    assert set(results) == {("standard", ""), ("multitask", "saliency"), ("multitask", "random")}
+    assert results["multitask", "saliency"]["vs_control"] != "" and results["multitask", "random"]["vs_control"] == ""
+    assert results["standard", ""]["test_rows"] == "12" and results["standard", ""]["teacher_accuracy"] != ""
+    assert select_cells(plan(load_experiment(path)), "method=random")[0].extractions.keys() == {("random", "teacher")}
+
+
+def test_an_unknown_control_method_or_competence_key_fails_at_once(tmp_path: Path, t5_dir: Path) -> None:
+    with pytest.raises(UserError, match="unknown attribution method 'randm'|randm"):
+        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, controls=["randm"]))
+    with pytest.raises(UserError, match="competence.on_failure should be warn or stop"):
+        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"on_failure": "maybe"}))
+    with pytest.raises(UserError, match="competence.student_margin should be a share between 0 and 1"):
+        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"student_margin": 15}))
+
+
+def write_evaluation(folder: Path, accuracy: float, targets: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "examples": len(targets)}))
+    (folder / "predictions.jsonl").write_text("".join(json.dumps({"id": str(i), "target": t}) + "\n"
+                                                      for i, t in enumerate(targets)))
+    return folder
+
+
+def test_competence_rules_against_the_majority_class_and_the_teacher(tmp_path: Path) -> None:
+    rules = Competence()
+    targets = ["yes"] * 6 + ["no"] * 4  # majority 60%
+    check = {"accuracy": {"generation": 0.9}, "best": "generation", "chance_accuracy": 0.5}
+    assert majority_share(write_evaluation(tmp_path / "a", 0.7, targets)) == (0.7, 0.6)
+    assert "majority class 60.0%" in student_problem(rules, tmp_path / "a", check)  # 70 < 60 + 15
+    assert student_problem(rules, write_evaluation(tmp_path / "b", 0.78, targets), check) is None
+    assert "under 10 points above" in student_problem(rules, write_evaluation(tmp_path / "c", 0.85, targets), check)
+    assert teacher_problem(rules, check) is None  # 90 >= 50 + 15 + 10
+    assert "cannot beat a competent student" in teacher_problem(rules, {**check, "accuracy": {"generation": 0.7}})
+
+
+def test_a_grid_whose_setting_cannot_decide_stops_or_warns(tmp_path: Path, t5_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # A random tiny teacher is near chance on keywords: the check stops the grid before any rationale is made.
+    tasks = [{"name": "keywords", "train_sizes": [16], "test_limit": 8}]
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, tasks=tasks, seeds=[0], competence={"on_failure": "stop"})
+    assert main(["run", str(path)]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "competence" in line]
+    assert len(error) == 1 and "competence check: the teacher reaches" in error[0]  # one line (the bars aside)
+    assert (tmp_path / "grid" / "keywords" / "teacher-eval" / "teacher_eval.json").exists()
+    assert not list((tmp_path / "grid").rglob("records.jsonl")) and not list((tmp_path / "grid").rglob("cell.json"))
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, tasks=tasks, seeds=[0])  # the default: warn and go on
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING competence check: the teacher reaches" in out
+    assert "WARNING competence check: the standard student reaches" in out
+    assert len(list((tmp_path / "grid").rglob("cell.json"))) == 2
+
+
+def test_report_table_equals_the_runners_for_every_grid_factor(tmp_path: Path, t5_dir: Path) -> None:
+    tasks = [{"name": "keywords", "train_sizes": [12, 16], "test_limit": 8}]
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, tasks=tasks, top_k=[1, 2], targets=["teacher", "gold"], seeds=[0, 1])
+    assert main(["run", str(path)]) == 0
+    grid = tmp_path / "grid"
+    markdown = (grid / "results.md").read_text().split("\n\n")[0].splitlines()[2:]
+    runner_rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown]
+    assert len(runner_rows) == 2 * (1 + 2 * 2)  # sizes x (standard + k x targets), each over two seeds
+    assert {row[8] for row in runner_rows} == {"2"}
+    assert main(["report", str(grid)]) == 0
+    page = (grid / "report.html").read_text()
+    results = page.split("<h2 id='results'>")[1].split("</table>")[0]
+    report_rows = [[html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", row)]
+                   for row in re.findall(r"<tr>(.*?)</tr>", results) if "<td>" in row]
+    assert report_rows == runner_rows

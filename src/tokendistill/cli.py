@@ -56,7 +56,7 @@ def _run(config: Any) -> None:
 
 
 def _results(config: Any) -> None:
-    from tokendistill.experiment import results_command
+    from tokendistill.results import results_command
 
     print(results_command(config))
 
@@ -85,8 +85,9 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.analysis import AnalyzeConfig
     from tokendistill.attribution.faithfulness import FaithfulnessConfig
     from tokendistill.demo import DemoConfig
-    from tokendistill.experiment import ResultsConfig, RunConfig
+    from tokendistill.experiment import RunConfig
     from tokendistill.report import ReportConfig
+    from tokendistill.results import ResultsConfig
     from tokendistill.teacher_eval import TeacherEvalConfig
 
     return [

@@ -282,11 +282,11 @@ def differing_keys(held: dict[str, Any], current: dict[str, Any], defaults: dict
     """
     keys = {key for key in current if key in held or key in defaults} | (set(held) & set(defaults))
     return sorted(
-        key for key in keys if _normal(held.get(key, defaults.get(key))) != _normal(current.get(key, defaults.get(key)))
+        key for key in keys if json_normal(held.get(key, defaults.get(key))) != json_normal(current.get(key, defaults.get(key)))
     )
 
 
-def _normal(value: Any) -> Any:
+def json_normal(value: Any) -> Any:
     """JSON round trips turn tuples into lists; compare them as equal."""
     return json.loads(json.dumps(value, default=str))
 

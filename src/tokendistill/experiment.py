@@ -9,14 +9,11 @@ re-running a finished one recomputes nothing. The results table is rewritten aft
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import itertools
 import json
 import logging
-import statistics
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +25,29 @@ from tokendistill.config import (
     ExtractConfig,
     TrainConfig,
     build,
+    field_defaults,
     load_yaml,
     option,
     top_k_problem,
     write_config,
 )
 from tokendistill.errors import UserError
-from tokendistill.folders import locked
+from tokendistill.folders import locked, read_json
 from tokendistill.rationales import write_json_atomic
+from tokendistill.results import (
+    CELL_INFO,
+    FACTORS,
+    METRICS,
+    PREDICTIONS,
+    STUDENT_INFO,
+    TEACHER_CHECK,
+    write_results,
+)
 from tokendistill.training.modes import MODES
 
 log = logging.getLogger(__name__)
 
-RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
+_EXTRACT_DEFAULTS = field_defaults(ExtractConfig)
 
 
 @dataclass(kw_only=True)
@@ -52,11 +59,6 @@ class RunConfig:
     dry_run: bool = option(False, "list the cells and exit")
     only: str | None = option(None, "run only the cells matching every clause, e.g. 'mode=standard,dss seed=0' "
                                     "(factors: task, student, size, mode, k, target, seed); the rest stay as they are")
-
-
-@dataclass(kw_only=True)
-class ResultsConfig:
-    folder: str = option(dataclasses.MISSING, "a grid folder written by `tokendistill run`", positional=True)
 
 
 @dataclass(kw_only=True)
@@ -82,6 +84,42 @@ class Experiment:
     targets: list[str]
     seeds: list[int]
     device: str = "auto"
+    # Attribution methods whose words also train the grid's `multitask` cells, as controls (e.g. `random`:
+    # input words without the teacher's knowledge).
+    controls: list[str] = field(default_factory=list)
+    competence: Competence = field(default_factory=lambda: Competence())
+
+
+@dataclass(kw_only=True)
+class Competence:
+    """What the grid's setting must hold for its comparison to mean anything, checked as soon as it can be.
+
+    A student that cannot learn the task, or a teacher no better than it, makes every mode look alike; the
+    runner says so at once (``on_failure: warn``) or stops the grid there (``stop``), its finished work kept.
+    """
+
+    student_margin: float = 0.15  # the `standard` student above the majority class of the test rows
+    teacher_margin: float = 0.10  # the teacher above the `standard` student, same test rows
+    on_failure: str = "warn"
+
+
+def _competence(raw: Any, path: str | Path) -> Competence:
+    if raw is None:
+        return Competence()
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: competence should be a mapping, e.g. {{on_failure: stop}}, got {raw!r}")
+    known = {item.name for item in dataclasses.fields(Competence)}
+    if unknown := sorted(set(raw) - known):
+        raise UserError(f"{path}: competence: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    competence = Competence(**raw)
+    for name in ("student_margin", "teacher_margin"):
+        value = getattr(competence, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise UserError(f"{path}: competence.{name} should be a share between 0 and 1 (0.15 = 15 points), "
+                            f"got {value!r}")
+    if competence.on_failure not in ("warn", "stop"):
+        raise UserError(f"{path}: competence.on_failure should be warn or stop, got {competence.on_failure!r}")
+    return competence
 
 
 def _path(value: str | None, base: Path) -> str | None:
@@ -116,7 +154,8 @@ def _check_task_spec(spec: TaskSpec, path: str | Path) -> None:
 def load_experiment(path: str | Path, output: str | None = None, device: str | None = None) -> Experiment:
     values = load_yaml(path)
     base = Path(path).resolve().parent
-    known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device"}
+    known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device", "controls",
+             "competence"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -124,7 +163,7 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         if key not in values:
             raise UserError(f"{path}: missing key {key!r}")
     for key, kind in (("tasks", list), ("teacher", dict), ("student", dict), ("modes", list), ("top_k", list),
-                      ("targets", list), ("seeds", list)):
+                      ("targets", list), ("seeds", list), ("controls", list)):
         if key in values and not isinstance(values[key], kind):
             shape = "a list, e.g. [a, b]" if kind is list else "a mapping with a 'model' key"
             raise UserError(f"{path}: {key} should be {shape}, got {values[key]!r}")
@@ -142,6 +181,14 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         tasks.append(spec)
     for mode in values["modes"]:
         MODES.get(mode)
+    controls = list(values.get("controls", []))
+    if controls:
+        from tokendistill.attribution.methods import METHODS
+
+        for method in controls:
+            METHODS.get(method)
+        if not any(MODES.get(mode).needs_rationales for mode in values["modes"]):
+            raise UserError(f"{path}: controls train `multitask` cells; add multitask to modes")
     teacher, student = dict(values["teacher"]), dict(values["student"])
     for part, where in ((teacher, "teacher"), (student, "student")):
         if "model" not in part:
@@ -163,6 +210,8 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         targets=list(values.get("targets", ["teacher"])),
         seeds=[_seed(s, path) for s in values.get("seeds", [0])],
         device=device or values.get("device", "auto"),
+        controls=controls,
+        competence=_competence(values.get("competence"), path),
     )
     plan(experiment)  # every stage config is built now, so that a typo fails before any compute
     return experiment
@@ -187,6 +236,7 @@ class Cell:
     task: str
     size: int
     mode: str
+    method: str | None
     k: float | None
     target: str | None
     seed: int
@@ -196,8 +246,8 @@ class Cell:
 
     @property
     def key(self) -> dict[str, Any]:
-        return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode, "k": self.k,
-                "target": self.target, "seed": self.seed}
+        return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode,
+                "method": self.method, "k": self.k, "target": self.target, "seed": self.seed}
 
 
 @dataclass
@@ -205,7 +255,7 @@ class TaskPlan:
     spec: TaskSpec
     finetune: TrainConfig | None
     teacher_eval: dict[str, Any]
-    extractions: dict[str, ExtractConfig]
+    extractions: dict[tuple[str, str], ExtractConfig]  # by (method, target)
     cells: list[Cell]
 
 
@@ -232,14 +282,20 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                                            "split": spec.train_split, "output": str(task_root / "teacher")})
             teacher_model = finetune.output
         extract_options = dict(experiment.teacher.get("extract", {}))
+        method = extract_options.get("method", _EXTRACT_DEFAULTS["method"])
         extractions = {}
         if rationale_modes:
-            for target in experiment.targets:
-                extractions[target] = build(ExtractConfig, {
-                    **common, **extract_options, "teacher": teacher_model, "target": target,
-                    "split": spec.train_split, "limit": max(spec.train_sizes), "top_k": max(experiment.top_k),
-                    "output": str(task_root / f"rationales-{target}"),
-                })
+            for chosen in (method, *experiment.controls):
+                for target in experiment.targets:
+                    # The main method keeps the folder name it had before controls existed (grids resume).
+                    suffix = "" if chosen == method else f"-{chosen}"
+                    extractions[chosen, target] = build(ExtractConfig, {
+                        **common, **extract_options, "method": chosen, "teacher": teacher_model, "target": target,
+                        "split": spec.train_split, "limit": max(spec.train_sizes), "top_k": max(experiment.top_k),
+                        "output": str(task_root / f"rationales-{target}{suffix}"),
+                    })
+        # Controls train the mode they control for: multitask (or the first mode that reads rationales).
+        controlled = "multitask" if "multitask" in rationale_modes else (rationale_modes or [None])[0]
         teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
                         "output": str(task_root / "teacher-eval"),
                         **{k: v for k, v in extract_options.items()
@@ -249,34 +305,36 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         cells = []
         students = experiment.student["model"]
         # Seeds outermost: a grid cut short still holds a complete comparison for its first seeds.
-        for seed, size, student_model, mode in itertools.product(
-            experiment.seeds, spec.train_sizes, students, experiment.modes
-        ):
+        # `standard` first within a seed: the competence check reads it before the other modes spend time.
+        modes = sorted(experiment.modes, key=lambda name: name != "standard")
+        for seed, size, student_model, mode in itertools.product(experiment.seeds, spec.train_sizes, students, modes):
             uses_rationales = MODES.get(mode).needs_rationales
-            for k in experiment.top_k if uses_rationales else [None]:
-                for target in experiment.targets if uses_rationales else [None]:
-                    name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
-                    student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
-                    folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
-                    train = build(TrainConfig, {
-                        **common, **train_options, "student": student_model,
-                        "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
-                        "split": spec.train_split, "limit": size, "output": str(folder / "student"),
-                        "rationales": extractions[target].output if uses_rationales else None,
-                        "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
-                        "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
-                    })
-                    evaluate = build(EvaluateConfig, {
-                        **common, **evaluate_options, "model": train.output, "split": spec.test_split,
-                        "limit": spec.test_limit, "output": str(folder / "eval"),
-                    })
-                    cells.append(Cell(spec.name, size, mode, k, target, seed, train, evaluate,
-                                      Path(student_model).name))
+            methods = ([method, *experiment.controls] if mode == controlled else [method]) if uses_rationales else [None]
+            for k, target, chosen in itertools.product(experiment.top_k if uses_rationales else [None],
+                                                       experiment.targets if uses_rationales else [None], methods):
+                name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
+                name += f"-{chosen}" if chosen and chosen != method else ""
+                student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
+                folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
+                train = build(TrainConfig, {
+                    **common, **train_options, "student": student_model,
+                    "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
+                    "split": spec.train_split, "limit": size, "output": str(folder / "student"),
+                    "rationales": extractions[chosen, target].output if uses_rationales else None,
+                    "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                    "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
+                })
+                evaluate = build(EvaluateConfig, {
+                    **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                    "limit": spec.test_limit, "output": str(folder / "eval"),
+                })
+                cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,
+                                  Path(student_model).name))
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
     return plans
 
 
-_FACTORS = ("task", "student", "size", "mode", "k", "target", "seed")
+_FACTORS = (*FACTORS, "seed")
 
 
 def _matches(value: Any, wanted: str) -> bool:
@@ -313,8 +371,8 @@ def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
         kept = [cell for cell in task_plan.cells
                 if all(any(_matches(cell.key[f], w) for w in wanted) for f, wanted in clauses.items())]
         if kept:
-            targets = {cell.target for cell in kept}
-            extractions = {t: c for t, c in task_plan.extractions.items() if t in targets}
+            read = {(cell.method, cell.target) for cell in kept}
+            extractions = {key: c for key, c in task_plan.extractions.items() if key in read}
             needs_teacher = bool(extractions) or any(cell.train.teacher for cell in kept)
             teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}}
             selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions, **teacher))
@@ -327,14 +385,86 @@ def _slug(name: str) -> str:
 
 def _evaluated(config: EvaluateConfig) -> bool:
     """Whether this student's evaluation is already on disk (same student, same settings)."""
-    metrics_path = Path(config.output) / "metrics.json"
-    info_path = Path(config.model) / "tokendistill.json"
+    metrics_path = Path(config.output) / METRICS
+    info_path = Path(config.model) / STUDENT_INFO
     if not (metrics_path.exists() and info_path.exists()):
         return False
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     identity = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
     return (metrics.get("model_identity") == identity and metrics.get("limit") == config.limit
             and metrics.get("answer", "generation") == config.answer)
+
+
+# ----- competence -------------------------------------------------------------------------------------------
+def _read_teacher_check(task_plan: TaskPlan) -> dict[str, Any] | None:
+    if not task_plan.teacher_eval:
+        return None
+    path = Path(task_plan.teacher_eval["output"]) / TEACHER_CHECK
+    return read_json(path, "delete that folder to check the teacher again") if path.exists() else None
+
+
+def majority_share(evaluation_folder: str | Path) -> tuple[float, float]:
+    """The student's accuracy and the majority class's share of its test rows (the accuracy of always
+    answering the commonest target)."""
+    folder = Path(evaluation_folder)
+    accuracy = read_json(folder / METRICS, "evaluate that student again")["accuracy"]
+    with (folder / PREDICTIONS).open(encoding="utf-8") as handle:
+        targets = Counter(str(json.loads(line).get("target")).strip().lower() for line in handle if line.strip())
+    total = sum(targets.values())
+    return accuracy, (targets.most_common(1)[0][1] / total if total else 0.0)
+
+
+def teacher_problem(competence: Competence, check: dict[str, Any]) -> str | None:
+    best, chance = check["accuracy"][check["best"]], check.get("chance_accuracy")
+    if chance is not None and best < chance + competence.student_margin + competence.teacher_margin:
+        return (f"the teacher reaches {100 * best:.1f}% on the test rows, chance is {100 * chance:.1f}%: it cannot "
+                f"beat a competent student (chance + {100 * competence.student_margin:g}) by "
+                f"{100 * competence.teacher_margin:g} points; fine-tune it on more rows (teacher.finetune)")
+    return None
+
+
+def student_problem(competence: Competence, evaluation_folder: str | Path,
+                    check: dict[str, Any] | None) -> str | None:
+    accuracy, majority = majority_share(evaluation_folder)
+    if accuracy < majority + competence.student_margin:
+        return (f"the standard student reaches {100 * accuracy:.1f}%, the majority class {100 * majority:.1f}%: "
+                f"under {100 * competence.student_margin:g} points above it, it hardly learns the task and every "
+                "mode will look alike; train longer, on more rows, or a larger student")
+    if check is not None:
+        teacher = check["accuracy"][check["best"]]
+        if teacher < accuracy + competence.teacher_margin:
+            return (f"the teacher ({100 * teacher:.1f}%) is under {100 * competence.teacher_margin:g} points above "
+                    f"the standard student ({100 * accuracy:.1f}%): it has little to teach; use a stronger teacher "
+                    "or fewer labelled rows for the student")
+    return None
+
+
+def words_problem(rationale_folder: str | Path, fewest: int = 20) -> str | None:
+    """Whether the teacher's words hold the gold answer more often than position-matched random words,
+    where the answer occurs in enough inputs to tell (e-SNLI's labels never do; CQA's choices do)."""
+    from tokendistill.analysis import analyze_folder
+
+    overlap = analyze_folder(rationale_folder)[0]["answer_overlap"]["gold"]["all"]
+    if overlap["answer_in_input"] < fewest:
+        log.info("%s: the answer is in too few inputs (%d) to compare the words with random ones",
+                 rationale_folder, overlap["answer_in_input"])
+        return None
+    words, random_words = overlap["any"]["rationale"], overlap["any"]["random_same_parts"]
+    if words is not None and random_words is not None and words <= random_words:
+        return (f"the teacher's words hold the answer in {100 * words:.1f}% of examples, random words of the same "
+                f"input parts in {100 * random_words:.1f}%: they carry no answer information; check the teacher "
+                "and its target (tokendistill analyze)")
+    return None
+
+
+def _judge(competence: Competence, task: str, problem: str | None) -> None:
+    if problem is None:
+        return
+    if competence.on_failure == "stop":
+        raise UserError(f"[{task}] competence check: {problem} (the grid stops here, its finished cells kept; "
+                        "competence: {on_failure: warn} goes on)")
+    log.warning("[%s] competence check: %s", task, problem)
+    print(f"[{task}] WARNING competence check: {problem}", flush=True)
 
 
 def run_experiment(config: RunConfig, progress: bool = True) -> Path:
@@ -369,166 +499,35 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
         if task_plan.finetune is not None:
             before = {**task_plan.teacher_eval, "teacher": task_plan.finetune.student,
                       "output": str(Path(task_plan.teacher_eval["output"]).with_name("teacher-eval-before"))}
-            if not (Path(before["output"]) / "teacher_eval.json").exists():
+            if not (Path(before["output"]) / TEACHER_CHECK).exists():
                 print(f"[{name}] checking the teacher before fine-tuning", flush=True)
                 teacher_eval(build(TeacherEvalConfig, before), progress=progress)
             print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
             train(task_plan.finetune, progress=progress)
         # An empty teacher_eval: --only kept no cell that reads the teacher.
-        if task_plan.teacher_eval and not (Path(task_plan.teacher_eval["output"]) / "teacher_eval.json").exists():
+        if task_plan.teacher_eval and not (Path(task_plan.teacher_eval["output"]) / TEACHER_CHECK).exists():
             print(f"[{name}] checking the teacher on {task_plan.spec.test_split}", flush=True)
             teacher_eval(build(TeacherEvalConfig, dict(task_plan.teacher_eval)), progress=progress)
-        for target, extract_config in task_plan.extractions.items():
-            print(f"[{name}] extracting rationales (target {target}) -> {extract_config.output}", flush=True)
+        teacher_check = _read_teacher_check(task_plan)
+        if teacher_check:
+            _judge(experiment.competence, name, teacher_problem(experiment.competence, teacher_check))
+        for (method, target), extract_config in task_plan.extractions.items():
+            print(f"[{name}] extracting rationales ({method}, target {target}) -> {extract_config.output}", flush=True)
             extract(extract_config, progress=progress)
+            if method not in experiment.controls:
+                _judge(experiment.competence, name, words_problem(extract_config.output))
         for cell in task_plan.cells:
             done += 1
             print(f"[{done}/{len(cells)}] {json.dumps(cell.key)}", flush=True)
             train(cell.train, progress=progress)
             if not _evaluated(cell.evaluate):
                 evaluate(cell.evaluate, progress=False)
-            write_json_atomic(Path(cell.train.output).parent / "cell.json", cell.key)
+            write_json_atomic(Path(cell.train.output).parent / CELL_INFO, cell.key)
             write_results(root)
+            if cell.mode == "standard":
+                _judge(experiment.competence, name, student_problem(experiment.competence, cell.evaluate.output,
+                                                                    teacher_check))
     write_config(config, root, "run.yaml")
     table = write_results(root)
     print(table)
     return root
-
-
-# ----- results ----------------------------------------------------------------------------------------------
-def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Every finished cell's accuracy, and each task's teacher check."""
-    rows = []
-    for cell_path in sorted(root.rglob("cell.json")):
-        metrics_path = cell_path.parent / "eval" / "metrics.json"
-        if metrics_path.exists():
-            key = json.loads(cell_path.read_text(encoding="utf-8"))
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-            predictions = cell_path.parent / "eval" / "predictions.jsonl"
-            right = None
-            if predictions.exists():
-                with predictions.open(encoding="utf-8") as handle:
-                    right = frozenset(record["id"] for record in map(json.loads, handle) if record.get("correct"))
-            rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics["examples"], "right": right})
-    teachers = {}
-    for path in sorted(root.rglob("teacher-eval/teacher_eval.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        before = path.parent.with_name("teacher-eval-before") / "teacher_eval.json"
-        if before.exists():
-            result["before_finetuning"] = json.loads(before.read_text(encoding="utf-8"))
-        teachers[result["task"]] = result
-    return rows, teachers
-
-
-def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± sd over seeds per (task, student, size, mode, k, target), and the paired difference to `standard`.
-
-    The difference is the mean over the seeds both have of (this cell - standard), so that a grid cut short,
-    where modes have run different seeds, compares like with like; with the same seeds it is the difference
-    of the means. The sd is None for a single seed (no spread was measured).
-    """
-    groups: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
-    right: dict[tuple[Any, ...], dict[int, frozenset[str]]] = defaultdict(dict)
-    for row in rows:
-        key = (row["task"], row.get("student", ""), row["size"], row["mode"], row["k"], row["target"])
-        groups[key][row["seed"]] = row["accuracy"]
-        if row.get("right") is not None:
-            right[key][row["seed"]] = row["right"]
-    summary = []
-    for (task, student, size, mode, k, target), by_seed in sorted(groups.items(),
-                                                                   key=lambda item: tuple(map(str, item[0]))):
-        values = list(by_seed.values())
-        summary.append({
-            "task": task, "student": student, "size": size, "mode": mode, "k": k, "target": target,
-            "seeds": len(values),
-            "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
-            "by_seed": by_seed, "right": right.get((task, student, size, mode, k, target), {}),
-        })
-    baselines = {(s["task"], s["student"], s["size"]): s for s in summary if s["mode"] == "standard"}
-    for entry in summary:
-        by_seed = entry["by_seed"]
-        standard = baselines.get((entry["task"], entry["student"], entry["size"]))
-        base = standard["by_seed"] if standard else {}
-        shared = sorted(set(by_seed) & set(base))
-        entry["vs_standard"] = (None if entry["mode"] == "standard" or not shared
-                                else statistics.fmean(by_seed[s] - base[s] for s in shared))
-        entry["paired_seeds"] = len(shared) if entry["vs_standard"] is not None else None
-        # The rows behind the difference: test rows right here but not under standard on the same seed, and the
-        # reverse, summed over the paired seeds (the two counts a McNemar test compares, one seed at a time).
-        entry["only_here"] = entry["only_standard"] = None
-        if entry["vs_standard"] is not None and all(s in entry["right"] and s in standard["right"] for s in shared):
-            entry["only_here"] = sum(len(entry["right"][s] - standard["right"][s]) for s in shared)
-            entry["only_standard"] = sum(len(standard["right"][s] - entry["right"][s]) for s in shared)
-    for entry in summary:
-        del entry["by_seed"], entry["right"]
-    return summary
-
-
-def results_markdown(summary: list[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
-    lines = ["| task | teacher accuracy | student | train size | mode | k | target | seeds | accuracy (mean ± sd) "
-             "| vs standard (paired seeds) | test rows right only here / only under standard |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for entry in summary:
-        teacher = teachers.get(entry["task"])
-        teacher_text = _teacher_text(teacher)
-        k = "" if entry["k"] is None else f"{entry['k']:g}"
-        difference = ""
-        if entry["vs_standard"] is not None:
-            difference = f"{100 * entry['vs_standard']:+.1f}"
-            if entry["paired_seeds"] != entry["seeds"]:
-                difference += f" (on {entry['paired_seeds']} of its seeds)"
-        wins = "" if entry.get("only_here") is None else f"{entry['only_here']} / {entry['only_standard']}"
-        accuracy = f"{100 * entry['mean']:.1f}" + ("" if entry["sd"] is None else f" ± {100 * entry['sd']:.1f}")
-        lines.append(f"| {entry['task']} | {teacher_text} | {entry['student']} | {entry['size']} | {entry['mode']} | {k} | "
-                     f"{entry['target'] or ''} | {entry['seeds']} | {accuracy} | {difference} | {wins} |")
-    return "\n".join(lines) + "\n"
-
-
-def seed_table(rows: list[dict[str, Any]]) -> str:
-    """Every finished cell's accuracy, one column per seed: where the means above come from."""
-    seeds = sorted({row["seed"] for row in rows})
-    cells: dict[tuple[str, ...], dict[int, float]] = defaultdict(dict)
-    for row in rows:
-        k = "" if row["k"] is None else f"{row['k']:g}"
-        key = (row["task"], row.get("student", ""), str(row["size"]), row["mode"], k, row["target"] or "")
-        cells[key][row["seed"]] = row["accuracy"]
-    lines = ["| task | student | train size | mode | k | target | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---" * (6 + len(seeds)) + "|"]
-    for key, by_seed in sorted(cells.items()):
-        values = [f"{100 * by_seed[s]:.1f}" if s in by_seed else "" for s in seeds]
-        lines.append("| " + " | ".join([*key, *values]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _teacher_text(teacher: dict[str, Any] | None) -> str:
-    if not teacher:
-        return "n/a"
-    text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
-    before = teacher.get("before_finetuning")
-    if before:
-        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning"
-    return text
-
-
-def write_results(root: Path) -> str:
-    rows, teachers = collect(root)
-    summary = summarize(rows)
-    table = results_markdown(summary, teachers)
-    if rows:
-        table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
-    (root / RESULTS_MD).write_text(table, encoding="utf-8")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["task", "student", "size", "mode", "k", "target", "seeds", "mean",
-                                                "sd", "vs_standard", "paired_seeds", "only_here",
-                                                "only_standard"])
-    writer.writeheader()
-    writer.writerows(summary)
-    (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
-    return table
-
-
-def results_command(config: ResultsConfig) -> str:
-    root = Path(config.folder)
-    if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass the output folder of `tokendistill run`")
-    return write_results(root)

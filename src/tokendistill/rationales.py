@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokendistill.config import config_hash, differing_keys
+from tokendistill.config import config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import clear, holds_anything, read_json
@@ -126,7 +126,11 @@ class RationaleStore:
         """Open ``folder`` for writing the run described by ``identity`` (the settings that change results)."""
         folder = Path(folder)
         manifest_path = folder / MANIFEST
-        wanted = config_hash(identity)
+        # Settings at their default are left out of the hash (the fingerprint students record of these
+        # rationales), so that an option added later at its default keeps every grid's students valid.
+        known = defaults or {}
+        wanted = config_hash({key: value for key, value in identity.items()
+                              if key not in known or json_normal(value) != json_normal(known[key])})
         fix = "pass --overwrite to start over, or choose another --output"
         held: dict[str, Any] | None = None
         if manifest_path.exists():

@@ -27,10 +27,17 @@ from tokendistill.analysis import agreement as method_agreement
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.rationales import MANIFEST, iter_rationales
+from tokendistill.results import (
+    METRICS,
+    PREDICTIONS,
+    STUDENT_INFO,
+    TABLE_HEADERS,
+    collect,
+    summarize,
+    table_rows,
+)
 
 log = logging.getLogger(__name__)
-
-STUDENT_INFO = "tokendistill.json"
 
 
 @dataclass(kw_only=True)
@@ -54,17 +61,9 @@ class Evaluation:
         return str(self.metrics.get("mode") or self.student.get("mode") or "model")
 
     @property
-    def group(self) -> tuple[str, str, str, str]:
-        """Evaluations that differ only in the seed are averaged together."""
+    def model_name(self) -> str:
         config = self.student.get("config", {})
-        rationales = config.get("rationales")
-        k = _rationale_k(rationales) if rationales and self.mode != "standard" else ""
-        return (
-            str(self.metrics.get("task")),
-            self.mode,
-            Path(str(config.get("student", self.metrics.get("model", "")))).name,
-            f"{k:g}" if isinstance(k, float) else str(k),
-        )
+        return Path(str(config.get("student", self.metrics.get("model", "")))).name
 
 
 @dataclass
@@ -82,11 +81,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _rationale_k(folder: str) -> float | str:
-    identity = _read_json(Path(folder) / MANIFEST).get("identity", {})
-    return identity.get("top_k", "?")
-
-
 def discover(run_dir: Path) -> RunContents:
     """Every stage output under ``run_dir``, found by the files each stage writes."""
     if not run_dir.is_dir():
@@ -97,10 +91,10 @@ def discover(run_dir: Path) -> RunContents:
             contents.rationale_folders.append(path.parent)
         elif path.name == STUDENT_INFO:
             contents.students.append(path.parent)
-        elif path.name == "metrics.json" and (path.parent / "predictions.jsonl").exists():
+        elif path.name == METRICS and (path.parent / PREDICTIONS).exists():
             metrics = _read_json(path)
             predictions = {}
-            with (path.parent / "predictions.jsonl").open(encoding="utf-8") as handle:
+            with (path.parent / PREDICTIONS).open(encoding="utf-8") as handle:
                 for line in handle:
                     if line.strip():
                         record = json.loads(line)
@@ -211,14 +205,21 @@ def plot_learning_curves(students: Sequence[Path]) -> str | None:
     return _png(figure)
 
 
+def _cell_label(row: dict[str, Any]) -> str:
+    parts = [str(row[f]) for f in ("task", "mode", "student", "method") if row[f]]
+    parts += [f"k={row['k']:g}"] if row["k"] is not None else []
+    parts += [f"target {row['target']}"] if row["target"] else []
+    parts += [f"n={row['size']}"] if row["size"] else []
+    return " · ".join(parts)
+
+
 def plot_accuracy(table: Sequence[dict[str, Any]]) -> str | None:
     if not table:
         return None
     figure, axes = _figure(6.4, 0.5 + 0.42 * len(table))
-    labels = [f"{row['task']} · {row['mode']} · {row['model']}" + (f" · k={row['k']}" if row["k"] else "")
-              for row in table]
+    labels = [_cell_label(row) for row in table]
     means = [100 * row["mean"] for row in table]
-    errors = [100 * row["sd"] for row in table]
+    errors = [100 * (row["sd"] or 0.0) for row in table]
     axes.barh(range(len(table)), means, xerr=errors, color="#4c6ef5", alpha=0.85, capsize=3)
     axes.set_yticks(range(len(table)), labels, fontsize=8)
     axes.invert_yaxis()
@@ -230,10 +231,8 @@ def plot_accuracy(table: Sequence[dict[str, Any]]) -> str | None:
 def plot_accuracy_by_k(table: Sequence[dict[str, Any]]) -> str | None:
     by_mode: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for row in table:
-        try:
+        if row["k"] is not None:
             by_mode[f"{row['task']} · {row['mode']}"].append((float(row["k"]), 100 * row["mean"]))
-        except ValueError:
-            continue
     by_mode = {name: sorted(points) for name, points in by_mode.items() if len(points) > 1}
     if not by_mode:
         return None
@@ -270,24 +269,6 @@ def plot_agreement(agreement: Sequence[dict[str, Any]]) -> str | None:
 
 
 # ----- tables and examples ----------------------------------------------------------------------------------
-def results_table(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
-    for evaluation in evaluations:
-        groups[evaluation.group].append(float(evaluation.metrics.get("accuracy", math.nan)))
-    rows = []
-    standard = {(task, model): statistics.fmean(values) for (task, mode, model, _), values in groups.items()
-                if mode == "standard"}
-    for (task, mode, model, k), values in sorted(groups.items()):
-        mean = statistics.fmean(values)
-        base = standard.get((task, model))
-        rows.append({
-            "task": task, "mode": mode, "model": model, "k": k, "runs": len(values), "mean": mean,
-            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "vs_standard": None if base is None or mode == "standard" else mean - base,
-        })
-    return rows
-
-
 def _shade(score: float | None, top: float) -> str:
     if score is None or top <= 0 or not math.isfinite(score):
         return ""
@@ -337,10 +318,10 @@ def _slug(text: str) -> str:
 def predictions_by_example(evaluations: Sequence[Evaluation]) -> dict[str, dict[str, dict[str, Any]]]:
     """id -> {column: prediction}, one column per mode (and model, where several were evaluated); of several
     seeds the first is shown, which keeps the list readable."""
-    several_models = len({evaluation.group[2] for evaluation in evaluations}) > 1
+    several_models = len({evaluation.model_name for evaluation in evaluations}) > 1
     chosen: dict[str, Evaluation] = {}
     for evaluation in sorted(evaluations, key=lambda e: str(e.folder)):
-        column = f"{evaluation.mode} · {evaluation.group[2]}" if several_models else evaluation.mode
+        column = f"{evaluation.mode} · {evaluation.model_name}" if several_models else evaluation.mode
         chosen.setdefault(column, evaluation)
     result: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for column, evaluation in chosen.items():
@@ -407,7 +388,8 @@ def build_report(config: ReportConfig) -> Path:
             if (analyses[i]["task"], analyses[i]["split"]) == (analyses[j]["task"], analyses[j]["split"]):
                 agreement.append({"method_a": analyses[i]["method"], "method_b": analyses[j]["method"],
                                   **method_agreement(views[i], views[j])})
-    table = results_table(contents.evaluations)
+    rows, teachers = collect(run_dir)
+    table = summarize(rows, teachers)
     plots = [
         ("Answer overlap by task", plot_overlap_by_task(analyses)),
         ("Answer overlap vs k", plot_overlap_by_k(analyses)),
@@ -420,11 +402,8 @@ def build_report(config: ReportConfig) -> Path:
 
     sections.append("<h2 id='results'>Results</h2>")
     if table:
-        sections.append(_table(
-            ["task", "mode", "model", "k", "runs", "accuracy (mean ± sd)", "vs standard"],
-            [[r["task"], r["mode"], r["model"], r["k"] or "", r["runs"], f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}",
-              "" if r["vs_standard"] is None else f"{100 * r['vs_standard']:+.1f}"] for r in table],
-        ))
+        # The same table as `tokendistill results` prints (one owner: tokendistill.results).
+        sections.append(_table(list(TABLE_HEADERS), table_rows(table, teachers)))
     else:
         sections.append("<p class='note'>No evaluations in this run.</p>")
     if analyses:

@@ -134,11 +134,19 @@ def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
 
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
+IDENTITY_VERSION = 2
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length")
 
 
 def run_identity(config: TrainConfig) -> str:
-    return config_hash({key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY})
+    """The hash of the settings that change the weights. Settings at their default are left out, so that an
+    option added in a later version (at its default) keeps the identity of every run, and of every folder whose
+    fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. Changing an option's
+    default therefore needs ``IDENTITY_VERSION`` raised."""
+    defaults = field_defaults(TrainConfig)
+    chosen = {key: value for key, value in to_dict(config).items()
+              if key not in _NOT_IDENTITY and (key not in defaults or value != defaults[key])}
+    return config_hash({"identity_version": IDENTITY_VERSION, **chosen})
 
 
 def _rng_state() -> dict[str, Any]:

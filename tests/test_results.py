@@ -1,0 +1,172 @@
+"""The results table: summary over seeds, paired differences with intervals and power, against hand-worked
+examples and a brute-force bootstrap."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tokendistill.results import (
+    Z_95,
+    Z_POWER_80,
+    collect,
+    paired_difference,
+    results_markdown,
+    seed_table,
+    summarize,
+)
+
+
+def rows_right(count: int, prefix: str) -> frozenset[str]:
+    return frozenset(f"{prefix}{i}" for i in range(count))
+
+
+def test_one_seed_interval_is_mcnemars_wald_interval() -> None:
+    # 200 test rows: 30 right only here, 10 right only there, 160 alike (80 right in both).
+    ids = [f"r{i}" for i in range(200)]
+    both, only_here, only_there = set(ids[:80]), set(ids[80:110]), set(ids[110:120])
+    difference = paired_difference({0: frozenset(both | only_here)}, {0: frozenset(both | only_there)}, ids)
+    assert difference.mean == pytest.approx(0.1)
+    # By hand: the per-row differences are +1 (30), -1 (10), 0 (160); sum of squared deviations 40 - 200 * 0.01.
+    error = math.sqrt(38 / 199 / 200)
+    # McNemar's Wald interval, sqrt(((b + c) / n - ((b - c) / n)^2) / n), with the n - 1 of a sample variance.
+    assert error == pytest.approx(math.sqrt((40 / 200 - 0.1**2) / 200) * math.sqrt(200 / 199))
+    assert (difference.low, difference.high) == pytest.approx((0.1 - 1.959964 * error, 0.1 + 1.959964 * error))
+    assert difference.low == pytest.approx(0.03944, abs=1e-5) and difference.high == pytest.approx(0.16056, abs=1e-5)
+    assert difference.detectable == pytest.approx(2.801585 * error) == pytest.approx(0.08657, abs=1e-5)
+    assert (difference.only_here, difference.only_there, difference.rows, difference.seeds) == (30, 10, 200, 1)
+
+
+def test_seeds_pool_per_test_row() -> None:
+    # Rows a-d, two seeds; per-row differences averaged over the seeds: a 0.5, b 0, c 0.5, d 0.
+    here = {0: frozenset("ab"), 1: frozenset("ac")}
+    there = {0: frozenset("a"), 1: frozenset("b")}
+    difference = paired_difference(here, there, "abcd")
+    assert difference.mean == pytest.approx(0.25)
+    error = math.sqrt((4 * 0.25**2) / 3) / 2
+    assert difference.low == pytest.approx(0.25 - Z_95 * error) and difference.high == pytest.approx(0.25 + Z_95 * error)
+    assert (difference.only_here, difference.only_there) == (3, 1)  # seed 0: b; seed 1: a, c; and b under there
+
+
+def test_interval_agrees_with_a_brute_force_bootstrap() -> None:
+    generator = random.Random(7)
+    ids = [f"r{i}" for i in range(300)]
+    here = {s: frozenset(i for i in ids if generator.random() < 0.62) for s in range(3)}
+    there = {s: frozenset(i for i in ids if generator.random() < 0.55) for s in range(3)}
+    difference = paired_difference(here, there, ids)
+    per_row = [sum((i in here[s]) - (i in there[s]) for s in range(3)) / 3 for i in ids]
+    means = []
+    for _ in range(3000):  # resample test rows with replacement, each keeping its seeds
+        sample = [per_row[generator.randrange(len(ids))] for _ in ids]
+        means.append(sum(sample) / len(sample))
+    means.sort()
+    low, high = means[int(0.025 * len(means))], means[int(0.975 * len(means)) - 1]
+    assert difference.low == pytest.approx(low, abs=0.006) and difference.high == pytest.approx(high, abs=0.006)
+
+
+def test_the_detectable_difference_is_found_four_times_in_five() -> None:
+    # Rows whose true difference is the design's detectable one (400 rows; the cells disagree on 60% of them),
+    # drawn 2,000 times: the 95% interval excludes 0 in about 80% of the draws, and the detectable difference
+    # the design reports matches the true one.
+    rows, spread, shift = 400, 0.6, 0.1
+    for _ in range(50):  # shift = (z_0.975 + z_0.8) * sd(row difference) / sqrt(rows), solved by iteration
+        shift = (Z_95 + Z_POWER_80) * math.sqrt((spread - shift**2) / rows)
+    up = (spread + shift) / 2
+    generator = np.random.default_rng(3)
+    rejected, detectable = 0, []
+    names = [str(i) for i in range(rows)]
+    for _ in range(2000):
+        draws = generator.choice([1, -1, 0], size=rows, p=[up, spread - up, 1 - spread])
+        difference = paired_difference({0: frozenset(str(i) for i in np.flatnonzero(draws == 1))},
+                                       {0: frozenset(str(i) for i in np.flatnonzero(draws == -1))}, names)
+        rejected += difference.low > 0 or difference.high < 0
+        detectable.append(difference.detectable)
+    assert rejected / 2000 == pytest.approx(0.80, abs=0.03)
+    assert float(np.mean(detectable)) == pytest.approx(shift, rel=0.02)
+
+
+def test_results_table_arithmetic() -> None:
+    rows = [
+        {"task": "t", "size": 10, "mode": "standard", "k": None, "target": None, "seed": s, "accuracy": a}
+        for s, a in ((0, 0.5), (1, 0.7), (2, 0.6))
+    ] + [
+        {"task": "t", "size": 10, "mode": "multitask", "k": 5.0, "target": "teacher", "seed": s, "accuracy": a}
+        for s, a in ((0, 0.6), (1, 0.9), (2, 0.9))
+    ] + [
+        {"task": "t", "size": 10, "mode": "dss", "k": None, "target": None, "seed": s, "accuracy": a}
+        for s, a in ((0, 0.8), (3, 0.2))
+    ] + [{"task": "t", "size": 10, "mode": "label_then_tokens", "k": 5.0, "target": "teacher", "seed": 1,
+          "accuracy": 0.75}]
+    summary = {entry["mode"]: entry for entry in summarize(rows)}
+    assert summary["standard"]["mean"] == pytest.approx(0.6) and summary["standard"]["sd"] == pytest.approx(0.1)
+    assert summary["multitask"]["mean"] == pytest.approx(0.8) and summary["multitask"]["sd"] == pytest.approx(0.1732051)
+    assert summary["multitask"]["vs_standard"] == pytest.approx(0.2) and summary["standard"]["vs_standard"] is None
+    # Paired on the seeds both ran: dss's seed 0 against standard's seed 0 only (+30), not 0.5 - 0.6.
+    assert summary["dss"]["vs_standard"] == pytest.approx(0.3) and summary["dss"]["vs_standard_seeds"] == 1
+    assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
+    assert summary["multitask"]["vs_standard_low"] is None  # no predictions given: no interval
+    table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
+    assert "| t | 75.0% (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | +20.0 |  |  |  |" in table
+    assert "| dss |  |  |  | 2 |  | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
+    assert "| label_then_tokens |  | 5 | teacher | 1 |  | 75.0 | +5.0 |" in table
+    by_seed = seed_table(rows)
+    assert summary["dss"]["only_here"] is None  # no predictions given: no per-row counts
+    assert by_seed.splitlines()[0] == ("| task | student | train size | mode | method | k | target | seed 0 | seed 1 "
+                                       "| seed 2 | seed 3 |")
+    assert "| t |  | 10 | dss |  |  |  | 80.0 |  |  | 20.0 |" in by_seed
+    assert "| t |  | 10 | multitask |  | 5 | teacher | 60.0 | 90.0 | 90.0 |  |" in by_seed
+
+
+def test_rows_right_only_here_count_over_the_paired_seeds() -> None:
+    def row(mode: str, seed: int, right: set[str]) -> dict:
+        return {"task": "t", "size": 4, "mode": mode, "k": None, "target": None, "seed": seed,
+                "accuracy": len(right) / 4, "right": frozenset(right), "ids": frozenset("abcd"), "examples": 4}
+
+    rows = [row("standard", 0, {"a", "b"}), row("standard", 1, {"a"}),
+            row("dss", 0, {"b", "c", "d"}), row("dss", 1, {"a", "b"}), row("dss", 2, {"a"})]
+    (dss,) = [entry for entry in summarize(rows) if entry["mode"] == "dss"]
+    # seed 0: c, d only under dss, a only under standard; seed 1: b only under dss; seed 2 has no standard.
+    assert (dss["only_here"], dss["only_standard"]) == (3, 1)
+    assert dss["vs_standard"] == pytest.approx(((0.75 - 0.5) + (0.5 - 0.25)) / 2)
+    assert "| 3 / 1 |" in results_markdown(summarize(rows), {})
+
+
+def test_every_mode_is_compared_with_the_random_word_control() -> None:
+    ids = frozenset(f"r{i}" for i in range(10))
+
+    def row(mode: str, method: str | None, right: int, seed: int = 0) -> dict:
+        return {"task": "t", "student": "s", "size": 10, "mode": mode, "method": method, "k": None if method is None
+                else 5.0, "target": None if method is None else "teacher", "seed": seed, "accuracy": right / 10,
+                "right": rows_right(right, "r"), "ids": ids, "examples": 10}
+
+    rows = [row("standard", None, 4), row("multitask", "saliency", 7), row("multitask", "random", 5),
+            row("dss", None, 6)]
+    summary = {(e["mode"], e["method"]): e for e in summarize(rows)}
+    assert summary["multitask", "saliency"]["vs_control"] == pytest.approx(0.2)
+    assert summary["multitask", "saliency"]["vs_standard"] == pytest.approx(0.3)
+    assert summary["dss", None]["vs_control"] == pytest.approx(0.1)  # dss has no k: the task's one control
+    assert summary["multitask", "random"]["vs_control"] is None and summary["standard", None]["vs_control"] is None
+    assert summary["multitask", "random"]["vs_standard"] == pytest.approx(0.1)
+    low, high = summary["multitask", "saliency"]["vs_control_low"], summary["multitask", "saliency"]["vs_control_high"]
+    assert low < 0.2 < high
+
+
+def test_collect_reads_cells_and_folders_run_did_not_write(tmp_path: Path) -> None:
+    cell = tmp_path / "grid" / "t" / "n10" / "multitask-k5-teacher" / "seed0"
+    (cell / "eval").mkdir(parents=True)
+    # A cell written before the method was a factor: its words came from saliency.
+    (cell / "cell.json").write_text(json.dumps({"task": "t", "student": "s", "size": 10, "mode": "multitask",
+                                                "k": 5.0, "target": "teacher", "seed": 0}))
+    (cell / "eval" / "metrics.json").write_text(json.dumps({"task": "t", "accuracy": 0.5, "examples": 2}))
+    (cell / "eval" / "predictions.jsonl").write_text('{"id": "a", "correct": true}\n{"id": "b", "correct": false}\n'
+                                                     "{damaged\n")
+    (tmp_path / "grid" / "broken" / "eval").mkdir(parents=True)
+    (tmp_path / "grid" / "broken" / "eval" / "metrics.json").write_text("{not json")
+    rows, teachers = collect(tmp_path / "grid")
+    assert len(rows) == 1 and teachers == {}
+    assert rows[0]["method"] == "saliency" and rows[0]["right"] == {"a"} and rows[0]["ids"] == {"a", "b"}
