@@ -8,7 +8,7 @@ import pytest
 
 from tokendistill.experiment import load_experiment, plan
 
-CONFIGS = sorted(p for folder in ("paper", "offline") for p in (Path(__file__).resolve().parents[1] / "configs" / folder).glob("*.yaml"))
+CONFIGS = sorted(p for folder in ("paper", "offline", "decisive") for p in (Path(__file__).resolve().parents[1] / "configs" / folder).glob("*.yaml"))
 
 
 def test_configs_are_shipped() -> None:
