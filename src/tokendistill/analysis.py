@@ -77,7 +77,7 @@ class RecordView:
     rationale: tuple[int, ...]  # positions of the selected words
     gold: frozenset[str]
     teacher_answer: frozenset[str]
-    teacher_correct: bool
+    teacher_correct: bool | None  # None: not known (extracted with --target gold, the teacher not asked)
     raw_words: tuple[str, ...]
 
 
@@ -103,8 +103,8 @@ def view_record(record: dict[str, Any], drop_punctuation: bool = True, drop_stop
         candidates=candidates,
         rationale=tuple(record.get("rationale_positions", [])),
         gold=frozenset(normalize_word(word) for word in gold),
-        teacher_answer=frozenset(answer_words(record.get("teacher_answer", ""))),
-        teacher_correct=bool(record.get("teacher_correct", False)),
+        teacher_answer=frozenset(answer_words(record.get("teacher_answer") or "")),
+        teacher_correct=None if record.get("teacher_correct") is None else bool(record["teacher_correct"]),
         raw_words=raw,
     )
 
@@ -199,11 +199,16 @@ def _miss_same_parts(view: RecordView, selected: Sequence[int], answer: frozense
     return missed
 
 
+def _known_share(values: Sequence[bool | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
 def subsets(views: Sequence[RecordView]) -> dict[str, list[RecordView]]:
     return {
         "all": list(views),
-        "teacher_right": [v for v in views if v.teacher_correct],
-        "teacher_wrong": [v for v in views if not v.teacher_correct],
+        "teacher_right": [v for v in views if v.teacher_correct is True],
+        "teacher_wrong": [v for v in views if v.teacher_correct is False],
     }
 
 
@@ -309,7 +314,7 @@ def analyze_folder(folder: str | Path, max_k: int = 10, top_words: int = 20) -> 
         "top_k": identity.get("top_k"),
         "complete": manifest.get("complete", False),
         "examples": len(ordered),
-        "teacher_accuracy": sum(v.teacher_correct for v in ordered) / len(ordered),
+        "teacher_accuracy": _known_share([v.teacher_correct for v in ordered]),
         "chance_accuracy": (manifest.get("summary") or {}).get("chance_accuracy"),
         "answer_overlap": {
             answer_of: {name: overlap_shares(group, answer_of) for name, group in groups.items()}

@@ -293,11 +293,11 @@ def render_example(record: dict[str, Any], predictions: dict[str, dict[str, Any]
         pieces.append(f'<span class="{" ".join(classes)}" title="{title}"{_shade(score, top)}>{html.escape(word)}</span>')
         cursor = end
     pieces.append(html.escape(text[cursor:]))
-    teacher = "right" if record.get("teacher_correct") else "wrong"
+    teacher = {True: "right", False: "wrong"}.get(record.get("teacher_correct"), "unknown")
     attributes = [f'data-teacher="{teacher}"']
     lines = [
         f'<div class="answers"><span>gold: <b>{html.escape(str(record.get("target", "")))}</b></span>',
-        f'<span class="{teacher}">teacher: <b>{html.escape(str(record.get("teacher_answer", "")))}</b></span>',
+        f'<span class="{teacher}">teacher: <b>{html.escape(str(record.get("teacher_answer") or "not asked (--target gold)"))}</b></span>',
         f'<span>rationale: <i>{html.escape(" ".join(record.get("rationale", [])))}</i></span></div>',
     ]
     if predictions:

@@ -78,11 +78,16 @@ def attribute_batch(
     teacher: Teacher, task: Task, examples: list[Example], config: ExtractConfig
 ) -> list[dict[str, Any]]:
     """One record per example of the batch."""
+    teacher_answers: list[str | None]
     if config.target == "choice":
         # The teacher's answer is the candidate it scores highest; no generation needed.
-        teacher_answers = score_choices(teacher, examples, task.name).best(config.choice_scoring)
+        teacher_answers = list(score_choices(teacher, examples, task.name).best(config.choice_scoring))
+    elif config.target == "gold" and not config.only_correct:
+        # The gold answer is attributed and nothing reads the teacher's own: generating it would be most of the
+        # run on a real teacher. Its accuracy is then unknown (teacher-eval measures it).
+        teacher_answers = [None] * len(examples)
     else:
-        teacher_answers = teacher.generate(examples, config.max_new_tokens)
+        teacher_answers = list(teacher.generate(examples, config.max_new_tokens))
     if config.target == "gold":
         answers = [example.target for example in examples]
         attributed = ["gold"] * len(examples)
@@ -106,7 +111,7 @@ def attribute_batch(
         scores = merge_to_words(token_scores[row], batch.offsets[row], words, merge)
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
         chosen = select_top_k(scores, candidates, config.top_k)
-        correct = task.score(teacher_answers[row], example)
+        correct = None if teacher_answers[row] is None else task.score(teacher_answers[row], example)
         withheld = config.only_correct and not correct
         if withheld:
             chosen = chosen[:0]
@@ -296,6 +301,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
         if record["id"] in wanted:
             counts["examples"] += 1
             counts["correct"] += bool(record["teacher_correct"])
+            counts["judged"] += record["teacher_correct"] is not None
             counts["truncated"] += bool(record["truncated"])
             counts["trained_on"] += bool(record.get("teacher_trained_on"))
             counts["short"] += config.top_k >= 1 and record.get("candidate_words", config.top_k) < config.top_k
@@ -315,9 +321,12 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             counts["examples"],
             config.max_input_length,
         )
-    accuracy = counts["correct"] / counts["examples"]
+    accuracy = counts["correct"] / counts["judged"] if counts["judged"] else None
     chance = chance_accuracy(task, list(itertools.islice(examples(), 1)))
-    if chance is not None and accuracy < chance + 0.1:
+    if accuracy is None:
+        log.info("the teacher's accuracy is unknown: --target gold attributes the gold answer without generating "
+                 "the teacher's own; `tokendistill teacher-eval` measures it")
+    elif chance is not None and accuracy < chance + 0.1:
         log.warning(
             "the teacher is right on %.1f%% of these examples, near chance (%.1f%%): its token scores carry "
             "little knowledge; fine-tune it on the task first or attribute --target gold",
