@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from tokendistill.attribution.words import STOPWORDS, WORD_PATTERN
+from tokendistill.artefacts import ANALYSIS_JSON, ANALYSIS_MD
+from tokendistill.attribution.words import WORD_PATTERN
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.selection import STOPWORDS, candidate_flags, is_punctuation
 from tokendistill.tasks.base import TEMPLATE
 
 SUBSETS = ("all", "teacher_right", "teacher_wrong")
@@ -55,14 +57,14 @@ def normalize_word(word: str) -> str:
 
 
 def is_content(word: str) -> bool:
-    return any(character.isalnum() for character in word) and word.lower() not in STOPWORDS
+    return not is_punctuation(word) and word.lower() not in STOPWORDS
 
 
 def answer_words(text: str) -> set[str]:
     """The words of an answer that count as "the answer appears": content words, or all words if it has none."""
     words = [match.group() for match in WORD_PATTERN.finditer(text or "")]
     content = [word for word in words if is_content(word)]
-    chosen = content or [word for word in words if any(c.isalnum() for c in word)]
+    chosen = content or [word for word in words if not is_punctuation(word)]
     return {normalize_word(word) for word in chosen}
 
 
@@ -85,16 +87,7 @@ def view_record(record: dict[str, Any], drop_punctuation: bool = True, drop_stop
     raw = tuple(record["words"])
     roles = tuple(record.get("word_roles") or ["input"] * len(raw))
     scores = np.array([np.nan if s is None else s for s in record.get("word_scores", [None] * len(raw))], dtype=float)
-    candidates = np.array(
-        [
-            role != TEMPLATE
-            and not np.isnan(score)
-            and not (drop_punctuation and not any(c.isalnum() for c in word))
-            and not (drop_stopwords and word.lower() in STOPWORDS)
-            for word, role, score in zip(raw, roles, scores)
-        ],
-        dtype=bool,
-    )
+    candidates = candidate_flags(raw, roles, drop_punctuation, drop_stopwords) & ~np.isnan(scores)
     gold = record.get("gold_words") or answer_words(record.get("target", ""))
     return RecordView(
         words=tuple(normalize_word(word) for word in raw),
@@ -346,8 +339,8 @@ def analyze(config: AnalyzeConfig) -> dict[str, Any]:
     analysis = {"sets": sets, "agreement": pairs}
     output = Path(config.output or config.rationales[0]) / "analysis"
     output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / "analysis.json", analysis)
-    (output / "analysis.md").write_text(markdown(analysis), encoding="utf-8")
+    write_json_atomic(output / ANALYSIS_JSON, analysis)
+    (output / ANALYSIS_MD).write_text(markdown(analysis), encoding="utf-8")
     analysis["output"] = str(output)
     return analysis
 

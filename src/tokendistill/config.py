@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from tokendistill.artefacts import CONFIG, MANIFEST, STUDENT_INFO
 from tokendistill.errors import UserError
 
 C = TypeVar("C")
@@ -254,7 +255,7 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def write_config(config: Any, folder: Path, name: str = "config.yaml") -> None:
+def write_config(config: Any, folder: Path, name: str = CONFIG) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
 
@@ -308,10 +309,10 @@ def fingerprint(location: str | None) -> str | None:
     if path.is_dir():
         from tokendistill.folders import read_json
 
-        info = path / "tokendistill.json"
+        info = path / STUDENT_INFO
         if info.is_file():
             return "student:" + str(read_json(info, "train that model again with --overwrite").get("identity"))
-        manifest = path / "manifest.json"
+        manifest = path / MANIFEST
         if manifest.is_file():
             held = read_json(manifest, "run its `tokendistill extract` again with --overwrite")
             return f"rationales:{held.get('config_hash')}:{(held.get('summary') or {}).get('examples')}"

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from tokendistill.artefacts import DEMO_SUMMARY
 from tokendistill.attribution import extract
 from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, option, write_config
 from tokendistill.errors import UserError
@@ -145,7 +146,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
         "output": str(root),
     }
-    (root / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (root / DEMO_SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(format_summary(summary, config))
     report = build_report(ReportConfig(run_dir=str(root)))
     print(f"report: {report}  (open it in a browser)")

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from tokendistill.artefacts import METRICS, PREDICTIONS, STUDENT_INFO
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import EvaluateConfig, write_config
@@ -19,7 +20,6 @@ from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training.data import CAUSAL_CUE, causal_prompt
 from tokendistill.training.modes import answer_part
-from tokendistill.training.trainer import STUDENT_INFO
 
 AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
 
@@ -140,7 +140,7 @@ def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
         config.answer,
     )
     output = Path(config.output)
-    with (output / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+    with (output / PREDICTIONS).open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     metrics = {
         "task": config.task,
@@ -155,5 +155,5 @@ def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     }
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)
-    write_json_atomic(output / "metrics.json", metrics)
+    write_json_atomic(output / METRICS, metrics)
     return metrics

@@ -20,6 +20,15 @@ from typing import Any
 
 import yaml
 
+from tokendistill.artefacts import (
+    CELL_INFO,
+    GRID_PLAN,
+    METRICS,
+    PREDICTIONS,
+    RUN_CONFIG,
+    STUDENT_INFO,
+    TEACHER_CHECK,
+)
 from tokendistill.config import (
     EvaluateConfig,
     ExtractConfig,
@@ -34,15 +43,7 @@ from tokendistill.config import (
 from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json
 from tokendistill.rationales import write_json_atomic
-from tokendistill.results import (
-    CELL_INFO,
-    FACTORS,
-    METRICS,
-    PREDICTIONS,
-    STUDENT_INFO,
-    TEACHER_CHECK,
-    write_results,
-)
+from tokendistill.results import FACTORS, write_results
 from tokendistill.training.modes import MODES
 
 log = logging.getLogger(__name__)
@@ -490,7 +491,7 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
 
     root = Path(experiment.output)
     cells = [cell for task_plan in plans for cell in task_plan.cells]
-    (root / "experiment.yaml").write_text(
+    (root / GRID_PLAN).write_text(
         yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
     )
     done = 0
@@ -527,7 +528,7 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
             if cell.mode == "standard":
                 _judge(experiment.competence, name, student_problem(experiment.competence, cell.evaluate.output,
                                                                     teacher_check))
-    write_config(config, root, "run.yaml")
+    write_config(config, root, RUN_CONFIG)
     table = write_results(root)
     print(table)
     return root

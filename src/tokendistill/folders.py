@@ -17,9 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tokendistill.artefacts import LOCK
 from tokendistill.errors import UserError
-
-LOCK = ".tokendistill.lock"
 
 
 def _holder(handle: Any) -> str:

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tokendistill.artefacts import MANIFEST, RECORDS
 from tokendistill.config import config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import clear, holds_anything, read_json
+from tokendistill.selection import candidate_flags, select_top_k
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-RECORDS = "records.jsonl"
 
 
 def library_versions() -> dict[str, str]:
@@ -227,22 +229,9 @@ def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True
 
     One extraction at the largest k serves every smaller k: the scores do not depend on k.
     """
-    import numpy as np
-
-    from tokendistill.attribution.words import STOPWORDS, select_top_k
-    from tokendistill.tasks.base import TEMPLATE
-
     words = record["words"]
     scores = np.array([np.nan if s is None else s for s in record["word_scores"]], dtype=float)
-    candidates = np.array(
-        [
-            role != TEMPLATE
-            and not (drop_punctuation and not any(c.isalnum() for c in word))
-            and not (drop_stopwords and word.lower() in STOPWORDS)
-            for word, role in zip(words, record["word_roles"])
-        ],
-        dtype=bool,
-    )
+    candidates = candidate_flags(words, record["word_roles"], drop_punctuation, drop_stopwords)
     if record.get("rationale_withheld"):
         return record  # --only-correct: the teacher was wrong here, so it gives no words
     chosen = select_top_k(scores, candidates, top_k)

@@ -24,18 +24,20 @@ from typing import Any
 
 from tokendistill.analysis import SUBSETS, analyze_folder
 from tokendistill.analysis import agreement as method_agreement
-from tokendistill.config import option
-from tokendistill.errors import UserError
-from tokendistill.rationales import MANIFEST, iter_rationales
-from tokendistill.results import (
+from tokendistill.artefacts import (
+    CONFIG,
+    MANIFEST,
     METRICS,
     PREDICTIONS,
+    RECORDS,
+    REPORT,
     STUDENT_INFO,
-    TABLE_HEADERS,
-    collect,
-    summarize,
-    table_rows,
+    TRAIN_LOG,
 )
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.rationales import iter_rationales
+from tokendistill.results import TABLE_HEADERS, collect, summarize, table_rows
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def discover(run_dir: Path) -> RunContents:
         raise UserError(f"{run_dir} is not a folder; pass the --output folder of extract, train, evaluate, run or demo")
     contents = RunContents()
     for path in sorted(run_dir.rglob("*")):
-        if path.name == MANIFEST and (path.parent / "records.jsonl").exists():
+        if path.name == MANIFEST and (path.parent / RECORDS).exists():
             contents.rationale_folders.append(path.parent)
         elif path.name == STUDENT_INFO:
             contents.students.append(path.parent)
@@ -102,7 +104,7 @@ def discover(run_dir: Path) -> RunContents:
             model = Path(str(metrics.get("model", "")))
             student = _read_json(model / STUDENT_INFO) if model.is_dir() else {}
             contents.evaluations.append(Evaluation(path.parent, metrics, predictions, student))
-        elif path.name == "config.yaml":
+        elif path.name == CONFIG:
             contents.configs.append(path)
     if not (contents.rationale_folders or contents.evaluations or contents.students):
         raise UserError(f"{run_dir} holds no rationales, students or evaluations; run a stage into it first")
@@ -180,7 +182,7 @@ def plot_learning_curves(students: Sequence[Path]) -> str | None:
     curves: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
     for folder in students:
         info = _read_json(folder / STUDENT_INFO)
-        log_path = folder / "train_log.jsonl"
+        log_path = folder / TRAIN_LOG
         if not log_path.exists():
             continue
         entries = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -447,7 +449,7 @@ def build_report(config: ReportConfig) -> Path:
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tokendistill report</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
             f"<body><main>{''.join(sections)}</main><script>{SCRIPT}</script></body></html>")
-    output = Path(config.output) if config.output else run_dir / "report.html"
+    output = Path(config.output) if config.output else run_dir / REPORT
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     if config.open:

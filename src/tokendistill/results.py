@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokendistill.artefacts import (
+    CELL_INFO,
+    MANIFEST,
+    METRICS,
+    PREDICTIONS,
+    RESULTS_CSV,
+    RESULTS_MD,
+    STUDENT_INFO,
+    TEACHER_CHECK,
+)
 from tokendistill.config import option
 from tokendistill.errors import UserError
-
-RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
-CELL_INFO, METRICS, PREDICTIONS = "cell.json", "metrics.json", "predictions.jsonl"
-STUDENT_INFO, RATIONALE_MANIFEST, TEACHER_CHECK = "tokendistill.json", "manifest.json", "teacher_eval.json"
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 FACTORS = ("task", "student", "size", "mode", "method", "k", "target")
@@ -89,7 +95,7 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
     student = _read(model / STUDENT_INFO) if model.is_dir() else {}
     config = student.get("config", {})
     mode = str(metrics.get("mode") or student.get("mode") or "model")
-    manifest = _read(Path(config["rationales"]) / RATIONALE_MANIFEST).get("identity", {}) if config.get(
+    manifest = _read(Path(config["rationales"]) / MANIFEST).get("identity", {}) if config.get(
         "rationales") else {}
     k = config.get("top_k") or manifest.get("top_k")
     return {

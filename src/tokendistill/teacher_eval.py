@@ -15,13 +15,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from tokendistill.artefacts import TEACHER_CHECK
 from tokendistill.attribution.choices import score_choices
-from tokendistill.attribution.extract import chance_accuracy, length_buckets
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import TaskOptions, option, write_config
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
-from tokendistill.tasks import get_task, load_examples
+from tokendistill.tasks import chance_accuracy, get_task, length_buckets, load_examples
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,
     }
     if config.output:
-        write_json_atomic(Path(config.output) / "teacher_eval.json", result)
+        write_json_atomic(Path(config.output) / TEACHER_CHECK, result)
         write_config(config, Path(config.output))
     return result
 

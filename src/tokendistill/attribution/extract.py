@@ -7,18 +7,17 @@ import itertools
 import json
 import logging
 import math
-import random
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tokendistill.artefacts import RECORDS, STUDENT_INFO, TRAIN_IDS
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.methods import METHODS, MethodOptions
 from tokendistill.attribution.teacher import Teacher
@@ -33,41 +32,15 @@ from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_d
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import locked, refuse_overlap
-from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import RECORDS, RationaleStore, iter_rationales, read_valid_ids
-from tokendistill.tasks import Example, Task, get_task, iter_examples
+from tokendistill.models import load_model
+from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids
+from tokendistill.runtime import process_state, seed_everything
+from tokendistill.tasks import Example, Task, chance_accuracy, get_task, iter_examples, length_buckets
 
 log = logging.getLogger(__name__)
 
 # Settings that do not change a single record: a run that differs only in these resumes the same folder.
 _NOT_IDENTITY = ("output", "overwrite", "device", "batch_size", "limit")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def length_buckets(examples: Iterable[Example], batch_size: int, window: int = 4096) -> Iterator[list[Example]]:
-    """Batches of examples of similar length, so that little compute goes to padding.
-
-    Examples are sorted by length within windows of ``window`` examples, read as they stream in, so memory
-    stays flat on any dataset; the batches depend on the examples alone, never on what a run already did.
-    """
-    stream = iter(examples)
-    while chunk := list(itertools.islice(stream, window)):
-        ordered = sorted(chunk, key=lambda example: (len(example.input), example.id))
-        for start in range(0, len(ordered), batch_size):
-            yield ordered[start : start + batch_size]
-
-
-def chance_accuracy(task: Task, examples: Sequence[Example]) -> float | None:
-    if task.labels:
-        return 1 / len(task.labels)
-    if examples and examples[0].choices:
-        return 1 / len(examples[0].choices)
-    return None
 
 
 def _json_float(value: float) -> float | None:
@@ -143,7 +116,7 @@ def attribute_batch(
 def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None:
     """Ids of this split's examples the teacher was fine-tuned on (by `train`), or None when unknown."""
     folder = Path(teacher)
-    info_path, ids_path = folder / "tokendistill.json", folder / "train_ids.txt"
+    info_path, ids_path = folder / STUDENT_INFO, folder / TRAIN_IDS
     if not (info_path.is_file() and ids_path.is_file()):
         return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -151,13 +124,6 @@ def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None
     if config.get("task") != task or config.get("split") != split:
         return set()
     return set(ids_path.read_text(encoding="utf-8").splitlines())
-
-
-def process_state(device: str) -> Any:
-    """This process's place among those started by `accelerate launch` or `torchrun` (one process: 0 of 1)."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=resolve_device(device).type == "cpu")
 
 
 PARTS = "parts"
@@ -189,7 +155,7 @@ def merge_parts(store: RationaleStore, config: ExtractConfig, examples: Callable
     if not folder.is_dir():
         return
     pending: dict[str, dict[str, Any]] = {}
-    readers = [iter_rationales(part) for part in sorted(folder.iterdir()) if (part / "records.jsonl").exists()]
+    readers = [iter_rationales(part) for part in sorted(folder.iterdir()) if (part / RECORDS).exists()]
     for batch in length_buckets(examples(), config.batch_size):
         ids = [example.id for example in batch if example.id not in store.done]
         while readers and any(example_id not in pending for example_id in ids):

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokendistill.artefacts import FAITHFULNESS
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import split_words, token_word_pairs
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
 from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.selection import is_candidate
 from tokendistill.tasks import get_task, load_examples
 from tokendistill.tasks.base import TEMPLATE
 
@@ -84,7 +86,7 @@ def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) 
             words = split_words(example)
             pairs = token_word_pairs(batch.offsets[row], words)
             chosen = record["rationale_positions"]
-            candidates = [i for i, w in enumerate(words) if w.role != TEMPLATE and any(c.isalnum() for c in w.text)]
+            candidates = [i for i, w in enumerate(words) if is_candidate(w.text, w.role)]
             random_words = rng.sample(candidates, min(len(chosen), len(candidates)))
             for kind, selection in (("rationale", chosen), ("random", random_words)):
                 without, only = masks_for(batch.attention_mask[row], pairs, words, selection)
@@ -104,7 +106,7 @@ def faithfulness(config: FaithfulnessConfig) -> dict[str, Any]:
     rng = random.Random(config.seed)
     results = [measure_folder(folder, config, rng) for folder in config.rationales]
     output = Path(config.output or config.rationales[0]) / "analysis"
-    write_json_atomic(output / "faithfulness.json", {"results": results})
+    write_json_atomic(output / FAITHFULNESS, {"results": results})
     return {"results": results, "output": str(output)}
 
 

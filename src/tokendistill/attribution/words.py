@@ -13,7 +13,14 @@ from typing import Literal
 import numpy as np
 import regex
 
-from tokendistill.tasks.base import TEMPLATE, Example
+from tokendistill.selection import (  # noqa: F401  (re-exported: the selection is part of this stage's API)
+    STOPWORDS,
+    candidate_flags,
+    is_punctuation,
+    resolve_k,
+    select_top_k,
+)
+from tokendistill.tasks.base import Example
 
 # A word: letters/digits with inner apostrophes or decimal points ("don't", "3.5"), or one other visible
 # character. Combining marks (\p{M}: Devanagari and Tamil vowel signs, Thai tone marks, a decomposed accent)
@@ -21,10 +28,6 @@ from tokendistill.tasks.base import TEMPLATE, Example
 # characters and cut "हिन्दी" into fragments, hence the `regex` module and its Unicode properties.
 # \x1c-\x1f are whitespace to Python's str.split, not to Unicode's \s. Inputs reach this in NFC (tasks normalise them), so an NFD text gives the same words as its NFC twin.
 WORD_PATTERN = regex.compile(r"[\w\p{M}\u200c\u200d]+(?:['’.,][\w\p{M}\u200c\u200d]+)*|[^\w\s\x1c-\x1f\p{M}]\p{M}*")
-
-STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves"]
-)
 
 Merge = Literal["sum", "max"]
 
@@ -38,7 +41,7 @@ class Word:
 
     @property
     def is_punctuation(self) -> bool:
-        return not any(character.isalnum() for character in self.text)
+        return is_punctuation(self.text)
 
     @property
     def is_stopword(self) -> bool:
@@ -98,32 +101,4 @@ def merge_to_words(
 
 def candidate_mask(words: Sequence[Word], drop_punctuation: bool = True, drop_stopwords: bool = False) -> np.ndarray:
     """Words that may be selected: not task template, and not filtered out."""
-    return np.array(
-        [
-            word.role != TEMPLATE
-            and not (drop_punctuation and word.is_punctuation)
-            and not (drop_stopwords and word.is_stopword)
-            for word in words
-        ],
-        dtype=bool,
-    )
-
-
-def resolve_k(top_k: float, n_candidates: int) -> int:
-    """``top_k`` >= 1 is a count; 0 < top_k < 1 a fraction of the candidates (at least one word)."""
-    if top_k <= 0:
-        raise ValueError("top_k must be positive")
-    if top_k < 1:
-        return max(1, round(top_k * n_candidates)) if n_candidates else 0
-    if top_k != int(top_k):
-        raise ValueError("top_k above 1 must be a whole number of words")
-    return min(int(top_k), n_candidates)
-
-
-def select_top_k(scores: np.ndarray, candidates: np.ndarray, top_k: float) -> np.ndarray:
-    """Indices of the k best candidate words, in input order; ties go to the earlier word."""
-    eligible = np.flatnonzero(candidates & ~np.isnan(scores))
-    k = resolve_k(top_k, len(eligible))
-    # lexsort sorts by the last key first: highest score, then earliest position.
-    order = eligible[np.lexsort((eligible, -scores[eligible]))]
-    return np.sort(order[:k])
+    return candidate_flags([w.text for w in words], [w.role for w in words], drop_punctuation, drop_stopwords)

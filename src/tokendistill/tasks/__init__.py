@@ -6,7 +6,15 @@ import inspect
 from typing import Any
 
 from tokendistill.tasks import synthetic as _synthetic  # noqa: F401  (registers the demo task)
-from tokendistill.tasks.base import TEMPLATE, Example, Segment, Task, normalize_answer
+from tokendistill.tasks.base import (
+    TEMPLATE,
+    Example,
+    Segment,
+    Task,
+    chance_accuracy,
+    length_buckets,
+    normalize_answer,
+)
 from tokendistill.tasks.builtin import TASKS
 from tokendistill.tasks.loading import iter_examples, load_examples, raw_records
 
@@ -25,8 +33,10 @@ __all__ = [
     "Example",
     "Segment",
     "Task",
+    "chance_accuracy",
     "get_task",
     "iter_examples",
+    "length_buckets",
     "load_examples",
     "normalize_answer",
     "raw_records",

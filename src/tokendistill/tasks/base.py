@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,3 +94,24 @@ class Task:
                 "fix the data or pick the right --task"
             )
         return label
+
+
+def length_buckets(examples: Iterable[Example], batch_size: int, window: int = 4096) -> Iterator[list[Example]]:
+    """Batches of examples of similar length, so that little compute goes to padding.
+
+    Examples are sorted by length within windows of ``window`` examples, read as they stream in, so memory
+    stays flat on any dataset; the batches depend on the examples alone, never on what a run already did.
+    """
+    stream = iter(examples)
+    while chunk := list(itertools.islice(stream, window)):
+        ordered = sorted(chunk, key=lambda example: (len(example.input), example.id))
+        for start in range(0, len(ordered), batch_size):
+            yield ordered[start : start + batch_size]
+
+
+def chance_accuracy(task: Task, examples: Sequence[Example]) -> float | None:
+    if task.labels:
+        return 1 / len(task.labels)
+    if examples and examples[0].choices:
+        return 1 / len(examples[0].choices)
+    return None

@@ -26,7 +26,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_scheduler
 
-from tokendistill.attribution.extract import process_state, seed_everything
+from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_INFO, TRAIN_IDS, TRAIN_LOG
 from tokendistill.config import (
     TrainConfig,
     config_hash,
@@ -41,6 +41,7 @@ from tokendistill.faults import crash_point
 from tokendistill.folders import clear, holds_anything, locked, read_json, refuse_overlap
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
+from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import Example, get_task, load_examples
 from tokendistill.training.data import (
     DEFAULT_PASS_COST,
@@ -64,10 +65,7 @@ from tokendistill.training.modes import (
 
 log = logging.getLogger(__name__)
 
-STUDENT_INFO = "tokendistill.json"
-CHECKPOINT = "checkpoint.pt"
 # The run a checkpoint belongs to, as JSON: compared before the checkpoint itself is read.
-CHECKPOINT_INFO = "checkpoint.json"
 LOSS_GROUPS = (LABEL, RATIONALE)
 
 
@@ -551,7 +549,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
 
     save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0, state_dict)
     write_config(config, output)
-    with (output / "train_log.jsonl").open("w", encoding="utf-8") as handle:
+    with (output / TRAIN_LOG).open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(entry) + "\n" for entry in history)
     info = {
         "identity": identity,
@@ -576,7 +574,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         "inputs": fingerprints,
     }
     # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them.
-    (output / "train_ids.txt").write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
+    (output / TRAIN_IDS).write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
     # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
     (output / CHECKPOINT).unlink(missing_ok=True)

@@ -1,0 +1,34 @@
+"""The name of every file a stage writes, defined once: each stage writes its own files and reads another's
+through these names, so that a rename cannot leave a reader behind."""
+
+# A student folder (train): the weights as `save_pretrained` writes them, and beside them
+STUDENT_INFO = "tokendistill.json"  # the run's identity, config and input fingerprints: a finished student
+CHECKPOINT = "checkpoint.pt"  # mid-run state, tensors and plain values only (loads with weights_only=True)
+CHECKPOINT_INFO = "checkpoint.json"  # the checkpoint's identity, compared before the checkpoint is read
+TRAIN_LOG = "train_log.jsonl"  # one line per step: losses
+TRAIN_IDS = "train_ids.txt"  # the ids of the rows a (teacher) model was trained on
+
+# A rationale folder (extract)
+MANIFEST = "manifest.json"  # identity, versions, completeness and summary
+RECORDS = "records.jsonl"  # one record per example
+
+# An evaluation folder (evaluate) and a teacher check (teacher-eval)
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+TEACHER_CHECK = "teacher_eval.json"
+
+# A grid folder (run)
+CELL_INFO = "cell.json"  # a cell's grid factors, beside its student and evaluation
+GRID_PLAN = "experiment.yaml"  # the experiment as resolved
+RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
+
+# Every stage's folder
+CONFIG = "config.yaml"  # the stage's resolved configuration
+RUN_CONFIG = "run.yaml"  # the `run` command's own options
+LOCK = ".tokendistill.lock"  # held while a run writes the folder
+
+# Reports
+ANALYSIS_JSON, ANALYSIS_MD = "analysis.json", "analysis.md"
+FAITHFULNESS = "faithfulness.json"
+DEMO_SUMMARY = "summary.json"
+REPORT = "report.html"
