@@ -39,6 +39,7 @@ def extract_arguments(teacher: Path, output: Path) -> list[str]:
             "--batch-size", "4", "--top-k", "3", "--max-new-tokens", "3", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_two_process_extraction_equals_one_process_record_for_record(tmp_path: Path, t5_dir: Path) -> None:
     assert launch(extract_arguments(t5_dir, tmp_path / "one"), 1) == 0
     assert launch(extract_arguments(t5_dir, tmp_path / "two"), 2) == 0
@@ -47,6 +48,7 @@ def test_two_process_extraction_equals_one_process_record_for_record(tmp_path: P
     assert json.loads((tmp_path / "two" / "manifest.json").read_text())["summary"]["examples"] == 40
 
 
+@pytest.mark.slow
 def test_two_process_extraction_resumes_per_shard(tmp_path: Path, t5_dir: Path) -> None:
     assert launch(extract_arguments(t5_dir, tmp_path / "one"), 1) == 0
     arguments = extract_arguments(t5_dir, tmp_path / "two")
@@ -63,6 +65,7 @@ def train_arguments(student: Path, rationales: Path, output: Path) -> list[str]:
             "--learning-rate", "1e-3", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_two_process_training_matches_one_process(tmp_path: Path, t5_dir: Path) -> None:
     """Same loss history and weights up to the order of the gradient all-reduce (float32 sums)."""
     import torch

@@ -187,6 +187,7 @@ def test_a_second_run_on_a_held_folder_is_refused_and_a_dead_holder_frees_it(
     assert main(extract_arguments(t5_dir, output)) == 0
 
 
+@pytest.mark.slow
 def test_two_extract_runs_at_once_never_write_a_record_twice(tmp_path: Path, t5_dir: Path) -> None:
     output = tmp_path / "r"
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -7,6 +7,7 @@ CHECKPOINT = "checkpoint.pt"  # mid-run state, tensors and plain values only (lo
 CHECKPOINT_INFO = "checkpoint.json"  # the checkpoint's identity, compared before the checkpoint is read
 TRAIN_LOG = "train_log.jsonl"  # one line per step: losses
 TRAIN_IDS = "train_ids.txt"  # the ids of the rows a (teacher) model was trained on
+TRAIN_INPUTS = "train_inputs.txt"  # their inputs' digests: evaluation refuses to call them test rows
 
 # A rationale folder (extract)
 MANIFEST = "manifest.json"  # identity, versions, completeness and summary

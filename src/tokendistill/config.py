@@ -66,6 +66,10 @@ class TaskOptions:
     label_column: str | None = option(None, "text task: the label column")
     limit: int | None = option(None, "use only the first N examples of the split", minimum=1)
     seed: int = option(0, "random seed for everything the run draws", minimum=0)
+    test_fraction: float | None = option(
+        None, "carve the test split out of the training data (one file, or a folder without a test file): "
+              "this share of rows, chosen by their content, the same in every stage; pass it to every stage",
+        above=0, maximum=0.9)
 
 
 @dataclass(kw_only=True)
@@ -91,6 +95,8 @@ class ExtractConfig(TaskOptions):
     ig_steps: int = option(20, "integrated gradients: interpolation steps", minimum=1)
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
+    strict: bool = option(False, "refuse (exit 2, records kept) instead of warning when the teacher is near chance "
+                                 "or the majority-label rate, or its answers fell back to the gold one")
 
 
 @dataclass(kw_only=True)
@@ -123,6 +129,8 @@ class TrainConfig(TaskOptions):
     lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")
     device: str = option("auto", "auto, cpu or cuda")
     overwrite: bool = option(False, "replace an output folder that holds a different run")
+    strict: bool = option(False, "refuse (exit 2) rationales whose teacher was near chance or the majority-label "
+                                 "rate, or fell back to the gold answer, instead of warning")
 
 
 @dataclass(kw_only=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import METRICS, PREDICTIONS, STUDENT_INFO
+from tokendistill.artefacts import METRICS, PREDICTIONS, STUDENT_INFO, TRAIN_INPUTS
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import EvaluateConfig, write_config
@@ -17,9 +18,11 @@ from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json, refuse_overlap
 from tokendistill.models import LoadedModel, greedy_generate, load_model
 from tokendistill.rationales import write_json_atomic
-from tokendistill.tasks import Example, Task, get_task, load_examples
+from tokendistill.tasks import Example, Task, get_task, input_digest, load_examples
 from tokendistill.training.data import CAUSAL_CUE, causal_prompt
 from tokendistill.training.modes import answer_part
+
+log = logging.getLogger(__name__)
 
 AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
 
@@ -109,6 +112,30 @@ def choice_scorer(
     return scorer
 
 
+def refuse_training_rows(model: str, examples: Sequence[Example], split: str) -> None:
+    """Refuse to report a model's own training rows as ``split`` rows (one data file serving every split, or a
+    test file that repeats training rows): a test accuracy that is a training accuracy is a silent lie."""
+    folder = Path(model)
+    digests, info = folder / TRAIN_INPUTS, folder / STUDENT_INFO
+    if not digests.is_file():
+        return  # a model tokendistill did not train: its training rows are unknown
+    recorded = read_json(info, "train that model again").get("config") or {} if info.is_file() else {}
+    if recorded.get("split") == split:
+        return  # the user asks for the training split itself
+    seen = set(digests.read_text(encoding="utf-8").split())
+    overlap = [example.id for example in examples if input_digest(example.input) in seen]
+    if overlap and len(overlap) < 0.1 * len(examples):
+        # A few repeated rows are a dataset's duplicates, not a split that is the training data.
+        log.warning("%d of %d rows of split %r are also training rows of %s (the same input); they are kept",
+                    len(overlap), len(examples), split, model)
+    elif overlap:
+        raise UserError(
+            f"{len(overlap)} of {len(examples)} rows of split {split!r} are rows {model} was trained on (the same "
+            f"input; first: {overlap[0]!r}): they would be reported as {split} accuracy; evaluate on held-out rows "
+            "(a separate test file, or --test-fraction F in every stage, training included)"
+        )
+
+
 def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     """Evaluate a student on a split; writes predictions.jsonl and metrics.json to ``config.output``.
 
@@ -123,7 +150,8 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
 
 def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+    refuse_training_rows(config.model, examples, config.split)
     info = student_info(config.model)
     loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
     records, accuracy = predict(

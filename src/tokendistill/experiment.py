@@ -72,6 +72,7 @@ class TaskSpec:
     test_limit: int | None = None
     input_column: str | None = None
     label_column: str | None = None
+    test_fraction: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -96,12 +97,13 @@ class Competence:
     """What the grid's setting must hold for its comparison to mean anything, checked as soon as it can be.
 
     A student that cannot learn the task, or a teacher no better than it, makes every mode look alike; the
-    runner says so at once (``on_failure: warn``) or stops the grid there (``stop``), its finished work kept.
+    runner stops the grid there (``on_failure: stop``, the default), its finished work kept, or says so and
+    goes on (``warn``: a grid run to see what happens anyway).
     """
 
     student_margin: float = 0.15  # the `standard` student above the majority class of the test rows
     teacher_margin: float = 0.10  # the teacher above the `standard` student, same test rows
-    on_failure: str = "warn"
+    on_failure: str = "stop"
 
 
 def _competence(raw: Any, path: str | Path) -> Competence:
@@ -262,7 +264,7 @@ class TaskPlan:
 
 def _common(spec: TaskSpec, device: str) -> dict[str, Any]:
     return {"task": spec.name, "data": spec.data, "input_column": spec.input_column,
-            "label_column": spec.label_column, "device": device}
+            "label_column": spec.label_column, "test_fraction": spec.test_fraction, "device": device}
 
 
 def plan(experiment: Experiment) -> list[TaskPlan]:
@@ -416,9 +418,12 @@ def majority_share(evaluation_folder: str | Path) -> tuple[float, float]:
 
 
 def teacher_problem(competence: Competence, check: dict[str, Any]) -> str | None:
-    best, chance = check["accuracy"][check["best"]], check.get("chance_accuracy")
+    best = check["accuracy"][check["best"]]
+    known = [value for value in (check.get("chance_accuracy"), check.get("majority_accuracy")) if value is not None]
+    chance = max(known) if known else None
     if chance is not None and best < chance + competence.student_margin + competence.teacher_margin:
-        return (f"the teacher reaches {100 * best:.1f}% on the test rows, chance is {100 * chance:.1f}%: it cannot "
+        return (f"the teacher reaches {100 * best:.1f}% on the test rows, chance (or the majority label) is "
+                f"{100 * chance:.1f}%: it cannot "
                 f"beat a competent student (chance + {100 * competence.student_margin:g}) by "
                 f"{100 * competence.teacher_margin:g} points; fine-tune it on more rows (teacher.finetune)")
     return None
@@ -463,7 +468,7 @@ def _judge(competence: Competence, task: str, problem: str | None) -> None:
         return
     if competence.on_failure == "stop":
         raise UserError(f"[{task}] competence check: {problem} (the grid stops here, its finished cells kept; "
-                        "competence: {on_failure: warn} goes on)")
+                        "`competence: {on_failure: warn}` in the YAML goes on anyway)")
     log.warning("[%s] competence check: %s", task, problem)
     print(f"[{task}] WARNING competence check: {problem}", flush=True)
 

@@ -236,3 +236,33 @@ def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True
         return record  # --only-correct: the teacher was wrong here, so it gives no words
     chosen = select_top_k(scores, candidates, top_k)
     return {**record, "rationale": [words[i] for i in chosen], "rationale_positions": chosen.tolist()}
+
+
+def teacher_problems(accuracy: float | None, chance: float | None, majority: float | None, fallbacks: int,
+                     examples: int) -> list[str]:
+    """What makes a rationale folder's words carry little of the teacher's knowledge, in words a user acts on.
+
+    The floor is the better of chance (a closed label set) and the majority-label rate of these rows (always
+    answering the commonest label), so a free-text or user task without a known chance level is judged too.
+    """
+    problems = []
+    if fallbacks:
+        problems.append(f"{fallbacks} of {examples} examples: the teacher answered nothing, so the gold answer's "
+                        "words were attributed instead (counted in the manifest as gold_fallbacks)")
+    floor = max(value for value in (chance, majority, 0.0) if value is not None)
+    if accuracy is not None and accuracy < floor + 0.1:
+        baseline = "the majority-label rate" if majority is not None and majority >= (chance or 0) else "chance"
+        problems.append(f"the teacher is right on {100 * accuracy:.1f}% of these examples, near {baseline} "
+                        f"({100 * floor:.1f}%): its words carry little knowledge; fine-tune it on the task first "
+                        "(tokendistill train --mode standard --student TEACHER), or attribute --target gold")
+    return problems
+
+
+def summary_problems(folder: str | Path) -> list[str]:
+    """``teacher_problems`` of a finished rationale folder, from its manifest's summary."""
+    summary = (read_manifest(folder).get("summary") or {}) if (Path(folder) / MANIFEST).is_file() else {}
+    if not summary:
+        return []
+    return teacher_problems(summary.get("teacher_accuracy"), summary.get("chance_accuracy"),
+                            summary.get("majority_accuracy"), summary.get("gold_fallbacks") or 0,
+                            summary.get("examples") or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tokendistill.artefacts import TEACHER_CHECK
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import TaskOptions, option, write_config
+from tokendistill.evaluation import refuse_training_rows
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import chance_accuracy, get_task, length_buckets, load_examples
@@ -41,7 +43,8 @@ class TeacherEvalConfig(TaskOptions):
 
 def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+    refuse_training_rows(config.teacher, examples, config.split)
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
                       config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
@@ -73,6 +76,9 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
         "examples": len(examples),
         "accuracy": accuracy,
         "chance_accuracy": chance,
+        # Always answering the commonest label: the floor where chance is unknown (a user's text task).
+        "majority_accuracy": Counter(example.target.strip().lower() for example in examples).most_common(1)[0][1]
+        / len(examples),
         "best": best,
         "extract_with": advice,
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,

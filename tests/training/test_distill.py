@@ -116,6 +116,7 @@ def test_multitask_kd_without_a_teacher_is_a_user_error(tmp_path: Path, llama_di
     assert code == 2
 
 
+@pytest.mark.slow
 def test_the_kd_term_pulls_the_student_towards_the_teacher(tmp_path: Path, llama_dir: Path) -> None:
     common = ["--task", "keywords", "--device", "cpu", "--limit", "16"]
     # A teacher with sharp answer distributions: the tiny random model, fine-tuned on the task.

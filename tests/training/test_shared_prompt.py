@@ -97,6 +97,7 @@ def test_the_packing_check_falls_back_with_a_warning_where_the_kernel_takes_no_m
     assert "two rows per example instead" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_student_trained_with_a_shared_prompt_answers_as_evaluated(tmp_path: Path, llama_dir: Path) -> None:
     common = ["--task", "keywords", "--device", "cpu", "--limit", "16"]
     rationales = tmp_path / "rationales"

@@ -46,6 +46,7 @@ def test_one_encoder_pass_gives_each_row_its_own_forward_pass_loss(
             torch.testing.assert_close(got.row_loss[number], mean * len(target), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_student_trained_with_the_marker_in_the_decoder_answers_after_it(tmp_path: Path, t5_dir: Path) -> None:
     common = ["--task", "keywords", "--device", "cpu", "--limit", "16"]
     rationales = tmp_path / "rationales"

@@ -33,14 +33,14 @@ from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import locked, refuse_overlap
 from tokendistill.models import load_model
-from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids
+from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids, teacher_problems
 from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import Example, Task, chance_accuracy, get_task, iter_examples, length_buckets
 
 log = logging.getLogger(__name__)
 
 # Settings that do not change a single record: a run that differs only in these resumes the same folder.
-_NOT_IDENTITY = ("output", "overwrite", "device", "batch_size", "limit")
+_NOT_IDENTITY = ("output", "overwrite", "device", "batch_size", "limit", "strict")
 
 
 def _json_float(value: float) -> float | None:
@@ -209,7 +209,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
 
     def examples() -> Iterator[Example]:
-        return iter_examples(task, config.split, config.data, config.limit, config.seed)
+        return iter_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
 
     first = list(itertools.islice(examples(), 4096))
     if config.target == "choice" and not all(example.choices for example in first):
@@ -262,12 +262,15 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     if not state.is_main_process:
         return Path(config.output)
     merge_parts(store, config, examples)
-    counts = Counter()
+    counts: Counter[str] = Counter()
+    targets: Counter[str] = Counter()
     for record in iter_rationales(config.output):
         if record["id"] in wanted:
             counts["examples"] += 1
             counts["correct"] += bool(record["teacher_correct"])
             counts["judged"] += record["teacher_correct"] is not None
+            counts["fallback"] += record.get("attributed") == "gold" and config.target != "gold"
+            targets[str(record.get("target", "")).strip().lower()] += 1
             counts["truncated"] += bool(record["truncated"])
             counts["trained_on"] += bool(record.get("teacher_trained_on"))
             counts["short"] += config.top_k >= 1 and record.get("candidate_words", config.top_k) < config.top_k
@@ -289,22 +292,19 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
         )
     accuracy = counts["correct"] / counts["judged"] if counts["judged"] else None
     chance = chance_accuracy(task, list(itertools.islice(examples(), 1)))
+    majority = targets.most_common(1)[0][1] / counts["examples"] if targets else None
+    problems = teacher_problems(accuracy, chance, majority, counts["fallback"], counts["examples"])
     if accuracy is None:
         log.info("the teacher's accuracy is unknown: --target gold attributes the gold answer without generating "
                  "the teacher's own; `tokendistill teacher-eval` measures it")
-    elif chance is not None and accuracy < chance + 0.1:
-        log.warning(
-            "the teacher is right on %.1f%% of these examples, near chance (%.1f%%): its token scores carry "
-            "little knowledge; fine-tune it on the task first or attribute --target gold",
-            100 * accuracy,
-            100 * chance,
-        )
     store.finish(
         {
             "examples": counts["examples"],
             "teacher": config.teacher,
             "teacher_accuracy": accuracy,
             "chance_accuracy": chance,
+            "majority_accuracy": majority,
+            "gold_fallbacks": counts["fallback"],
             "truncated_inputs": truncated,
             "inputs_shorter_than_k": short_inputs,
             "teacher_trained_on": counts["trained_on"],
@@ -314,6 +314,10 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             "config": dataclasses.asdict(config),
         }
     )
+    for problem in problems:
+        if config.strict:
+            raise UserError(f"{problem} (--strict; the records are kept in {config.output})")
+        log.warning("%s", problem)
     if config.only_correct and not counts["correct"]:
         raise UserError(
             f"--only-correct kept no words: the teacher was right on none of the {counts['examples']} examples "

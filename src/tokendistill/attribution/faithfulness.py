@@ -64,7 +64,7 @@ def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) 
     task = get_task(identity["task"], input_column=identity.get("input_column"),
                     label_column=identity.get("label_column"))
     examples = {e.id: e for e in load_examples(task, identity.get("split", "train"), identity.get("data"),
-                                               limit, identity.get("seed", 0))}
+                                               limit, identity.get("seed", 0), identity.get("test_fraction"))}
     records = [r for r in iter_rationales(folder) if r["id"] in examples and r.get("rationale_positions")]
     records = records[: config.limit]
     if not records:

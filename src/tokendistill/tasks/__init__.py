@@ -12,6 +12,8 @@ from tokendistill.tasks.base import (
     Segment,
     Task,
     chance_accuracy,
+    held_out,
+    input_digest,
     length_buckets,
     normalize_answer,
 )
@@ -35,6 +37,8 @@ __all__ = [
     "Task",
     "chance_accuracy",
     "get_task",
+    "held_out",
+    "input_digest",
     "iter_examples",
     "length_buckets",
     "load_examples",

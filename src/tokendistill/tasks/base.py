@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -115,3 +116,15 @@ def chance_accuracy(task: Task, examples: Sequence[Example]) -> float | None:
     if examples and examples[0].choices:
         return 1 / len(examples[0].choices)
     return None
+
+
+def input_digest(text: str) -> str:
+    """A short fingerprint of an input, to recognise a row by its content (which rows a model trained on)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def held_out(text: str, test_fraction: float) -> bool:
+    """Whether a row belongs to the test split carved out of a single file (``--test-fraction``): decided by
+    the input's content alone, so every stage, run and seed, and any order of the file, agree on it."""
+    digest = hashlib.sha1(("tokendistill-test-split:" + text).encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) / 2**32 < test_fraction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,12 @@ def _text(value: Any, what: str, task: str) -> str:
     if not value.strip():
         raise UserError(f"task {task!r}: {what} is empty; remove the record or fill it in")
     return value
+
+
+def content_id(split: str, text: str) -> str:
+    """An id from the row's content, for data without an id column: it follows the row wherever a shuffle or
+    an edit of other rows moves it, so that rationales never pair with another row's input."""
+    return f"{split}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _record_id(record: Mapping[str, Any], keys: tuple[str, ...], split: str, index: int) -> str:
@@ -150,6 +157,7 @@ class TextTask(Task):
         label = self.require(record, self.label_column)
         if label is None or not str(label).strip():
             raise UserError(f"task 'text': column {self.label_column!r} is empty in record {index} of {split!r}")
-        return Example(
-            _record_id(record, (self.id_column,), split, index), (Segment("input", text),), str(label).strip()
-        )
+        given = record.get(self.id_column)
+        example_id = str(given) if given not in (None, "") else content_id(split, text)
+        return Example(example_id, (Segment("input", text),), str(label).strip(),
+                       meta={} if given not in (None, "") else {"content_id": True})

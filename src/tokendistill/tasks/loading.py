@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tokendistill.errors import UserError
-from tokendistill.tasks.base import Example, Task
+from tokendistill.tasks.base import Example, Task, held_out
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,36 @@ def normalized(example: Example) -> Example:
 
 
 def iter_examples(
-    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
+    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
+    test_fraction: float | None = None,
 ) -> Iterator[Example]:
-    """The first ``limit`` formatted examples of ``split``, streamed: memory does not grow with the split."""
-    records = raw_records(task, split, data, seed)
+    """The first ``limit`` formatted examples of ``split``, streamed: memory does not grow with the split.
+
+    ``test_fraction``: the test split is carved out of the training data (a single file, or a folder without
+    a test file): a row is a test row by its content (``held_out``), and every other split leaves those rows
+    out, so that no stage can report training rows as test rows.
+    """
+    if test_fraction is None:
+        records = raw_records(task, split, data, seed)
+        rows: Iterable[tuple[int, Mapping[str, Any]]] = enumerate(itertools.islice(records, limit))
+    else:
+        records = raw_records(task, "train" if split == "test" else split, data, seed)
+        rows = enumerate(records)
     seen: set[str] = set()
-    for index, record in enumerate(itertools.islice(records, limit)):
+    repeats: dict[str, int] = {}
+    kept = 0
+    for index, record in rows:
+        if limit is not None and kept >= limit:
+            break
         example = normalized(task.format(record, index, split))
+        if test_fraction is not None and held_out(example.input, test_fraction) != (split == "test"):
+            continue
+        kept += 1
+        if example.id in seen and example.meta.get("content_id"):
+            # The same input twice (common in users' files): numbered in file order, which pairs a repeated
+            # input with a record of the same input whatever the order.
+            repeats[example.id] = repeats.get(example.id, 1) + 1
+            example = dataclasses.replace(example, id=f"{example.id}-{repeats[example.id]}")
         if example.id in seen:
             raise UserError(f"id {example.id!r} appears twice in split {split!r}; ids must be unique")
         seen.add(example.id)
@@ -180,7 +203,8 @@ def iter_examples(
 
 
 def load_examples(
-    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0
+    task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
+    test_fraction: float | None = None,
 ) -> list[Example]:
     """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
-    return list(iter_examples(task, split, data, limit, seed))
+    return list(iter_examples(task, split, data, limit, seed, test_fraction))

@@ -26,7 +26,14 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_scheduler
 
-from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_INFO, TRAIN_IDS, TRAIN_LOG
+from tokendistill.artefacts import (
+    CHECKPOINT,
+    CHECKPOINT_INFO,
+    STUDENT_INFO,
+    TRAIN_IDS,
+    TRAIN_INPUTS,
+    TRAIN_LOG,
+)
 from tokendistill.config import (
     TrainConfig,
     config_hash,
@@ -40,9 +47,15 @@ from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import clear, holds_anything, locked, read_json, refuse_overlap
 from tokendistill.models import load_model, resolve_device
-from tokendistill.rationales import iter_rationales, read_manifest, reselect, write_json_atomic
+from tokendistill.rationales import (
+    iter_rationales,
+    read_manifest,
+    reselect,
+    summary_problems,
+    write_json_atomic,
+)
 from tokendistill.runtime import process_state, seed_everything
-from tokendistill.tasks import Example, get_task, load_examples
+from tokendistill.tasks import Example, get_task, input_digest, load_examples
 from tokendistill.training.data import (
     DEFAULT_PASS_COST,
     PASS_COST,
@@ -99,12 +112,22 @@ def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list
             if config.top_k is not None:
                 record = reselect(record, config.top_k, identity.get("drop_punctuation", True),
                                   identity.get("drop_stopwords", False))
-            rationales[record["id"]] = {"rationale": record.get("rationale", [])}
+            rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input")}
     missing = [example.id for example in examples if example.id not in rationales]
     if missing:
         raise UserError(
             f"{len(missing)} of {len(examples)} training examples have no rationale in {config.rationales} "
             f"(first: {missing[0]!r}); extract the same task, split and --limit, or resume the extraction"
+        )
+    # Ids join rows to records; the stored input proves the join (a reordered file with positional ids, or an
+    # edited row, would pair a sentence with another sentence's words).
+    paired_wrong = [example.id for example in examples
+                    if rationales[example.id]["input"] not in (None, example.input)]
+    if paired_wrong:
+        raise UserError(
+            f"{len(paired_wrong)} of {len(examples)} rationale records in {config.rationales} were made for another "
+            f"input than the training row of the same id (first: {paired_wrong[0]!r}): the data changed since "
+            "`extract` (reordered or edited rows?); extract again from this data"
         )
     if not any(record["rationale"] for record in rationales.values()):
         raise UserError(
@@ -133,7 +156,7 @@ def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 IDENTITY_VERSION = 2
-_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length")
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict")
 
 
 def run_identity(config: TrainConfig) -> str:
@@ -366,6 +389,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if mode.needs_teacher and not config.teacher:
         raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
     refuse_overlap(config.output, training_inputs(config))
+    if mode.needs_rationales and config.rationales:
+        for problem in summary_problems(config.rationales):
+            if config.strict:
+                raise UserError(f"{config.rationales}: {problem} (--strict)")
+            log.warning("%s: %s", config.rationales, problem)
     state = process_state(config.device)
     with locked(config.output) if state.is_main_process else nullcontext():
         return _train(config, mode, state, progress)
@@ -392,7 +420,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     if config.task_marker != "encoder":
         _check_decoder_marker(mode, config.student, state.num_processes, config.task_marker)
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     examples_per_step = min(config.batch_size, len(examples))
     if examples_per_step < state.num_processes * config.gradient_accumulation:
         raise UserError(
@@ -575,6 +603,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     }
     # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them.
     (output / TRAIN_IDS).write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
+    (output / TRAIN_INPUTS).write_text("".join(input_digest(e.input) + "\n" for e in examples), encoding="utf-8")
     # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
     (output / CHECKPOINT).unlink(missing_ok=True)

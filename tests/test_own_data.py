@@ -1,0 +1,130 @@
+"""A user's own data, the ways it used to fail silently: a teacher that answers nothing, one file serving every
+split, rationales paired with the wrong rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tokendistill.attribution.teacher import Teacher
+from tokendistill.cli import main
+from tokendistill.tasks import get_task, held_out, load_examples
+
+REVIEWS = ["great phone, the battery lasts", "terrible screen and slow", "loved the camera", "it broke in a week",
+           "fast delivery and works well", "the worst purchase ever", "excellent value for money", "not worth it",
+           "works as described", "stopped charging after a day", "very happy with it", "cheap plastic, cracked"]
+
+
+def write_reviews(path: Path, rows: list[tuple[str, str]] | None = None) -> Path:
+    rows = rows or [(text, "positive" if i % 2 == 0 else "negative") for i, text in enumerate(REVIEWS * 3)]
+    rows = [(f"{text} ({i})", label) for i, (text, label) in enumerate(rows)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows(rows)
+    return path
+
+
+TEXT = ["--task", "text", "--input-column", "review", "--label-column", "sentiment", "--device", "cpu"]
+
+
+def extract(data: Path, teacher: Path, output: Path, *extra: str) -> int:
+    return main(["extract", *TEXT, "--data", str(data), "--teacher", str(teacher), "--output", str(output),
+                 "--top-k", "2", "--max-new-tokens", "3", *extra])
+
+
+def test_a_teacher_that_answers_nothing_is_reported_and_refused_when_strict(
+    tmp_path: Path, t5_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(Teacher, "generate", lambda self, examples, max_new_tokens: [""] * len(examples))
+    data = write_reviews(tmp_path / "reviews.csv")
+    with caplog.at_level("WARNING"):
+        assert extract(data, t5_dir, tmp_path / "rationales") == 0
+    summary = json.loads((tmp_path / "rationales" / "manifest.json").read_text())["summary"]
+    assert summary["gold_fallbacks"] == 36 and summary["teacher_accuracy"] == 0.0
+    assert summary["majority_accuracy"] == pytest.approx(0.5)
+    assert "36 of 36 examples: the teacher answered nothing" in caplog.text
+    assert "near the majority-label rate (50.0%)" in caplog.text
+    caplog.clear()
+    assert extract(data, t5_dir, tmp_path / "strict", "--strict") == 2
+    assert "answered nothing" in capsys.readouterr().err
+    assert (tmp_path / "strict" / "records.jsonl").exists()  # computed work is kept
+    train = ["train", *TEXT, "--data", str(data), "--student", str(t5_dir), "--mode", "multitask", "--rationales",
+             str(tmp_path / "rationales"), "--steps", "1", "--batch-size", "4"]
+    with caplog.at_level("WARNING"):
+        assert main([*train, "--output", str(tmp_path / "student")]) == 0
+    assert "answered nothing" in caplog.text
+    assert main([*train, "--output", str(tmp_path / "strict-student"), "--strict"]) == 2
+    assert "(--strict)" in capsys.readouterr().err and not (tmp_path / "strict-student").exists()
+
+
+def test_one_file_is_never_reported_as_its_own_test_split(tmp_path: Path, t5_dir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    common = [*TEXT, "--data", str(data)]
+    assert main(["train", *common, "--student", str(t5_dir), "--output", str(tmp_path / "s"), "--steps", "1",
+                 "--batch-size", "4"]) == 0
+    assert main(["evaluate", *common, "--model", str(tmp_path / "s"), "--output", str(tmp_path / "e"),
+                 "--max-new-tokens", "3"]) == 2
+    error = capsys.readouterr().err
+    assert "36 of 36 rows of split 'test' are rows" in error and "--test-fraction" in error
+    assert not (tmp_path / "e" / "metrics.json").exists()
+    # Carved out: a held-out share, by content, that training never sees.
+    carve = [*common, "--test-fraction", "0.25"]
+    assert main(["train", *carve, "--student", str(t5_dir), "--output", str(tmp_path / "s2"), "--steps", "1",
+                 "--batch-size", "4"]) == 0
+    assert main(["evaluate", *carve, "--model", str(tmp_path / "s2"), "--output", str(tmp_path / "e2"),
+                 "--max-new-tokens", "3"]) == 0
+    task = get_task("text", input_column="review", label_column="sentiment")
+    train_rows = load_examples(task, "train", str(data), test_fraction=0.25)
+    test_rows = load_examples(task, "test", str(data), test_fraction=0.25)
+    assert len(train_rows) + len(test_rows) == 36 and 0 < len(test_rows) < 18
+    assert not {e.input for e in train_rows} & {e.input for e in test_rows}
+    assert all(held_out(e.input, 0.25) for e in test_rows)
+    assert json.loads((tmp_path / "e2" / "metrics.json").read_text())["examples"] == len(test_rows)
+
+
+def test_rows_without_ids_keep_their_rationales_through_a_shuffle(tmp_path: Path, t5_dir: Path) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    assert extract(data, t5_dir, tmp_path / "rationales", "--target", "gold") == 0
+    lines = data.read_text().splitlines()
+    random.Random(0).shuffle(body := lines[1:])
+    data.write_text("\n".join([lines[0], *body]) + "\n")
+    # Ids come from the rows' content: the shuffled file pairs every row with its own words.
+    from tokendistill.config import TrainConfig
+    from tokendistill.training.modes import MODES
+    from tokendistill.training.trainer import build_rows
+
+    config = TrainConfig(task="text", input_column="review", label_column="sentiment", data=str(data),
+                         student=str(t5_dir), output=str(tmp_path / "s"), mode="multitask",
+                         rationales=str(tmp_path / "rationales"))
+    task = get_task("text", input_column="review", label_column="sentiment")
+    examples = load_examples(task, "train", str(data))
+    records = {json.loads(line)["id"]: json.loads(line) for line in
+               (tmp_path / "rationales" / "records.jsonl").read_text().splitlines()}
+    rows = build_rows(MODES.get("multitask"), examples, config)
+    assert all(records[example.id]["input"] == example.input for example in examples)
+    assert len(rows) == len(examples)
+
+
+def test_rationales_of_reordered_rows_with_positional_ids_are_refused(tmp_path: Path, t5_dir: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # e-SNLI-format rows without ids get ids by position; a reordered file must not pair them with old words.
+    rows = [{"premise": f"A man {verb} a ball in the park number {i}.", "hypothesis": f"Someone {verb} something.",
+             "label": i % 3} for i, verb in enumerate(["kicks", "throws", "holds", "drops", "finds", "hides"] * 2)]
+    data = tmp_path / "esnli"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--task", "esnli", "--data", str(data), "--device", "cpu"]
+    assert main(["extract", *common, "--teacher", str(t5_dir), "--output", str(tmp_path / "r"), "--top-k", "2",
+                 "--target", "gold"]) == 0
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    assert main(["train", *common, "--student", str(t5_dir), "--output", str(tmp_path / "s"), "--mode", "multitask",
+                 "--rationales", str(tmp_path / "r"), "--steps", "1", "--batch-size", "4"]) == 2
+    assert "12 of 12 rationale records" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "tokendistill.json").exists()
