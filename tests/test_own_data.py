@@ -128,3 +128,29 @@ def test_rationales_of_reordered_rows_with_positional_ids_are_refused(tmp_path: 
                  "--rationales", str(tmp_path / "r"), "--steps", "1", "--batch-size", "4"]) == 2
     assert "12 of 12 rationale records" in capsys.readouterr().err
     assert not (tmp_path / "s" / "tokendistill.json").exists()
+
+
+def test_a_label_column_is_a_closed_set(tmp_path: Path, t5_dir: Path, llama_dir: Path) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    task = get_task("text", input_column="review", label_column="sentiment")
+    examples = load_examples(task, "train", str(data))
+    assert task.labels == ("negative", "positive") and all(e.choices == task.labels for e in examples)
+    from tokendistill.tasks import chance_accuracy
+
+    assert chance_accuracy(task, examples) == 0.5
+    free = get_task("text", input_column="review", label_column="sentiment", free_text=True)
+    assert all(e.choices == () for e in load_examples(free, "train", str(data)))
+    carve = [*TEXT, "--data", str(data), "--test-fraction", "0.25"]
+    assert main(["teacher-eval", *carve, "--teacher", str(llama_dir), "--output", str(tmp_path / "check"),
+                 "--max-new-tokens", "3"]) == 0
+    check = json.loads((tmp_path / "check" / "teacher_eval.json").read_text())
+    assert {"generation", "choice_sum", "choice_mean"} <= set(check["accuracy"]) and check["chance_accuracy"] == 0.5
+    assert extract(data, llama_dir, tmp_path / "r", "--target", "choice", "--test-fraction", "0.25") == 0
+    records = [json.loads(line) for line in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    assert {r["teacher_answer"] for r in records} <= {"negative", "positive"}
+    assert main(["train", *carve, "--student", str(llama_dir), "--output", str(tmp_path / "s"), "--mode",
+                 "multitask", "--rationales", str(tmp_path / "r"), "--steps", "2", "--batch-size", "4"]) == 0
+    assert main(["evaluate", *carve, "--model", str(tmp_path / "s"), "--output", str(tmp_path / "e"),
+                 "--answer", "choice_sum", "--max-new-tokens", "3"]) == 0
+    predictions = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    assert predictions and {p["prediction"] for p in predictions} <= {"negative", "positive"}

@@ -64,6 +64,8 @@ class TaskOptions:
     data: str | None = option(None, "local data: a file or a folder (the DSS layout); default: the hub")
     input_column: str | None = option(None, "text task: the input column")
     label_column: str | None = option(None, "text task: the label column")
+    free_text: bool = option(False, "text task: the labels are free text (default: the observed labels form a "
+                                    "closed set, for choice scoring and a chance level)")
     limit: int | None = option(None, "use only the first N examples of the split", minimum=1)
     seed: int = option(0, "random seed for everything the run draws", minimum=0)
     test_fraction: float | None = option(

@@ -149,7 +149,8 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
 
 
 def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
-    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
+    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
+                    free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.model, examples, config.split)
     info = student_info(config.model)

@@ -42,7 +42,8 @@ class TeacherEvalConfig(TaskOptions):
 
 
 def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:
-    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
+    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
+                    free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.teacher, examples, config.split)
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,

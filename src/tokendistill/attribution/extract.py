@@ -206,7 +206,8 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
 
 
 def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
-    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
+    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
+                    free_text=config.free_text)
 
     def examples() -> Iterator[Example]:
         return iter_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)

@@ -62,7 +62,7 @@ def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) 
     identity = manifest.get("identity", {})
     limit = ((manifest.get("summary") or {}).get("config") or {}).get("limit")
     task = get_task(identity["task"], input_column=identity.get("input_column"),
-                    label_column=identity.get("label_column"))
+                    label_column=identity.get("label_column"), free_text=identity.get("free_text", False))
     examples = {e.id: e for e in load_examples(task, identity.get("split", "train"), identity.get("data"),
                                                limit, identity.get("seed", 0), identity.get("test_fraction"))}
     records = [r for r in iter_rationales(folder) if r["id"] in examples and r.get("rationale_positions")]

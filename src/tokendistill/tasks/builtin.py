@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tokendistill.errors import UserError
@@ -146,11 +146,29 @@ class TextTask(Task):
 
     name = "text"
     splits = ("train", "valid", "test")
+    # More distinct labels than this are free text (answers, not classes): no closed set is offered.
+    MAX_LABELS = 50
 
-    def __init__(self, input_column: str = "input", label_column: str = "label", id_column: str = "id") -> None:
+    def __init__(self, input_column: str = "input", label_column: str = "label", id_column: str = "id",
+                 free_text: bool = False) -> None:
         self.input_column = input_column
         self.label_column = label_column
         self.id_column = id_column
+        self.free_text = free_text
+        self.labels: tuple[str, ...] | None = None
+
+    @property
+    def observes_labels(self) -> bool:
+        """A label column is a classification in most hands: its observed values form the closed set, so that
+        choice scoring, `--target choice` and a chance level work (``free_text`` keeps open targets)."""
+        return not self.free_text and self.labels is None
+
+    def observe(self, records: Iterable[Mapping[str, Any]]) -> None:
+        seen = {str(record.get(self.label_column)).strip() for record in records
+                if record.get(self.label_column) not in (None, "")}
+        seen.discard("")
+        if 2 <= len(seen) <= self.MAX_LABELS:
+            self.labels = tuple(sorted(seen))
 
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
         text = _text(self.require(record, self.input_column), f"column {self.input_column!r}", self.name)
@@ -159,5 +177,5 @@ class TextTask(Task):
             raise UserError(f"task 'text': column {self.label_column!r} is empty in record {index} of {split!r}")
         given = record.get(self.id_column)
         example_id = str(given) if given not in (None, "") else content_id(split, text)
-        return Example(example_id, (Segment("input", text),), str(label).strip(),
+        return Example(example_id, (Segment("input", text),), str(label).strip(), self.labels or (),
                        meta={} if given not in (None, "") else {"content_id": True})

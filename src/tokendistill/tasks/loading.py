@@ -172,11 +172,14 @@ def iter_examples(
     a test file): a row is a test row by its content (``held_out``), and every other split leaves those rows
     out, so that no stage can report training rows as test rows.
     """
+    source = "train" if test_fraction is not None and split == "test" else split
+    if getattr(task, "observes_labels", False):
+        task.observe(raw_records(task, source, data, seed))  # type: ignore[attr-defined]
     if test_fraction is None:
         records = raw_records(task, split, data, seed)
         rows: Iterable[tuple[int, Mapping[str, Any]]] = enumerate(itertools.islice(records, limit))
     else:
-        records = raw_records(task, "train" if split == "test" else split, data, seed)
+        records = raw_records(task, source, data, seed)
         rows = enumerate(records)
     seen: set[str] = set()
     repeats: dict[str, int] = {}

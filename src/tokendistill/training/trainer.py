@@ -419,7 +419,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         return output
     if config.task_marker != "encoder":
         _check_decoder_marker(mode, config.student, state.num_processes, config.task_marker)
-    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column)
+    task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
+                    free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     examples_per_step = min(config.batch_size, len(examples))
     if examples_per_step < state.num_processes * config.gradient_accumulation:
