@@ -154,3 +154,40 @@ def test_a_label_column_is_a_closed_set(tmp_path: Path, t5_dir: Path, llama_dir:
                  "--answer", "choice_sum", "--max-new-tokens", "3"]) == 0
     predictions = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
     assert predictions and {p["prediction"] for p in predictions} <= {"negative", "positive"}
+
+
+@pytest.mark.slow
+def test_the_student_leaves_with_a_card_and_answers_as_evaluated(tmp_path: Path, llama_dir: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import torch  # noqa: F401  (the card's snippet runs in this process)
+
+    data = write_reviews(tmp_path / "reviews.csv")
+    carve = [*TEXT, "--data", str(data), "--test-fraction", "0.25"]
+    assert extract(data, llama_dir, tmp_path / "r", "--target", "gold", "--test-fraction", "0.25") == 0
+    student = tmp_path / "student"
+    assert main(["train", *carve, "--student", str(llama_dir), "--output", str(student), "--mode", "multitask",
+                 "--rationales", str(tmp_path / "r"), "--steps", "3", "--batch-size", "4", "--learning-rate",
+                 "1e-3"]) == 0
+    assert not list(student.glob("chat_template*"))
+    assert main(["evaluate", *carve, "--model", str(student), "--output", str(tmp_path / "e"),
+                 "--max-new-tokens", "4"]) == 0
+    card = (student / "README.md").read_text()
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert card.startswith("---\nlibrary_name: transformers\n") and f"base_model: {llama_dir}" in card
+    assert "| mode | multitask |" in card and "| labels | negative, positive |" in card
+    assert f"{100 * metrics['accuracy']:.1f}%" in card and "tokendistill train --task text" in card
+    records = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    task = get_task("text", input_column="review", label_column="sentiment")
+    inputs = {e.id: e.input for e in load_examples(task, "test", str(data), test_fraction=0.25)}
+    texts = [inputs[r["id"]] for r in records]
+    capsys.readouterr()
+    assert main(["predict", "--model", str(student), "--max-new-tokens", "4", *texts]) == 0
+    assert capsys.readouterr().out.splitlines() == [r["prediction"] for r in records]
+    from tokendistill.predict import answer
+
+    assert answer(student, texts, max_new_tokens=4) == [r["prediction"] for r in records]
+    code = card.split("```python\n")[1].split("```")[0].replace("max_new_tokens=32", "max_new_tokens=4")
+    for text, record in zip(texts, records):
+        scope = {"text": text}
+        exec(code.replace("print(answer)", ""), scope)  # plain transformers, as a reader of the card would
+        assert scope["answer"] == record["prediction"]

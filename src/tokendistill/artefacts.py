@@ -8,6 +8,8 @@ CHECKPOINT_INFO = "checkpoint.json"  # the checkpoint's identity, compared befor
 TRAIN_LOG = "train_log.jsonl"  # one line per step: losses
 TRAIN_IDS = "train_ids.txt"  # the ids of the rows a (teacher) model was trained on
 TRAIN_INPUTS = "train_inputs.txt"  # their inputs' digests: evaluation refuses to call them test rows
+MODEL_CARD = "README.md"  # the Hugging Face model card
+CARD_METRICS = ".card_metrics.json"  # the evaluations the card lists (written by evaluate)
 
 # A rationale folder (extract)
 MANIFEST = "manifest.json"  # identity, versions, completeness and summary

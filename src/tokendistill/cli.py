@@ -55,6 +55,13 @@ def _run(config: Any) -> None:
     print(f"grid: {run_experiment(config)}")
 
 
+def _predict(config: Any) -> None:
+    from tokendistill.predict import predict_command
+
+    for answer in predict_command(config):
+        print(answer)
+
+
 def _results(config: Any) -> None:
     from tokendistill.results import results_command
 
@@ -86,6 +93,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.attribution.faithfulness import FaithfulnessConfig
     from tokendistill.demo import DemoConfig
     from tokendistill.experiment import RunConfig
+    from tokendistill.predict import PredictConfig
     from tokendistill.report import ReportConfig
     from tokendistill.results import ResultsConfig
     from tokendistill.teacher_eval import TeacherEvalConfig
@@ -96,6 +104,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
          _teacher_eval),
         ("train", "train a student (standard or multitask)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
+        ("predict", "a trained student answers the given inputs, as evaluate reads it", PredictConfig, _predict),
         ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
         ("results", "the results table of a grid folder", ResultsConfig, _results),
         ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
@@ -147,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    from tokendistill.card import record_command
+
+    record_command(list(sys.argv[1:] if argv is None else argv))
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit:  # --help, or a usage mistake already reported in one line

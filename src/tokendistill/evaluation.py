@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from tokendistill.artefacts import METRICS, PREDICTIONS, STUDENT_INFO, TRAIN_INPUTS
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
+from tokendistill.card import write_card
 from tokendistill.config import EvaluateConfig, write_config
 from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json, refuse_overlap
@@ -185,4 +186,8 @@ def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)
     write_json_atomic(output / METRICS, metrics)
+    if (Path(config.model) / STUDENT_INFO).is_file() and info.get("config", {}).get("split") != config.split:
+        # The card is ours (written whole from tokendistill.json) and is the one file of the model folder that an
+        # evaluation changes, atomically: the weights and every other file stay as they are.
+        write_card(config.model, metrics)
     return metrics

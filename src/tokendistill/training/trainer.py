@@ -34,6 +34,7 @@ from tokendistill.artefacts import (
     TRAIN_INPUTS,
     TRAIN_LOG,
 )
+from tokendistill.card import COMMAND, write_card
 from tokendistill.config import (
     TrainConfig,
     config_hash,
@@ -311,6 +312,10 @@ def save_student(
         model = model.merge_and_unload()
         state_dict = None
     model.save_pretrained(output, state_dict=state_dict)
+    # The student never saw a chat template (an instruct base model's would be left behind, and a user who
+    # applied it would prompt the student in a format it was not trained on).
+    if getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = None
     tokenizer.save_pretrained(output)
 
 
@@ -599,6 +604,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
         "final_loss": history[-1]["loss"] if history else None,
+        # A closed label set (a text task's observed labels): what `predict --answer choice_*` scores.
+        "labels": list(task.labels) if task.labels else None,
+        "command": COMMAND.get(),
         "config": to_dict(config),
         "inputs": fingerprints,
     }
@@ -607,6 +615,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     (output / TRAIN_INPUTS).write_text("".join(input_digest(e.input) + "\n" for e in examples), encoding="utf-8")
     # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
+    write_card(output)
     (output / CHECKPOINT).unlink(missing_ok=True)
     (output / CHECKPOINT_INFO).unlink(missing_ok=True)
     return output

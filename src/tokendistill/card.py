@@ -1,0 +1,150 @@
+"""A trained student's model card (README.md in the Hugging Face format): what it is, how it was made, and
+the exact prompt that makes it answer as `tokendistill evaluate` read it, as a snippet of plain transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD, STUDENT_INFO
+from tokendistill.folders import read_json
+
+CAUSAL_CUE = "\nAnswer:"  # what a decoder student reads after its input (training.data.CAUSAL_CUE)
+
+
+def prompt_parts(info: dict[str, Any]) -> tuple[str, str, str]:
+    """(before the input, after the input, the start of a seq2seq output) for the label task, as trained."""
+    prefix = info.get("predict_prefix", "")
+    if info.get("is_encoder_decoder"):
+        if info.get("task_marker") == "decoder":
+            return "", "", prefix.strip()
+        return prefix, "", ""
+    return prefix, CAUSAL_CUE, ""
+
+
+def snippet(folder: str, info: dict[str, Any], max_new_tokens: int = 32) -> str:
+    """Plain-transformers code that answers one input exactly as `evaluate` (greedy; the first non-empty line
+    of a decoder's output; the label before a separator)."""
+    before, after, decoder_start = prompt_parts(info)
+    separator = info.get("answer_separator")
+    model_class = "AutoModelForSeq2SeqLM" if info.get("is_encoder_decoder") else "AutoModelForCausalLM"
+    lines = [
+        f"from transformers import {model_class}, AutoTokenizer",
+        f"tokenizer, model = AutoTokenizer.from_pretrained({folder!r}), {model_class}.from_pretrained({folder!r})",
+        f"inputs = tokenizer({before!r} + text + {after!r}, return_tensors=\"pt\")",
+    ]
+    if decoder_start:
+        lines.append("start = [model.generation_config.decoder_start_token_id or model.config.decoder_start_token_id]")
+        lines.append(f"inputs[\"decoder_input_ids\"] = __import__(\"torch\").tensor([start + tokenizer({decoder_start!r}, "
+                     "add_special_tokens=False).input_ids])")
+    cut = "inputs[\"decoder_input_ids\"].shape[1]" if decoder_start else (
+        "0" if info.get("is_encoder_decoder") else "inputs.input_ids.shape[1]")
+    answer = (f"tokenizer.decode(model.generate(**inputs, max_new_tokens={max_new_tokens}, do_sample=False)"
+              f"[0, {cut}:], skip_special_tokens=True)")
+    read = f"next((line.strip() for line in {answer}.splitlines() if line.strip()), \"\")"
+    if separator:
+        read += f".split({separator!r})[0].strip()"
+    lines.append(f"answer = {read}")
+    return "\n".join(lines)
+
+
+def card_text(folder: Path, info: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
+    config = info.get("config", {})
+    mode = info.get("mode", "standard")
+    rationales = config.get("rationales")
+    teacher = None
+    if rationales:
+        manifest = Path(rationales) / MANIFEST
+        identity = read_json(manifest, "extract again").get("identity", {}) if manifest.is_file() else {}
+        teacher = identity.get("teacher")
+    metadata: dict[str, Any] = {
+        "library_name": "transformers",
+        "base_model": config.get("student"),
+        "tags": ["tokendistill", "distillation", mode],
+        "pipeline_tag": "text2text-generation" if info.get("is_encoder_decoder") else "text-generation",
+    }
+    if metrics:
+        metadata["model-index"] = [{"name": folder.name, "results": [
+            {"task": {"type": "text-classification" if info.get("labels") else "text-generation"},
+             "dataset": {"name": m.get("task"), "type": m.get("task"), "split": m.get("split")},
+             "metrics": [{"type": "accuracy", "value": round(m["accuracy"], 4),
+                          "name": f"accuracy ({m.get('answer', 'generation')}, {m.get('examples')} rows)"}]}
+            for m in metrics]}]
+    facts = [("task", config.get("task")), ("mode", mode), ("teacher (whose words it learned)", teacher),
+             ("rationale words per example (k)", config.get("top_k") or (rationales and "as extracted")),
+             ("alpha (label loss weight)", config.get("alpha") if mode != "standard" else None),
+             ("training rows", info.get("train_examples")), ("steps", info.get("steps")),
+             ("batch size", config.get("batch_size")), ("learning rate", config.get("learning_rate")),
+             ("seed", config.get("seed")), ("labels", ", ".join(info.get("labels") or []) or None)]
+    before, after, decoder_start = prompt_parts(info)
+    command = info.get("command") or ""  # recorded by train from COMMAND
+    lines = [
+        "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
+        f"# {folder.name}", "",
+        f"A student trained by [tokendistill](https://pypi.org/project/tokendistill/) ({mode}): it answers the "
+        f"task from its input alone; no teacher is needed at test time.", "",
+        "| | |", "|---|---|",
+        *[f"| {name} | {value} |" for name, value in facts if value not in (None, "")],
+        "",
+        "## Prompt format", "",
+        f"The model reads `{before!r} + input + {after!r}`"
+        + (f" and its output starts with `{decoder_start!r}`" if decoder_start else "")
+        + "; its answer is the first non-empty line it writes"
+        + (f", up to `{info.get('answer_separator')!r}`" if info.get("answer_separator") else "") + ".", "",
+        "```python", "text = \"...\"  # one input, as the task formats it (a text task: the text itself)",
+        snippet(str(folder), info), "print(answer)", "```", "",
+        f"Or: `tokendistill predict --model {shlex.quote(str(folder))} \"your input\"`.", "",
+    ]
+    if metrics:
+        lines += ["## Evaluation", "", "| task | split | rows | reading | accuracy |", "|---|---|---|---|---|"]
+        lines += [f"| {m.get('task')} | {m.get('split')} | {m.get('examples')} | {m.get('answer', 'generation')} | "
+                  f"{100 * m['accuracy']:.1f}% |" for m in metrics]
+        lines.append("")
+    if command:
+        lines += ["## How it was made", "", "```bash", command, "```", ""]
+    lines += ["The full configuration is in `config.yaml` and `tokendistill.json` beside the weights.", ""]
+    return "\n".join(lines)
+
+
+def write_card(folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    """(Re)write the card of a tokendistill student from what it recorded, with the evaluations it has had (one
+    row per task, split and reading; a later evaluation of the same replaces it). Atomic: a reader never sees
+    half a card, and the card and its list of evaluations are the only files this touches."""
+    folder = Path(folder)
+    info = read_json(folder / STUDENT_INFO, "train that student again with --overwrite")
+    sidecar = folder / CARD_METRICS
+    known: list[dict[str, Any]] = []
+    if sidecar.is_file():
+        try:
+            known = [m for m in json.loads(sidecar.read_text(encoding="utf-8")) if isinstance(m, dict)]
+        except (ValueError, TypeError):
+            known = []  # a damaged list is rebuilt from the evaluations to come
+    if metrics is not None:
+        key = (metrics.get("task"), metrics.get("split"), metrics.get("answer"))
+        known = [m for m in known if (m.get("task"), m.get("split"), m.get("answer")) != key]
+        known.append({k: metrics.get(k) for k in ("task", "split", "examples", "accuracy", "answer")})
+        _write_atomic(sidecar, json.dumps(known))
+    _write_atomic(folder / MODEL_CARD, card_text(folder, info, known))
+    return folder / MODEL_CARD
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+# The command line being run, set by the CLI, so that a card can say how its model was made.
+COMMAND: ContextVar[str | None] = ContextVar("tokendistill_command", default=None)
+
+
+def record_command(arguments: list[str]) -> None:
+    COMMAND.set("tokendistill " + " ".join(shlex.quote(argument) for argument in arguments))

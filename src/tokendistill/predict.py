@@ -1,0 +1,57 @@
+"""`tokendistill predict`: a trained student answers inputs given on the command line (or from Python), prompted
+and read exactly as `evaluate` reads it, for a quick look without writing code."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tokendistill.artefacts import STUDENT_INFO
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.evaluation import predict, student_info
+from tokendistill.models import load_model
+from tokendistill.tasks import Example, Segment, Task
+
+
+@dataclass(kw_only=True)
+class PredictConfig:
+    inputs: list[str] = option(dataclasses.MISSING, "input text(s), as the task formats them (a text task: the "
+                                                    "text itself)", positional=True)
+    model: str = option(dataclasses.MISSING, "a student folder written by `tokendistill train`")
+    answer: Literal["generation", "choice_sum", "choice_mean"] = option(
+        "generation", "generation, or the label the student scores highest (its closed label set)")
+    max_new_tokens: int = option(32, "generation length", minimum=1)
+    max_input_length: int = option(512, "student input tokens", minimum=1)
+    batch_size: int = option(16, "inputs per batch", minimum=1)
+    device: str = option("auto", "auto, cpu or cuda")
+
+
+def answer(model: str | Path, inputs: Sequence[str], answer_reading: str = "generation", max_new_tokens: int = 32,
+           max_input_length: int = 512, batch_size: int = 16, device: str = "auto") -> list[str]:
+    """The student's answer to each input, as `evaluate` would read it."""
+    folder = Path(model)
+    if not (folder / STUDENT_INFO).is_file():
+        raise UserError(f"{model} is not a student folder written by `tokendistill train` (no {STUDENT_INFO})")
+    if not inputs or not all(isinstance(text, str) and text.strip() for text in inputs):
+        raise UserError("give one or more non-empty inputs")
+    info = student_info(folder)
+    labels = tuple(info.get("labels") or ())
+    if answer_reading != "generation" and not labels:
+        raise UserError(f"--answer {answer_reading}: {model} recorded no closed label set; use --answer generation")
+    examples = [Example(f"input-{i}", (Segment("input", text),), "", labels) for i, text in enumerate(inputs)]
+    loaded = load_model(str(folder), device=device, offsets=answer_reading != "generation")
+    task = Task()  # the answers are not scored here; a plain task carries the examples
+    task.name = str(info.get("task", "text"))
+    records, _ = predict(loaded, task, examples, info.get("predict_prefix", ""), batch_size, max_input_length,
+                         max_new_tokens, False, info.get("answer_separator"), info.get("task_marker", "encoder"),
+                         answer_reading)  # type: ignore[arg-type]
+    return [record["prediction"] for record in records]
+
+
+def predict_command(config: PredictConfig) -> list[str]:
+    return answer(config.model, config.inputs, config.answer, config.max_new_tokens, config.max_input_length,
+                  config.batch_size, config.device)
