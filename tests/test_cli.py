@@ -78,3 +78,24 @@ def test_unknown_option_in_yaml_is_reported(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("task: keywords\nteacher: x\noutput: y\ntop_kk: 3\n")
     assert run("extract", "--config", str(config)) == 2
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    import tokendistill
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"tokendistill {tokendistill.__version__}"
+    result = subprocess.run([sys.executable, "-m", "tokendistill", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"tokendistill {tokendistill.__version__}"
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--task", "keywords", "--model", "m", "--output", "o"],
+                                     ["predict", "--model", "m", "hello"],
+                                     ["extract", "--task", "keywords", "--teacher", "t", "--output", "o"]])
+def test_a_device_it_does_not_run_on_is_refused_at_once(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--device", "mps"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "tokendistill: error: --device mps: must be auto, cpu, cuda or cuda:N (the devices tokendistill runs on)"

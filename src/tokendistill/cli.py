@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tokendistill",
         description="Distil a small student from the input words a teacher relies on.",
     )
+    from tokendistill import __version__
+
+    parser.add_argument("--version", action="version", version=f"tokendistill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, config_class, handler in _commands():
         sub = commands.add_parser(name, help=help_text, description=help_text)

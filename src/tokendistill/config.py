@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +38,13 @@ def top_k_problem(value: float) -> str | None:
     if value <= 0:
         return "a positive count of words, or a fraction between 0 and 1"
     return None
+
+
+def device_problem(value: str) -> str | None:
+    """Devices this tool runs on (``mps`` and others would silently fall back or fail deep inside torch)."""
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return None
+    return "auto, cpu, cuda or cuda:N (the devices tokendistill runs on)"
 
 
 def check_range(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
@@ -95,7 +103,7 @@ class ExtractConfig(TaskOptions):
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     ig_steps: int = option(20, "integrated gradients: interpolation steps", minimum=1)
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
     overwrite: bool = option(False, "replace an output folder that holds a different run")
     strict: bool = option(False, "refuse (exit 2, records kept) instead of warning when the teacher is near chance "
                                  "or the majority-label rate, or its answers fell back to the gold one")
@@ -129,7 +137,7 @@ class TrainConfig(TaskOptions):
     lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)", minimum=0)
     lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)", above=0)
     lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
     overwrite: bool = option(False, "replace an output folder that holds a different run")
     strict: bool = option(False, "refuse (exit 2) rationales whose teacher was near chance or the majority-label "
                                  "rate, or fell back to the gold answer, instead of warning")
@@ -148,7 +156,7 @@ class EvaluateConfig(TaskOptions):
         "how the student's answer is read: its greedy generation (DSS's metric), or, on a task with a closed "
         "answer set, the candidate it gives the highest summed / mean log-probability (both are recorded)",
     )
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
@@ -248,6 +256,8 @@ def build(cls: type[C], values: dict[str, Any]) -> C:
             raise UserError(f"option {name} should be one of {', '.join(map(str, typing.get_args(hint)))}")
         if hint in (int, float):
             check_range(name, value, metadata[name])
+        elif "check" in metadata[name] and (problem := metadata[name]["check"](value)):
+            raise UserError(f"--{name.replace('_', '-')} {value}: must be {problem}")
     return cls(**values)
 
 

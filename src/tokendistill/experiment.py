@@ -34,6 +34,7 @@ from tokendistill.config import (
     ExtractConfig,
     TrainConfig,
     build,
+    device_problem,
     field_defaults,
     load_yaml,
     option,
@@ -56,7 +57,7 @@ class RunConfig:
     experiment: str = option(dataclasses.MISSING, "experiment YAML file", positional=True)
     output: str | None = option(None, "grid folder (default: the YAML's output)")
     device: str | None = option(None, "auto, cpu or cuda for every stage (default: the YAML's device); not part "
-                                      "of a cell's identity, so a grid begun on one device resumes on another")
+                                      "of a cell's identity, so a grid begun on one device resumes on another", check=device_problem)
     dry_run: bool = option(False, "list the cells and exit")
     only: str | None = option(None, "run only the cells matching every clause, e.g. 'mode=standard,dss seed=0' "
                                     "(factors: task, student, size, mode, k, target, seed); the rest stay as they are")

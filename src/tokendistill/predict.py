@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from tokendistill.artefacts import STUDENT_INFO
-from tokendistill.config import option
+from tokendistill.config import device_problem, option
 from tokendistill.errors import UserError
 from tokendistill.evaluation import predict, student_info
 from tokendistill.models import load_model
@@ -27,7 +27,7 @@ class PredictConfig:
     max_new_tokens: int = option(32, "generation length", minimum=1)
     max_input_length: int = option(512, "student input tokens", minimum=1)
     batch_size: int = option(16, "inputs per batch", minimum=1)
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
 
 
 def answer(model: str | Path, inputs: Sequence[str], answer_reading: str = "generation", max_new_tokens: int = 32,

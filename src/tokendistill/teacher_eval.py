@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from tokendistill.artefacts import TEACHER_CHECK
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
-from tokendistill.config import TaskOptions, option, write_config
+from tokendistill.config import TaskOptions, device_problem, option, write_config
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
@@ -38,7 +38,7 @@ class TeacherEvalConfig(TaskOptions):
     max_new_tokens: int = option(32, "generation length", minimum=1)
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
 
 
 def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import torch
 from tokendistill.artefacts import FAITHFULNESS
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import split_words, token_word_pairs
-from tokendistill.config import option
+from tokendistill.config import device_problem, option
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
 from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
@@ -39,7 +39,7 @@ class FaithfulnessConfig:
     limit: int | None = option(200, "examples per folder", minimum=1)
     batch_size: int = option(16, "examples per batch", minimum=1)
     seed: int = option(0, "seed of the random-word baseline", minimum=0)
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option("auto", "auto, cpu or cuda", check=device_problem)
 
 
 def masks_for(batch_mask: torch.Tensor, pairs: tuple[np.ndarray, np.ndarray], words: list[Any],

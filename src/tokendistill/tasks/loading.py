@@ -68,6 +68,9 @@ def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
         return
     import datasets
 
+    # A local file is read locally: datasets would otherwise report the load to a download counter on the
+    # network (a request the user did not ask for, and up to 3 s of waiting per load offline).
+    datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
     try:
         dataset = datasets.load_dataset(_FORMATS[suffix], data_files=str(path), split="train")
     except UnicodeDecodeError as error:

@@ -1,0 +1,5 @@
+"""`python -m tokendistill`: the same as the `tokendistill` command."""
+
+from tokendistill.cli import main
+
+raise SystemExit(main())
