@@ -99,3 +99,32 @@ def test_a_device_it_does_not_run_on_is_refused_at_once(command: list[str], caps
     assert main([*command, "--device", "mps"]) == 2
     error = capsys.readouterr().err.strip()
     assert error == "tokendistill: error: --device mps: must be auto, cpu, cuda or cuda:N (the devices tokendistill runs on)"
+
+
+def test_help_lists_the_registries_and_groups_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from tokendistill.attribution.methods import METHODS
+    from tokendistill.training.modes import MODES
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in MODES.names()) and "standard or multitask" not in text
+    for group in ("data options:", "models options:", "method options:", "training options:", "output options:"):
+        assert group in text
+    assert "--input-column INPUT_COLUMN text task: the input column (default: input)" in text
+    assert main(["extract", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in METHODS.names())
+
+
+def test_a_boolean_takes_no_flag(tmp_path: Path) -> None:
+    from tokendistill.cli import build_parser
+    from tokendistill.config import TrainConfig, from_arguments
+
+    def parsed(*flags: str) -> TrainConfig:
+        arguments = build_parser().parse_args(["train", "--task", "keywords", "--student", "s", "--output", "o",
+                                               *flags])
+        del arguments.handler, arguments.config_class
+        return from_arguments(TrainConfig, arguments)
+
+    assert parsed("--no-batch-by-length").batch_by_length is False and parsed().batch_by_length is True
+    assert parsed("--overwrite").overwrite is True and parsed("--overwrite", "false").overwrite is False

@@ -102,7 +102,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
         ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
         ("teacher-eval", "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
          _teacher_eval),
-        ("train", "train a student (standard or multitask)", TrainConfig, _train),
+        ("train", "train a student in one of the training modes (--mode)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
         ("predict", "a trained student answers the given inputs, as evaluate reads it", PredictConfig, _predict),
         ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
@@ -148,10 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tokendistill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from tokendistill.attribution.methods import METHODS
+    from tokendistill.tasks import TASKS
+    from tokendistill.training.modes import MODES
+
+    registries = {"tasks": TASKS.names(), "methods": METHODS.names(), "modes": MODES.names()}
     for name, help_text, config_class, handler in _commands():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.prog = f"tokendistill {name}"
-        add_arguments(sub, config_class)
+        add_arguments(sub, config_class, registries)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         sub.set_defaults(handler=handler, config_class=config_class)
     return parser

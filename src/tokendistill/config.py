@@ -9,7 +9,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -68,10 +68,10 @@ def check_range(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
 
 @dataclass(kw_only=True)
 class TaskOptions:
-    task: str = option(dataclasses.MISSING, "task name (cqa, svamp, esnli, anli1, text, keywords)")
+    task: str = option(dataclasses.MISSING, "task name", registry="tasks")
     data: str | None = option(None, "local data: a file or a folder (the DSS layout); default: the hub")
-    input_column: str | None = option(None, "text task: the input column")
-    label_column: str | None = option(None, "text task: the label column")
+    input_column: str | None = option(None, "text task: the input column", shown_default="input")
+    label_column: str | None = option(None, "text task: the label column", shown_default="label")
     free_text: bool = option(False, "text task: the labels are free text (default: the observed labels form a "
                                     "closed set, for choice scoring and a chance level)")
     limit: int | None = option(None, "use only the first N examples of the split", minimum=1)
@@ -87,7 +87,7 @@ class ExtractConfig(TaskOptions):
     teacher: str = option(dataclasses.MISSING, "teacher model: hub id, local folder or .gguf file")
     output: str = option(dataclasses.MISSING, "rationale folder to write (resumed if it holds this config)")
     split: str = option("train", "split to attribute")
-    method: str = option("saliency", "attribution method: saliency, grad_x_input, integrated_gradients, occlusion, random (a control)")
+    method: str = option("saliency", "attribution method (random: a control, no teacher knowledge)", registry="methods")
     target: Literal["teacher", "gold", "choice"] = option(
         "teacher", "answer to attribute: the teacher's generation, the gold one, or its best-scored choice"
     )
@@ -114,7 +114,7 @@ class TrainConfig(TaskOptions):
     student: str = option(dataclasses.MISSING, "student model: hub id or local folder")
     output: str = option(dataclasses.MISSING, "folder for the trained student")
     init: Literal["pretrained", "random"] = option("pretrained", "start from the weights, or from the config only")
-    mode: str = option("standard", "training mode: standard, multitask, multitask_kd, dss, label_then_tokens")
+    mode: str = option("standard", "training mode", registry="modes")
     rationales: str | None = option(None, "rationale folder from `extract` (multitask modes)")
     top_k: float | None = option(None, "re-select the top k words from the rationale scores (default: as extracted)", check=top_k_problem)
     llm_rationales: str | None = option(None, "dss mode: folder with the DSS data and its llm/ rationales (default: --data)")
@@ -180,30 +180,58 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per dataclass field; defaults are left out so that YAML values are only overridden
-    by flags the user actually gave."""
+# Where each option shows in `--help` (one owner for the grouping; an option not named here is "other").
+HELP_GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "split", "limit", "seed",
+             "llm_rationales"),
+    "models": ("teacher", "student", "model", "init", "lora_rank", "lora_alpha", "lora_targets", "prompt_suffix",
+               "chat_template"),
+    "method": ("method", "target", "choice_scoring", "only_correct", "top_k", "merge", "drop_punctuation",
+               "drop_stopwords", "ig_steps", "mode", "rationales", "alpha", "kd_weight", "kd_temperature",
+               "task_marker", "answer"),
+    "training": ("steps", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler", "warmup_steps",
+                 "max_input_length", "max_target_length", "max_new_tokens", "batch_by_length"),
+    "output": ("output", "overwrite", "checkpoint_every", "strict", "device"),
+}
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, cls: type, registries: Mapping[str, Sequence[str]] | None = None
+) -> None:
+    """One ``--flag`` per dataclass field, grouped as in ``HELP_GROUPS``; defaults are left out so that YAML
+    values are only overridden by flags the user actually gave. A boolean takes ``--flag`` / ``--no-flag``."""
     parser.add_argument("--config", help="YAML file with any of these options; flags override it")
     hints = _type_hints(cls)
+    group_of = {name: group for group, names in HELP_GROUPS.items() for name in names}
+    groups: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
         hint, _ = _unwrap_optional(hints[item.name])
         flag = "--" + item.name.replace("_", "-")
         help_text = item.metadata.get("help", "")
-        if item.default is not dataclasses.MISSING:
-            help_text += f" (default: {item.default})"
-        else:
+        if (registry := item.metadata.get("registry")) and registries and registry in registries:
+            help_text += ": " + ", ".join(registries[registry])  # the registry's names, never a list kept by hand
+        shown = item.metadata.get("shown_default", item.default)
+        if item.default is dataclasses.MISSING:
             help_text += " (required)"
+        elif shown is not None:
+            help_text += f" (default: {shown})"
         if item.metadata.get("positional"):
             many = typing.get_origin(hint) is list
             parser.add_argument(item.name, nargs="+" if many else None, help=item.metadata.get("help", ""))
             continue
+        name = group_of.get(item.name, "other")
+        if name not in groups:
+            groups[name] = parser.add_argument_group(f"{name} options")
+        target = groups[name]
         kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
-            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, **kwargs)
+            target.add_argument(flag, type=_parse_bool, nargs="?", const=True, **kwargs)
+            target.add_argument("--no-" + flag[2:], dest=item.name, action="store_const", const=False,
+                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         elif typing.get_origin(hint) is Literal:
-            parser.add_argument(flag, choices=list(typing.get_args(hint)), **kwargs)
+            target.add_argument(flag, choices=list(typing.get_args(hint)), **kwargs)
         else:
-            parser.add_argument(flag, type=hint if hint in (int, float) else str, **kwargs)
+            target.add_argument(flag, type=hint if hint in (int, float) else str, **kwargs)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
