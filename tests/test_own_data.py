@@ -191,3 +191,18 @@ def test_the_student_leaves_with_a_card_and_answers_as_evaluated(tmp_path: Path,
         scope = {"text": text}
         exec(code.replace("print(answer)", ""), scope)  # plain transformers, as a reader of the card would
         assert scope["answer"] == record["prediction"]
+
+
+def test_evaluate_takes_the_task_and_data_the_student_was_trained_on(tmp_path: Path, t5_dir: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    assert main(["train", *TEXT, "--data", str(data), "--test-fraction", "0.25", "--student", str(t5_dir),
+                 "--output", str(tmp_path / "s"), "--steps", "1", "--batch-size", "4"]) == 0
+    assert main(["evaluate", "--model", str(tmp_path / "s"), "--output", str(tmp_path / "e"), "--max-new-tokens", "3",
+                 "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    written = (tmp_path / "e" / "config.yaml").read_text()
+    assert metrics["task"] == "text" and "input_column: review" in written and "test_fraction: 0.25" in written
+    assert 0 < metrics["examples"] < 36  # the held-out rows only
+    assert main(["evaluate", "--model", str(t5_dir), "--output", str(tmp_path / "e2")]) == 2
+    assert "pass --task" in capsys.readouterr().err

@@ -145,6 +145,8 @@ class TrainConfig(TaskOptions):
 
 @dataclass(kw_only=True)
 class EvaluateConfig(TaskOptions):
+    # The task and its data default to what the student was trained on (no repeating four flags).
+    task: str | None = option(None, "task name (default: the student's)", registry="tasks")
     model: str = option(dataclasses.MISSING, "a student folder written by `train`")
     output: str = option(dataclasses.MISSING, "folder for predictions.jsonl and metrics.json")
     split: str = option("test", "split to evaluate")

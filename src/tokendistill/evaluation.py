@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -137,12 +138,29 @@ def refuse_training_rows(model: str, examples: Sequence[Example], split: str) ->
         )
 
 
+# What a student's recorded training config lends an evaluation that does not say (the task and its data).
+_FROM_STUDENT = ("task", "data", "input_column", "label_column", "free_text", "test_fraction")
+
+
+def with_students_task(config: EvaluateConfig) -> EvaluateConfig:
+    """``config`` with the task options it leaves unset taken from the student's training config."""
+    recorded = (student_info(config.model).get("config") or {}) if (Path(config.model) / STUDENT_INFO).is_file() else {}
+    defaults = {f.name: f.default for f in dataclasses.fields(EvaluateConfig)}
+    taken = {key: recorded[key] for key in _FROM_STUDENT
+             if key in recorded and getattr(config, key) == defaults[key] and recorded[key] != defaults[key]}
+    config = dataclasses.replace(config, **taken)
+    if config.task is None:
+        raise UserError(f"pass --task: {config.model} is not a student of tokendistill's, so its task is unknown")
+    return config
+
+
 def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     """Evaluate a student on a split; writes predictions.jsonl and metrics.json to ``config.output``.
 
     The output folder is checked, locked and written to (its config) before the student loads, so that a
     bad output path fails at once rather than after the whole evaluation.
     """
+    config = with_students_task(config)
     refuse_overlap(config.output, {"model": config.model, "data": config.data}, may_nest=frozenset({"model"}))
     with locked(config.output):
         write_config(config, Path(config.output))
