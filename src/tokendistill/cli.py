@@ -62,6 +62,12 @@ def _predict(config: Any) -> None:
         print(answer)
 
 
+def _push(config: Any) -> None:
+    from tokendistill.hub import push_command
+
+    print(push_command(config))
+
+
 def _results(config: Any) -> None:
     from tokendistill.results import results_command
 
@@ -93,6 +99,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.attribution.faithfulness import FaithfulnessConfig
     from tokendistill.demo import DemoConfig
     from tokendistill.experiment import RunConfig
+    from tokendistill.hub import PushConfig
     from tokendistill.predict import PredictConfig
     from tokendistill.report import ReportConfig
     from tokendistill.results import ResultsConfig
@@ -105,6 +112,8 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
         ("train", "train a student in one of the training modes (--mode)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
         ("predict", "a trained student answers the given inputs, as evaluate reads it", PredictConfig, _predict),
+        ("push", "a student (model) or rationale folder (dataset) to the Hugging Face hub, with its card",
+         PushConfig, _push),
         ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
         ("results", "the results table of a grid folder", ResultsConfig, _results),
         ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
