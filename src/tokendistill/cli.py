@@ -62,6 +62,12 @@ def _predict(config: Any) -> None:
         print(answer)
 
 
+def _explain(config: Any) -> None:
+    from tokendistill.explain import explain_command
+
+    print(explain_command(config))
+
+
 def _push(config: Any) -> None:
     from tokendistill.hub import push_command
 
@@ -99,6 +105,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
     from tokendistill.attribution.faithfulness import FaithfulnessConfig
     from tokendistill.demo import DemoConfig
     from tokendistill.experiment import RunConfig
+    from tokendistill.explain import ExplainConfig
     from tokendistill.hub import PushConfig
     from tokendistill.predict import PredictConfig
     from tokendistill.report import ReportConfig
@@ -109,6 +116,8 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
         ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
         ("teacher-eval", "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
          _teacher_eval),
+        ("explain", "the teacher's answer to one input and the words it rests on, highlighted", ExplainConfig,
+         _explain),
         ("train", "train a student in one of the training modes (--mode)", TrainConfig, _train),
         ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
         ("predict", "a trained student answers the given inputs, as evaluate reads it", PredictConfig, _predict),
