@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -110,7 +111,50 @@ def test_browser_shows_highlighted_examples_and_plots(tiny_run: Path, tmp_path: 
         student_wrong = sum(e.get_attribute("data-student-multitask") == "wrong" for e in examples)
         assert sum(e.is_displayed() for e in examples) == student_wrong
         Select(browser.find_element(By.ID, "f-student")).select_by_visible_text("any")
+        legend = browser.find_element(By.ID, "legend")
+        assert legend.is_displayed() and "rationale word" in legend.text and "high" in legend.text
         browser.save_screenshot(str(tmp_path / "report.png"))
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def test_browser_pages_through_every_example(tiny_run: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    report = build_report(ReportConfig(run_dir=str(tiny_run), output=str(tmp_path / "paged.html"), page_size=5))
+    browser = _browser()
+    try:
+        browser.get(report.resolve().as_uri())
+        examples = browser.find_elements(By.CSS_SELECTOR, "article.example")
+        assert len(examples) == 16  # every example is in the page, five at a time
+        seen = []
+        for page in range(4):
+            visible = [e.find_element(By.CSS_SELECTOR, ".id").text for e in examples if e.is_displayed()]
+            assert len(visible) == (5 if page < 3 else 1)
+            assert browser.find_element(By.ID, "page").text.strip() == f"page {page + 1} of 4"
+            seen += visible
+            if page < 3:
+                browser.find_element(By.ID, "next").click()
+        assert len(set(seen)) == 16 and not browser.find_element(By.ID, "next").is_enabled()
+        Select(browser.find_element(By.ID, "f-teacher")).select_by_visible_text("wrong")
+        assert browser.find_element(By.ID, "page").text.strip().startswith("page 1 of")
+    finally:
+        browser.quit()
+
+
+def test_tables_have_captions_and_rationale_sets_their_own_names(tiny_run: Path, tmp_path: Path) -> None:
+    page = build_report(ReportConfig(run_dir=str(tiny_run), output=str(tmp_path / "r.html"))).read_text()
+    assert page.count("<table>") == page.count("<table><caption>")
+    titles = re.findall(r"<div><b>([^<]+)</b>", page)
+    assert len(titles) == len(set(titles)) == 3 and all(" · teacher " in t for t in titles)
+    assert "Lift: the word's share" in html.unescape(page)
+
+
+def test_a_one_method_run_has_no_agreement_plot(tmp_path: Path, t5_dir: Path) -> None:
+    for split in ("train", "test"):
+        assert main(["extract", "--task", "keywords", "--teacher", str(t5_dir), "--output", str(tmp_path / split),
+                     "--split", split, "--limit", "8", "--top-k", "2", "--max-new-tokens", "3", "--device", "cpu"]) == 0
+    page = build_report(ReportConfig(run_dir=str(tmp_path))).read_text()
+    assert "Method agreement" not in page

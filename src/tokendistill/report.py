@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 class ReportConfig:
     run_dir: str = option(dataclasses.MISSING, "a folder written by extract, train, evaluate, run or demo", positional=True)
     output: str | None = option(None, "HTML file to write (default: RUN_DIR/report.html)")
-    max_examples: int = option(300, "examples to list (the file grows about 2 KB per example)", minimum=1)
+    max_examples: int | None = option(None, "examples to list, paged (default: every one; the file grows about "
+                                            "2 KB per example)", minimum=1)
+    page_size: int = option(50, "examples per page", minimum=1)
     max_k: int = option(10, "largest k of the share-vs-k plot", minimum=1)
     open: bool = option(False, "open the report in a browser when it is written")
 
@@ -278,6 +280,11 @@ def _shade(score: float | None, top: float) -> str:
     return f' style="background: rgba(247, 103, 7, {alpha:.2f})"'
 
 
+def _teacher_answer(record: dict[str, Any]) -> str:
+    answer = record.get("teacher_answer")
+    return "not asked (--target gold)" if answer is None else (answer or "(nothing)")
+
+
 def render_example(record: dict[str, Any], predictions: dict[str, dict[str, Any]]) -> str:
     """One example: the input with each word shaded by its teacher score, then answers and predictions."""
     text = record["input"]
@@ -299,7 +306,7 @@ def render_example(record: dict[str, Any], predictions: dict[str, dict[str, Any]
     attributes = [f'data-teacher="{teacher}"']
     lines = [
         f'<div class="answers"><span>gold: <b>{html.escape(str(record.get("target", "")))}</b></span>',
-        f'<span class="{teacher}">teacher: <b>{html.escape(str(record.get("teacher_answer") or "not asked (--target gold)"))}</b></span>',
+        f'<span class="{teacher}">teacher: <b>{html.escape(_teacher_answer(record))}</b></span>',
         f'<span>rationale: <i>{html.escape(" ".join(record.get("rationale", [])))}</i></span></div>',
     ]
     if predictions:
@@ -317,9 +324,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower())
 
 
-def predictions_by_example(evaluations: Sequence[Evaluation]) -> dict[str, dict[str, dict[str, Any]]]:
-    """id -> {column: prediction}, one column per mode (and model, where several were evaluated); of several
-    seeds the first is shown, which keeps the list readable."""
+def predictions_by_example(
+    evaluations: Sequence[Evaluation],
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+    """id -> {column: prediction}, one column per mode (and model, where several were evaluated), and the
+    evaluation folder each column shows; of several seeds the first is shown, which keeps the list readable."""
     several_models = len({evaluation.model_name for evaluation in evaluations}) > 1
     chosen: dict[str, Evaluation] = {}
     for evaluation in sorted(evaluations, key=lambda e: str(e.folder)):
@@ -329,7 +338,7 @@ def predictions_by_example(evaluations: Sequence[Evaluation]) -> dict[str, dict[
     for column, evaluation in chosen.items():
         for example_id, prediction in evaluation.predictions.items():
             result[example_id][column] = prediction
-    return result
+    return result, {column: str(evaluation.folder) for column, evaluation in chosen.items()}
 
 
 CSS = """
@@ -348,34 +357,54 @@ details{margin:4px 0} pre{background:#fff;border:1px solid #dee2e6;padding:8px;o
 .right b{color:#2b8a3e} .wrong b{color:#c92a2a}
 .filters{position:sticky;top:0;background:#f8f9fa;padding:8px 0;display:flex;gap:12px;align-items:center;z-index:1}
 .note{color:#495057;font-size:13px}
+caption{caption-side:top;text-align:left;font-size:12px;color:#495057;padding:4px 0}
+.legend{display:flex;gap:8px;align-items:center;font-size:12px;margin:4px 0}
+.legend .gradient{display:inline-block;width:120px;height:12px;border:1px solid #dee2e6;
+ background:linear-gradient(to right,rgba(247,103,7,0),rgba(247,103,7,1))}
 """
 
 SCRIPT = """
-function applyFilters(){
+let page=0;
+function applyFilters(keepPage){
+  if(!keepPage)page=0;
   const teacher=document.getElementById('f-teacher').value;
   const mode=document.getElementById('f-mode').value;
   const student=document.getElementById('f-student').value;
-  let shown=0;
+  const matching=[];
   for(const el of document.querySelectorAll('.example')){
     let ok=teacher==='any'||el.dataset.teacher===teacher;
     if(ok&&mode&&student!=='any'){ok=el.getAttribute('data-student-'+mode)===student;}
-    el.style.display=ok?'':'none'; if(ok)shown++;
+    el.style.display='none'; if(ok)matching.push(el);
   }
-  document.getElementById('shown').textContent=shown;
+  const size=(typeof PAGE_SIZE==='number')?PAGE_SIZE:50;
+  const pages=Math.max(1,Math.ceil(matching.length/size));
+  page=Math.min(page,pages-1);
+  matching.slice(page*size,(page+1)*size).forEach(el=>{el.style.display='';});
+  document.getElementById('shown').textContent=matching.length;
+  document.getElementById('page').textContent=' page '+(page+1)+' of '+pages+' ';
+  document.getElementById('prev').disabled=page===0;
+  document.getElementById('next').disabled=page>=pages-1;
 }
-for(const id of ['f-teacher','f-mode','f-student']){document.getElementById(id).addEventListener('change',applyFilters);}
-applyFilters();
+for(const id of ['f-teacher','f-mode','f-student']){document.getElementById(id).addEventListener('change',()=>applyFilters(false));}
+document.getElementById('prev').addEventListener('click',()=>{page--;applyFilters(true);});
+document.getElementById('next').addEventListener('click',()=>{page++;applyFilters(true);});
+applyFilters(false);
 """
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _resolved(path: Any) -> str | None:
+    return str(Path(str(path)).resolve()) if path else None
 
 
 def build_report(config: ReportConfig) -> Path:
@@ -387,17 +416,22 @@ def build_report(config: ReportConfig) -> Path:
     agreement = []
     for i in range(len(analyses)):
         for j in range(i + 1, len(analyses)):
-            if (analyses[i]["task"], analyses[i]["split"]) == (analyses[j]["task"], analyses[j]["split"]):
+            same_examples = (analyses[i]["task"], analyses[i]["split"]) == (analyses[j]["task"], analyses[j]["split"])
+            if same_examples and analyses[i]["method"] != analyses[j]["method"]:
                 agreement.append({"method_a": analyses[i]["method"], "method_b": analyses[j]["method"],
                                   **method_agreement(views[i], views[j])})
+    # A teacher evaluated beside the students (the demo checks its teacher) is no student: not in their table.
+    teacher_folders = {_resolved(a.get("teacher")) for a in analyses} - {None}
+    students = [e for e in contents.evaluations if _resolved(e.metrics.get("model")) not in teacher_folders]
     rows, teachers = collect(run_dir)
+    rows = [row for row in rows if _resolved(row.get("model")) not in teacher_folders]
     table = summarize(rows, teachers)
     plots = [
         ("Answer overlap by task", plot_overlap_by_task(analyses)),
         ("Answer overlap vs k", plot_overlap_by_k(analyses)),
         ("Student accuracy", plot_accuracy(table)),
         ("Student accuracy vs k", plot_accuracy_by_k(table)),
-        ("Learning curves", plot_learning_curves(contents.students)),
+        ("Learning curves", plot_learning_curves([f for f in contents.students if _resolved(f) not in teacher_folders])),
         ("Method agreement", plot_agreement(agreement)),
     ]
     sections = [f"<h1>tokendistill report</h1><p class='note'>{html.escape(str(run_dir.resolve()))}</p>"]
@@ -405,7 +439,10 @@ def build_report(config: ReportConfig) -> Path:
     sections.append("<h2 id='results'>Results</h2>")
     if table:
         # The same table as `tokendistill results` prints (one owner: tokendistill.results).
-        sections.append(_table(list(TABLE_HEADERS), table_rows(table, teachers)))
+        sections.append(_table(list(TABLE_HEADERS), table_rows(table, teachers),
+                               "Student accuracy per cell (every factor but the seed): mean ± sd over seeds; against "
+                               "standard and against random words, the paired difference with its 95% interval over "
+                               "the test rows, and the smallest difference the design detects at 80% power."))
     else:
         sections.append("<p class='note'>No evaluations in this run.</p>")
     if analyses:
@@ -417,6 +454,9 @@ def build_report(config: ReportConfig) -> Path:
               *(_pct(a["answer_overlap"]["gold"][subset]["any"].get(key))
                 for key in ("rationale", "random_words", "random_content_words", "random_same_parts"))]
              for a in analyses for subset in SUBSETS],
+            "How often the teacher's top-k words hold a word of the gold answer, beside three chance baselines "
+            "on the same examples and k (exact expectations, not samples); 'answer in input' counts the examples "
+            "where the answer occurs in the input at all.",
         ))
 
     sections.append("<h2 id='plots'>Plots</h2><div class='plots'>")
@@ -429,16 +469,20 @@ def build_report(config: ReportConfig) -> Path:
     if analyses:
         sections.append("<h2 id='words'>Which words the teacher picks</h2><div class='plots'>")
         for a in analyses:
-            sections.append(f"<div><b>{html.escape(str(a['task']))} / {html.escape(str(a['method']))}</b>")
+            sections.append(f"<div><b>{html.escape(_rationale_title(a))}</b>")
             sections.append(_table(["word", "count", "lift"], [
-                [w["word"], w["count"], "" if w["lift"] is None else f"{w['lift']:.2f}"] for w in a["frequent_words"][:15]]))
+                [w["word"], w["count"], "" if w["lift"] is None else f"{w['lift']:.2f}"] for w in a["frequent_words"][:15]],
+                "The commonest rationale words. Lift: the word's share of the rationale words over its share of "
+                "the candidate words (2 = picked twice as often as it occurs)."))
             sections.append(_table(["input part", "rationale words", "candidate words"], [
-                [role, _pct(v["rationale_share"]), _pct(v["candidate_share"])] for role, v in a["positions"].items()]))
+                [role, _pct(v["rationale_share"]), _pct(v["candidate_share"])] for role, v in a["positions"].items()],
+                "Where the rationale words sit, against where the candidate words sit."))
             sections.append("</div>")
         sections.append("</div>")
 
-    predictions = predictions_by_example(contents.evaluations)
-    sections.append(_examples_section(contents.rationale_folders, predictions, config.max_examples))
+    predictions, sources = predictions_by_example(students)
+    sections.append(_examples_section(contents.rationale_folders, predictions, config.max_examples, sources,
+                                      config.page_size))
 
     sections.append("<h2 id='config'>Configuration</h2>")
     for path in contents.configs:
@@ -457,7 +501,14 @@ def build_report(config: ReportConfig) -> Path:
     return output
 
 
-def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, Any]], limit: int) -> str:
+def _rationale_title(analysis: dict[str, Any]) -> str:
+    """A rationale set's name: task, split, method and teacher (two sets never share one)."""
+    teacher = Path(str(analysis.get("teacher") or "?")).name
+    return f"{analysis['task']} · {analysis.get('split')} · {analysis['method']} · teacher {teacher}"
+
+
+def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, Any]], limit: int | None,
+                      sources: dict[str, str] | None = None, page_size: int = 50) -> str:
     modes = sorted({mode for by_mode in predictions.values() for mode in by_mode})
     options = "".join(f"<option value='{_slug(m)}'>{html.escape(m)}</option>" for m in modes)
     parts = [
@@ -466,10 +517,17 @@ def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, 
         "<option>wrong</option></select></label>",
         f"<label>student <select id='f-mode'><option value=''>(mode)</option>{options}</select></label>",
         "<select id='f-student'><option>any</option><option>right</option><option>wrong</option></select>",
-        "<span class='note'><span id='shown'></span> shown</span></div>",
-        "<p class='note'>Each word is shaded by the teacher's score (darker: more influence on its answer); "
-        "the selected rationale words are outlined; task template words are grey.</p>",
+        "<span class='note'><span id='shown'></span> match</span>",
+        "<button id='prev' type='button'>previous</button><span class='note' id='page'></span>"
+        "<button id='next' type='button'>next</button></div>",
+        "<div class='legend' id='legend'><span class='note'>teacher's score:</span> <span class='scale'>low</span>"
+        "<span class='gradient'></span><span class='scale'>high</span> <span class='w r'>rationale word</span> "
+        "<span class='w t'>template</span> <span class='note'>(hover a word for its score)</span></div>",
     ]
+    if sources:
+        parts.append("<p class='note'>Students shown: " + "; ".join(
+            f"{html.escape(column)} from {html.escape(source)}" for column, source in sorted(sources.items()))
+            + " (of several seeds, the first).</p>")
     if not folders:
         return "".join(parts[:1]) + "<p class='note'>No rationales in this run.</p>"
     # The folder whose examples the students were evaluated on, if any; else the first.
@@ -478,7 +536,7 @@ def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, 
     best = max(folders, key=lambda folder: overlap[folder])
     shown = 0
     for record in iter_rationales(best):
-        if shown >= limit:
+        if limit is not None and shown >= limit:
             break
         parts.append(render_example(record, predictions.get(record["id"], {})))
         shown += 1
@@ -486,4 +544,5 @@ def _examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, 
         parts.insert(5, "<p class='note'>The students were evaluated on another split than the one attributed, so "
                         "their predictions are not shown next to these examples.</p>")
     parts.append(f"<p class='note'>{shown} examples from {html.escape(str(best))}.</p>")
+    parts.append(f"<script>const PAGE_SIZE={int(page_size)};</script>")
     return "".join(parts)

@@ -129,7 +129,8 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
                 ids.add(record["id"])
                 if record.get("correct"):
                     right.add(record["id"])
-        rows.append({**key, "accuracy": metrics["accuracy"], "examples": metrics.get("examples", len(ids)),
+        rows.append({**key, "model": metrics.get("model"), "accuracy": metrics["accuracy"],
+                     "examples": metrics.get("examples", len(ids)),
                      "ids": frozenset(ids), "right": frozenset(right)})
     teachers = {}
     for path in sorted(root.rglob(f"teacher-eval/{TEACHER_CHECK}")):
