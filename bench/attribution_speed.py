@@ -28,7 +28,12 @@ from pathlib import Path
 
 import torch
 
-from tokendistill.attribution.methods import METHODS, MethodOptions, input_gradient
+from tokendistill.attribution.methods import (
+    METHODS,
+    MethodOptions,
+    input_gradient,
+    integrated_gradients_attributions,
+)
 from tokendistill.attribution.teacher import Teacher, TeacherBatch
 from tokendistill.models import LoadedModel, load_model
 from tokendistill.tasks import get_task, load_examples
@@ -231,8 +236,33 @@ def main() -> None:
         contenders = {name: (autocast(function), repeats) for name, (function, repeats) in contenders.items()}
     timings = race(contenders, args.device)
     floor = timings["floor: forward+backward"]
+    # Speed beside accuracy: completeness (attributions summing to f(input) - f(baseline)) on every batch,
+    # as the mean absolute gap per example, in nats of log p(answer); the same steps for each contender.
+    completeness: dict[str, float | None] = {}
+    gaps = []
+    for batch in batches:
+        attributions, at_input, at_baseline = integrated_gradients_attributions(teacher, batch, options)
+        gaps.append((attributions.sum(dim=-1) - (at_input - at_baseline).float()).abs())
+    completeness["tokendistill integrated_gradients"] = float(torch.cat(gaps).mean())
+    if "captum integrated_gradients" in contenders:
+        for natural, label in ((True, "captum"), (False, "captum (tokendistill forward)")):
+            if f"{label} integrated_gradients" not in contenders:
+                continue
+            deltas = []
+            for batch in batches:
+                embeds = teacher.embed(batch.input_ids).detach()
+                baseline = teacher.embed(torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)).detach()
+                _, delta = IntegratedGradients(captum_forward(teacher, batch, natural)).attribute(
+                    embeds, baselines=baseline, n_steps=args.ig_steps, return_convergence_delta=True,
+                    additional_forward_args=(batch.attention_mask, batch.answer_ids, batch.answer_mask))
+                deltas.append(delta.abs().float())
+            completeness[f"{label} integrated_gradients"] = float(torch.cat(deltas).mean())
+    if "inseq integrated_gradients" in contenders:
+        completeness["inseq integrated_gradients"] = None  # Inseq attributes p (not log p) from its own baseline
     rows = [{"what": what, "seconds": round(seconds, 4), "examples_per_s": round(len(examples) / seconds, 2),
-             "ratio_to_floor": round(seconds / floor, 3)} for what, seconds in timings.items()]
+             "ratio_to_floor": round(seconds / floor, 3),
+             "completeness_error": None if completeness.get(what) is None else round(completeness[what], 6)}
+            for what, seconds in timings.items()]
     ratios = {}
     for peer in ("captum", "captum (tokendistill forward)", "inseq"):
         for method in ("saliency", "integrated_gradients"):
@@ -251,8 +281,9 @@ def main() -> None:
     }
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"attribution_speed-{name}.json").write_text(json.dumps(result, indent=2))
-    table = ["| what | s | examples/s | x floor |", "|---|---|---|---|"]
-    table += [f"| {r['what']} | {r['seconds']} | {r['examples_per_s']} | {r['ratio_to_floor']} |" for r in rows]
+    table = ["| what | s | examples/s | x floor | completeness error (nats) |", "|---|---|---|---|---|"]
+    table += [f"| {r['what']} | {r['seconds']} | {r['examples_per_s']} | {r['ratio_to_floor']} | "
+              f"{'' if r['completeness_error'] is None else r['completeness_error']} |" for r in rows]
     table += [f"\n{key}: {value}" for key, value in ratios.items()]
     text = (f"# attribution speed: {name}\n\n{len(examples)} {args.task} examples, batch {args.batch_size}, "
             f"IG {args.ig_steps} steps ({args.max_rows} rows per forward), CPU {args.threads} threads\n\n"

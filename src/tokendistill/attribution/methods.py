@@ -11,7 +11,6 @@ import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -25,11 +24,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MethodOptions:
+    # Integrated gradients: interpolation steps from the baseline, the pad token's embedding and not zeros:
+    # T5 and Llama normalise with RMSNorm, which is scale-invariant away from 0 and jumps at 0, so a zero
+    # baseline puts a near-discontinuity at the start of the path and integrated gradients lose completeness.
     ig_steps: int = 20
-    # The pad token's embedding, not zeros: T5 and Llama normalise with RMSNorm, which is scale-invariant
-    # away from 0 and jumps at 0, so a zero baseline puts a near-discontinuity at the start of the path and
-    # integrated gradients lose completeness there.
-    ig_baseline: Literal["zero", "pad"] = "pad"
     # Rows (examples x interpolation steps, or occluded variants) per forward pass: the memory budget.
     max_rows: int = 64
 
@@ -81,15 +79,13 @@ def integrated_gradients_attributions(
     example sum to log p(input) - log p(baseline) up to the quadrature error.
     """
     embeds = teacher.embed(batch.input_ids).detach()
-    if options.ig_baseline == "pad":
-        pad_ids = torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)
-        baseline = teacher.embed(pad_ids).detach()
-        if not baseline[0, 0].any():
-            _warn_once("integrated gradients: this teacher's pad embedding is all zeros (an untrained padding row), "
-                       "so the 'pad' baseline is the zero vector, where RMSNorm jumps; attributions near it are "
-                       "unreliable: raise --ig-steps and check completeness, or prefer saliency")
-    else:
-        baseline = torch.zeros_like(embeds)
+    # The baseline is the pad token's embedding at every position (Captum's and most papers' choice for text).
+    pad_ids = torch.full_like(batch.input_ids, teacher.tokenizer.pad_token_id)
+    baseline = teacher.embed(pad_ids).detach()
+    if not baseline[0, 0].any():
+        _warn_once("integrated gradients: this teacher's pad embedding is all zeros (an untrained padding row), "
+                   "so the baseline is the zero vector, where RMSNorm jumps; attributions near it are "
+                   "unreliable: raise --ig-steps and check completeness, or prefer saliency")
     nodes, weights = np.polynomial.legendre.leggauss(options.ig_steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=embeds.dtype, device=embeds.device)
     step_weights = torch.tensor(weights / 2, dtype=torch.float32, device=embeds.device)
