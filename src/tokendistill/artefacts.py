@@ -10,6 +10,7 @@ TRAIN_IDS = "train_ids.txt"  # the ids of the rows a (teacher) model was trained
 TRAIN_INPUTS = "train_inputs.txt"  # their inputs' digests: evaluation refuses to call them test rows
 MODEL_CARD = "README.md"  # the Hugging Face model card
 CARD_METRICS = ".card_metrics.json"  # the evaluations the card lists (written by evaluate)
+BEST_WEIGHTS = "best_weights.pt"  # --keep-best: the best step's weights so far (tensors only), until the save
 
 # A rationale folder (extract)
 MANIFEST = "manifest.json"  # identity, versions, completeness and summary

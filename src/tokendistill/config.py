@@ -134,6 +134,11 @@ class TrainConfig(TaskOptions):
     lr_scheduler: Literal["linear", "constant"] = option("linear", "learning-rate schedule (linear decay to 0, as HF)")
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", minimum=0)
     checkpoint_every: int = option(100, "save a resumable checkpoint every N steps (0: never)", minimum=0)
+    eval_every: int = option(0, "score the student on --eval-split every N steps and at the end (0: never)",
+                             minimum=0)
+    eval_split: str = option("valid", "held-out split for --eval-every (never the training split)")
+    eval_limit: int | None = option(200, "rows of --eval-split to score", minimum=1)
+    keep_best: bool = option(False, "save the weights of the best --eval-every step instead of the last")
     lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)", minimum=0)
     lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)", above=0)
     lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")

@@ -84,7 +84,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             student=str(teacher_init), init="random", output=str(root / "teacher"), steps=config.teacher_steps,
             batch_size=64, learning_rate=1e-3, **common,
         ),
-        progress=False,
+        progress=True,  # minutes of training: a silent demo looks hung
     )
     teacher_metrics = evaluate(
         EvaluateConfig(model=str(teacher), output=str(root / "teacher" / "eval"), limit=config.test_examples,
@@ -100,7 +100,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             teacher=str(teacher), output=str(root / "rationales"), limit=config.train_examples, top_k=config.top_k,
             batch_size=64, **common,
         ),
-        progress=False,
+        progress=True,
     )
     # The held-out examples are attributed too, for the report only (nothing trains on them): there each test
     # example shows the teacher's words beside the students' answers.
@@ -125,7 +125,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                     rationales=str(rationales), limit=config.train_examples, steps=config.student_steps,
                     batch_size=32, learning_rate=1e-3, **common,
                 ),
-                progress=False,
+                progress=True,
             )
             metrics = evaluate(
                 EvaluateConfig(model=str(folder), output=str(folder / "eval"), limit=config.test_examples,

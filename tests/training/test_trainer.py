@@ -65,3 +65,41 @@ def test_a_few_steps_of_every_mode_give_the_pinned_losses(tmp_path: Path, t5_dir
     assert set(found) == set(PINNED)
     for case, values in found.items():
         assert values == pytest.approx(PINNED[case], rel=1e-4, abs=1e-5), case
+
+
+def test_eval_every_scores_held_out_rows_and_keep_best_saves_the_best_step(
+        tmp_path: Path, llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.torch import load_file
+
+    import tokendistill.evaluation as evaluation
+
+    scripted = iter([0.5, 0.9, 0.1])  # the scores of steps 2, 4, 6: the best is step 4
+    checksums: dict[int, float] = {}
+
+    def scripted_predict(loaded, task, examples, *args, **kwargs):
+        assert all(example.id.startswith("valid-") for example in examples) and len(examples) == 8
+        checksums[len(checksums)] = float(sum(p.double().sum() for p in loaded.model.parameters()))
+        return [], next(scripted)
+
+    monkeypatch.setattr(evaluation, "predict", scripted_predict)
+    output = tmp_path / "best"
+    assert main(["train", "--task", "keywords", "--student", str(llama_dir), "--output", str(output), "--limit", "16",
+                 "--steps", "6", "--batch-size", "4", "--learning-rate", "1e-2", "--device", "cpu",
+                 "--eval-every", "2", "--eval-limit", "8", "--keep-best"]) == 0
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert [(e["step"], e["eval_accuracy"]) for e in log if "eval_accuracy" in e] == [(2, 0.5), (4, 0.9), (6, 0.1)]
+    info = json.loads((output / "tokendistill.json").read_text())
+    assert (info["best_step"], info["best_eval_accuracy"], info["eval_split"]) == (4, 0.9, "valid")
+    saved = sum(tensor.double().sum() for tensor in load_file(output / "model.safetensors").values())
+    assert float(saved) == pytest.approx(checksums[1], rel=1e-6) != pytest.approx(checksums[2], rel=1e-6)
+    assert not (output / "best_weights.pt").exists()
+
+
+def test_eval_every_refuses_the_training_split_and_keep_best_alone(tmp_path: Path, llama_dir: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", "--task", "keywords", "--student", str(llama_dir), "--limit", "8", "--steps", "2",
+            "--batch-size", "4", "--device", "cpu"]
+    assert main([*base, "--output", str(tmp_path / "a"), "--eval-every", "1", "--eval-split", "train"]) == 2
+    assert "is the training split" in capsys.readouterr().err
+    assert main([*base, "--output", str(tmp_path / "b"), "--keep-best"]) == 2
+    assert "pass --eval-every N too" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_scheduler
 
 from tokendistill.artefacts import (
+    BEST_WEIGHTS,
     CHECKPOINT,
     CHECKPOINT_INFO,
     STUDENT_INFO,
@@ -76,6 +77,7 @@ from tokendistill.training.modes import (
     marker_after_input,
     marker_to_decoder,
 )
+from tokendistill.training.validation import PeriodicEvaluation
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +436,15 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             f"{config.gradient_accumulation} accumulation steps: every pass needs at least one example"
         )
     rows = build_rows(mode, examples, config)
+    validator = None
+    if config.keep_best and not config.eval_every:
+        raise UserError("--keep-best keeps the best of the --eval-every scores: pass --eval-every N too")
+    if config.eval_every:
+        if state.num_processes > 1:
+            raise UserError("--eval-every runs in one process; train without accelerate launch, or evaluate after")
+        validator = PeriodicEvaluation(config, task, examples,
+                                       "" if config.task_marker == "shared_prompt" else mode.predict_prefix,
+                                       mode.answer_separator, config.task_marker, output)
     if config.task_marker == "decoder":
         rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
     elif config.task_marker == "shared_prompt":
@@ -466,6 +477,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         history = checkpoint["history"]
+        if validator is not None:
+            validator.resume(history)
         first_step = checkpoint["step"]
         _set_rng_state(checkpoint["rng"])
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
@@ -554,6 +567,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{value:.3f}")
             done = step + 1
+            if validator is not None and validator.due(done):
+                history[-1]["eval_accuracy"] = validator.run(loaded, model, done)
             if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
                     and accelerator.is_main_process):
                 if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
@@ -581,6 +596,10 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     if not accelerator.is_main_process:
         return output
 
+    best = validator.best_state() if validator is not None else None
+    if best is not None:
+        accelerator.unwrap_model(model).load_state_dict(best)
+        state_dict = None if config.lora_rank > 0 else best
     save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0, state_dict)
     write_config(config, output)
     with (output / TRAIN_LOG).open("w", encoding="utf-8") as handle:
@@ -604,6 +623,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
         "final_loss": history[-1]["loss"] if history else None,
+        "eval_split": config.eval_split if validator is not None else None,
+        "best_step": validator.best_step if validator is not None and config.keep_best else None,
+        "best_eval_accuracy": validator.best_accuracy if validator is not None and config.keep_best else None,
         # A closed label set (a text task's observed labels): what `predict --answer choice_*` scores.
         "labels": list(task.labels) if task.labels else None,
         "command": COMMAND.get(),
@@ -618,4 +640,5 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     write_card(output)
     (output / CHECKPOINT).unlink(missing_ok=True)
     (output / CHECKPOINT_INFO).unlink(missing_ok=True)
+    (output / BEST_WEIGHTS).unlink(missing_ok=True)
     return output
