@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
-from tokendistill.training.modes import TrainingRow
+from tokendistill.training.modes import LABEL, RATIONALE, TrainingRow
 
 # A decoder-only student reads the source, this cue, then writes the target (the cue is the same at test time).
 CAUSAL_CUE = "\nAnswer:"
@@ -373,8 +373,8 @@ def multitask_loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """alpha * label loss + (1 - alpha) * rationale loss; the label loss alone when a batch has no rationale rows."""
     totals = total_tokens or {}
-    label = group_loss(row_loss, row_tokens, groups, "label", totals.get("label") if total_tokens else None)
-    rationale = group_loss(row_loss, row_tokens, groups, "rationale", totals.get("rationale") if total_tokens else None)
+    label = group_loss(row_loss, row_tokens, groups, LABEL, totals.get(LABEL) if total_tokens else None)
+    rationale = group_loss(row_loss, row_tokens, groups, RATIONALE, totals.get(RATIONALE) if total_tokens else None)
     parts = {}
     if label is not None:
         parts["label_loss"] = float(label.detach())

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any
 
 from tokendistill.registry import Registry
 from tokendistill.tasks.base import Example
 
-LABEL = "label"
-RATIONALE = "rationale"
+
+class LossGroup(str, Enum):
+    """Which loss a training row feeds: alpha x label loss + (1 - alpha) x rationale loss."""
+
+    LABEL = "label"
+    RATIONALE = "rationale"
+
+    def __str__(self) -> str:  # "label", in file names, logs and f-strings alike (not "LossGroup.LABEL")
+        return self.value
+
+    __format__ = str.__format__
+
+
+class RationaleSource(str, Enum):
+    """What a mode's explanation rows learn from."""
+
+    NONE = "none"
+    TEACHER_WORDS = "teacher words"  # the teacher's top-k words, from `extract`
+    LLM = "llm"  # the LLM rationales of the Distilling step-by-step data
+
+
+LABEL, RATIONALE = LossGroup.LABEL, LossGroup.RATIONALE
 PREDICT_PREFIX = "predict: "
 EXPLAIN_PREFIX = "explain: "
 
@@ -23,7 +44,7 @@ EXPLAIN_PREFIX = "explain: "
 class TrainingRow:
     source: str
     target: str
-    group: str  # LABEL or RATIONALE: which loss the row feeds
+    group: LossGroup
     # The example itself, where the teacher must see it too (multitask_kd's label rows).
     example: Example | None = None
     # Teacher-forced start of a seq2seq target that takes no loss (the task marker with --task-marker decoder).
@@ -37,12 +58,19 @@ class TrainingRow:
 @dataclass(frozen=True)
 class Mode:
     name: str
-    needs_rationales: bool  # the teacher's words, from `extract`
+    rationale_source: RationaleSource
     predict_prefix: str
-    needs_llm_rationales: bool = False  # the LLM rationales of the DSS data
     needs_teacher: bool = False  # the teacher runs beside the student during training
     # Where the student writes more than the label (label, separator, words), the label ends here.
     answer_separator: str | None = None
+
+    @property
+    def needs_rationales(self) -> bool:
+        return self.rationale_source is RationaleSource.TEACHER_WORDS
+
+    @property
+    def needs_llm_rationales(self) -> bool:
+        return self.rationale_source is RationaleSource.LLM
 
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
         raise NotImplementedError
@@ -69,7 +97,7 @@ class Multitask(Mode):
     """The paper's method: ``predict:`` input -> label and ``explain:`` input -> the teacher's top-k words."""
 
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        rows = [TrainingRow(PREDICT_PREFIX + example.input, example.target, LABEL)]
+        rows = [TrainingRow(self.predict_prefix + example.input, example.target, LABEL)]
         words = rationale_text(rationale) if rationale else ""
         if words:
             rows.append(TrainingRow(EXPLAIN_PREFIX + example.input, words, RATIONALE))
@@ -81,7 +109,7 @@ class DistillingStepByStep(Mode):
     """Hsieh et al. 2023: ``predict:`` -> label and ``explain:`` -> the LLM's chain-of-thought rationale."""
 
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        rows = [TrainingRow(PREDICT_PREFIX + example.input, example.target, LABEL)]
+        rows = [TrainingRow(self.predict_prefix + example.input, example.target, LABEL)]
         text = (rationale or {}).get("llm_rationale", "")
         if text:
             rows.append(TrainingRow(EXPLAIN_PREFIX + example.input, text, RATIONALE))
@@ -141,15 +169,11 @@ def answer_part(prediction: str, separator: str | None) -> str:
     return prediction.split(separator)[0].strip() if separator else prediction
 
 
-MODES.register("standard")(Standard("standard", needs_rationales=False, predict_prefix=""))
-MODES.register("multitask")(Multitask("multitask", needs_rationales=True, predict_prefix=PREDICT_PREFIX))
-MODES.register("multitask_kd")(
-    MultitaskDistillation("multitask_kd", needs_rationales=True, predict_prefix=PREDICT_PREFIX, needs_teacher=True)
-)
-MODES.register("dss")(
-    DistillingStepByStep("dss", needs_rationales=False, predict_prefix=PREDICT_PREFIX, needs_llm_rationales=True)
-)
+WORDS, LLM = RationaleSource.TEACHER_WORDS, RationaleSource.LLM
+MODES.register("standard")(Standard("standard", RationaleSource.NONE, predict_prefix=""))
+MODES.register("multitask")(Multitask("multitask", WORDS, predict_prefix=PREDICT_PREFIX))
+MODES.register("multitask_kd")(MultitaskDistillation("multitask_kd", WORDS, PREDICT_PREFIX, needs_teacher=True))
+MODES.register("dss")(DistillingStepByStep("dss", LLM, predict_prefix=PREDICT_PREFIX))
 MODES.register("label_then_tokens")(
-    LabelThenTokens("label_then_tokens", needs_rationales=True, predict_prefix="",
-                    answer_separator=LABEL_THEN_TOKENS_SEPARATOR)
+    LabelThenTokens("label_then_tokens", WORDS, predict_prefix="", answer_separator=LABEL_THEN_TOKENS_SEPARATOR)
 )
