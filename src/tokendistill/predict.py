@@ -12,9 +12,9 @@ from typing import Literal
 from tokendistill.artefacts import STUDENT_INFO
 from tokendistill.config import device_problem, option
 from tokendistill.errors import UserError
-from tokendistill.evaluation import predict, student_info
 from tokendistill.models import load_model
 from tokendistill.tasks import Example, Segment, Task
+from tokendistill.training.answers import predict, student_info
 
 
 @dataclass(kw_only=True)

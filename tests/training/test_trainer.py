@@ -71,7 +71,7 @@ def test_eval_every_scores_held_out_rows_and_keep_best_saves_the_best_step(
         tmp_path: Path, llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.torch import load_file
 
-    import tokendistill.evaluation as evaluation
+    from tokendistill.training import answers
 
     scripted = iter([0.5, 0.9, 0.1])  # the scores of steps 2, 4, 6: the best is step 4
     checksums: dict[int, float] = {}
@@ -81,7 +81,7 @@ def test_eval_every_scores_held_out_rows_and_keep_best_saves_the_best_step(
         checksums[len(checksums)] = float(sum(p.double().sum() for p in loaded.model.parameters()))
         return [], next(scripted)
 
-    monkeypatch.setattr(evaluation, "predict", scripted_predict)
+    monkeypatch.setattr(answers, "predict", scripted_predict)
     output = tmp_path / "best"
     assert main(["train", "--task", "keywords", "--student", str(llama_dir), "--output", str(output), "--limit", "16",
                  "--steps", "6", "--batch-size", "4", "--learning-rate", "1e-2", "--device", "cpu",

@@ -15,6 +15,7 @@ from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
 from tokendistill.models import LoadedModel
 from tokendistill.tasks import Example, Task, get_task, load_examples
+from tokendistill.training import answers
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,8 @@ class PeriodicEvaluation:
         return step % self.config.eval_every == 0 or step == self.config.steps
 
     def run(self, loaded: LoadedModel, model: torch.nn.Module, step: int) -> float:
-        from tokendistill.evaluation import (
-            predict,  # evaluation imports the training package: no import cycle
-        )
-
         was_training = model.training
-        _, accuracy = predict(loaded, self.task, self.examples, self.prefix, self.config.batch_size,
+        _, accuracy = answers.predict(loaded, self.task, self.examples, self.prefix, self.config.batch_size,
                               self.config.max_input_length, self.config.max_target_length, False, self.separator,
                               self.task_marker)  # type: ignore[arg-type]
         model.train(was_training)
