@@ -139,6 +139,9 @@ class TrainConfig(TaskOptions):
     eval_split: str = option("valid", "held-out split for --eval-every (never the training split)")
     eval_limit: int | None = option(200, "rows of --eval-split to score", minimum=1)
     keep_best: bool = option(False, "save the weights of the best --eval-every step instead of the last")
+    report_to: str | None = option(None, "experiment trackers, through accelerate, beside train_log.jsonl: "
+                                         "comma-separated names (tensorboard, wandb, mlflow, trackio, ...) of "
+                                         "installed ones")
     lora_rank: int = option(0, "train LoRA adapters of this rank instead of all weights (0: full fine-tuning)", minimum=0)
     lora_alpha: float = option(16, "LoRA scaling numerator (scale = lora_alpha / lora_rank)", above=0)
     lora_targets: str | None = option(None, "LoRA: comma-separated module names (default: peft's for the model)")

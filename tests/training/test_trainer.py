@@ -103,3 +103,41 @@ def test_eval_every_refuses_the_training_split_and_keep_best_alone(tmp_path: Pat
     assert "is the training split" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "b"), "--keep-best"]) == 2
     assert "pass --eval-every N too" in capsys.readouterr().err
+
+
+def test_report_to_logs_every_step_through_accelerate(tmp_path: Path, t5_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from accelerate.tracking import GeneralTracker
+
+    logged: list[tuple[int, dict]] = []
+
+    class Recording(GeneralTracker):
+        name, requires_logging_directory = "recording", False
+
+        def __init__(self) -> None:
+            super().__init__()
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values: dict) -> None:
+            logged.append((0, values))
+
+        def log(self, values: dict, step: int | None = None, **kwargs) -> None:
+            logged.append((step, values))
+
+    from tokendistill.training import trainer
+
+    monkeypatch.setattr(trainer, "trackers", lambda config: [Recording()] if config.report_to else [])
+    output = tmp_path / "tracked"
+    assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(output), "--limit", "8",
+                 "--steps", "3", "--batch-size", "4", "--device", "cpu", "--report-to", "recording"]) == 0
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert logged[0][0] == 0 and logged[0][1]["steps"] == 3  # the run's configuration first
+    assert [(step, values["loss"]) for step, values in logged[1:]] == [(e["step"], e["loss"]) for e in log]
+    monkeypatch.undo()
+    assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "x"),
+                 "--steps", "1", "--report-to", "tensorbored"]) == 2
+    assert "unknown tracker" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -159,7 +159,7 @@ def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 IDENTITY_VERSION = 2
-_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict")
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to")
 
 
 def run_identity(config: TrainConfig) -> str:
@@ -386,6 +386,23 @@ def training_inputs(config: TrainConfig) -> dict[str, str | None]:
             "data": config.data, "LLM rationales": config.llm_rationales}
 
 
+def trackers(config: TrainConfig) -> list[Any]:
+    """The accelerate trackers ``--report-to`` names (checked: known to accelerate and installed)."""
+    if not config.report_to:
+        return []
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    names = [name.strip().lower() for name in config.report_to.split(",") if name.strip()]
+    installed = {str(getattr(t, "value", t)) for t in get_available_trackers()}
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:
+            raise UserError(f"--report-to {name}: unknown tracker; accelerate knows {', '.join(LOGGER_TYPE_TO_CLASS)}")
+        if name not in installed:
+            raise UserError(f"--report-to {name}: not installed (pip install {name}); installed here: "
+                            f"{', '.join(sorted(installed)) or 'none'}")
+    return names
+
+
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Train a student and save it (weights, tokenizer, config) to ``config.output``; returns that folder.
 
@@ -396,6 +413,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if mode.needs_teacher and not config.teacher:
         raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
     refuse_overlap(config.output, training_inputs(config))
+    trackers(config)  # an unknown or missing tracker fails now, not after the model has loaded
     if mode.needs_rationales and config.rationales:
         for problem in summary_problems(config.rationales):
             if config.strict:
@@ -452,7 +470,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
 
     seed_everything(config.seed)
     loaded = load_model(config.student, init=config.init, device="cpu")
-    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no")
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no",
+                              log_with=trackers(config) or None, project_dir=str(output))
     sharding = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"]
     if sharding and accelerator.distributed_type.value not in sharding and accelerator.is_main_process:
         # accelerate enables FSDP and DeepSpeed on accelerators only; on CPU it runs plain data parallelism.
@@ -487,6 +506,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                         "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
                         checkpoint["threads"])
     model, optimizer = accelerator.prepare(model, optimizer)
+    if config.report_to:
+        accelerator.init_trackers(output.name, config={key: value for key, value in to_dict(config).items()
+                                                       if isinstance(value, (int, float, str, bool))})
     distiller = None
     if mode.needs_teacher:
         distiller = AnswerDistiller(config.teacher, loaded.tokenizer, config.max_input_length,  # type: ignore[arg-type]
@@ -569,6 +591,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             done = step + 1
             if validator is not None and validator.due(done):
                 history[-1]["eval_accuracy"] = validator.run(loaded, model, done)
+            if accelerator.trackers:
+                accelerator.log({**{k: v for k, v in history[-1].items() if k != "step"},
+                                 "learning_rate": scheduler.get_last_lr()[0]}, step=done)
             if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
                     and accelerator.is_main_process):
                 if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
@@ -589,6 +614,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             crash_point("train.after_step")
     finally:
         bar.close()  # on errors too, so that an error message starts a line of its own
+        if accelerator.trackers:
+            accelerator.end_training()
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()
     # Every process takes part: under FSDP or DeepSpeed ZeRO-3 the full weights are gathered from all shards.
