@@ -62,3 +62,15 @@ def test_a_rationale_folder_goes_as_a_dataset_with_a_dataset_card(made: Path) ->
 def test_a_folder_of_anything_else_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["push", str(tmp_path), "--repo-id", "me/x"]) == 2
     assert "neither a student folder" in capsys.readouterr().err
+
+
+def test_train_push_to_hub_uploads_the_finished_student(tmp_path: Path, t5_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pushed = []
+    import tokendistill.hub as hub
+
+    monkeypatch.setattr(hub, "push", lambda config: pushed.append((config.folder, config.repo_id)) or [])
+    assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "s"),
+                 "--limit", "8", "--steps", "1", "--batch-size", "4", "--device", "cpu",
+                 "--push-to-hub", "me/s"]) == 0
+    assert pushed == [(str(tmp_path / "s"), "me/s")] and (tmp_path / "s" / "README.md").is_file()

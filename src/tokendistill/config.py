@@ -139,6 +139,8 @@ class TrainConfig(TaskOptions):
     eval_split: str = option("valid", "held-out split for --eval-every (never the training split)")
     eval_limit: int | None = option(200, "rows of --eval-split to score", minimum=1)
     keep_best: bool = option(False, "save the weights of the best --eval-every step instead of the last")
+    push_to_hub: str | None = option(None, "after training, upload the student with its card to this hub "
+                                           "repository (as `tokendistill push`)")
     report_to: str | None = option(None, "experiment trackers, through accelerate, beside train_log.jsonl: "
                                          "comma-separated names (tensorboard, wandb, mlflow, trackio, ...) of "
                                          "installed ones")

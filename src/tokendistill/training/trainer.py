@@ -159,7 +159,8 @@ def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 IDENTITY_VERSION = 2
-_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to")
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
+                 "push_to_hub")
 
 
 def run_identity(config: TrainConfig) -> str:
@@ -421,7 +422,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             log.warning("%s: %s", config.rationales, problem)
     state = process_state(config.device)
     with locked(config.output) if state.is_main_process else nullcontext():
-        return _train(config, mode, state, progress)
+        output = _train(config, mode, state, progress)
+    if config.push_to_hub and state.is_main_process:
+        from tokendistill.hub import PushConfig, push
+
+        push(PushConfig(folder=str(output), repo_id=config.push_to_hub))
+    return output
 
 
 def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
