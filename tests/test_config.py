@@ -24,7 +24,7 @@ def test_an_option_added_at_its_default_keeps_every_identity_hash(monkeypatch, t
 
     from tokendistill.config import TrainConfig
     from tokendistill.rationales import MANIFEST, RationaleStore
-    from tokendistill.training import trainer
+    from tokendistill.training import checkpoints as trainer  # run_identity lives there
 
     @dataclasses.dataclass(kw_only=True)
     class Later(TrainConfig):

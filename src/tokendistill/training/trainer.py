@@ -12,15 +12,12 @@ import json
 import logging
 import math
 import os
-import random
 import time
-from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
@@ -38,26 +35,29 @@ from tokendistill.artefacts import (
 from tokendistill.card import COMMAND, write_card
 from tokendistill.config import (
     TrainConfig,
-    config_hash,
-    differing_keys,
-    field_defaults,
-    fingerprint,
     to_dict,
     write_config,
 )
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
-from tokendistill.folders import clear, holds_anything, locked, read_json, refuse_overlap
+from tokendistill.folders import clear, locked, refuse_overlap
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import (
-    iter_rationales,
-    read_manifest,
-    reselect,
     summary_problems,
     write_json_atomic,
 )
 from tokendistill.runtime import process_state, seed_everything
-from tokendistill.tasks import Example, get_task, input_digest, load_examples
+from tokendistill.tasks import Example, Task, get_task, input_digest, load_examples
+from tokendistill.training.checkpoints import (  # noqa: F401  (run_identity and the checkpoint: their home)
+    AlreadyTrained,
+    _rng_state,
+    _set_rng_state,
+    input_fingerprints,
+    load_checkpoint,
+    prepare_output,
+    run_identity,
+    save_checkpoint,
+)
 from tokendistill.training.data import (
     DEFAULT_PASS_COST,
     PASS_COST,
@@ -67,7 +67,6 @@ from tokendistill.training.data import (
     pass_loss,
 )
 from tokendistill.training.distill import AnswerDistiller
-from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import (
     LABEL,
     MODES,
@@ -77,216 +76,13 @@ from tokendistill.training.modes import (
     marker_after_input,
     marker_to_decoder,
 )
+from tokendistill.training.rows import build_rows, example_order
 from tokendistill.training.validation import PeriodicEvaluation
 
 log = logging.getLogger(__name__)
 
 # The run a checkpoint belongs to, as JSON: compared before the checkpoint itself is read.
 LOSS_GROUPS = (LABEL, RATIONALE)
-
-
-def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list[list[TrainingRow]]:
-    """Each example's training rows, joined with its rationale record by id (or its LLM rationale by row)."""
-    if mode.needs_llm_rationales:
-        folder = config.llm_rationales or config.data
-        if not folder:
-            raise UserError(f"mode {mode.name!r} learns from the DSS LLM rationales: pass --llm-rationales FOLDER")
-        texts = load_llm_rationales(folder, config.task, config.split)
-        rows = []
-        for example in examples:
-            row = example.meta.get("row", -1)
-            if not 0 <= row < len(texts):
-                raise UserError(
-                    f"example {example.id!r} (row {row}) has no LLM rationale: {folder} holds {len(texts)} for "
-                    f"{config.task}/{config.split}"
-                )
-            rows.append(mode.rows(example, {"llm_rationale": texts[row]}))
-        return rows
-    if not mode.needs_rationales:
-        return [mode.rows(example, None) for example in examples]
-    if not config.rationales:
-        raise UserError(f"mode {mode.name!r} learns from rationales: pass --rationales FOLDER from `extract`")
-    # Read lazily, keeping only what a mode needs of each record (the words, not the per-word scores).
-    wanted = {example.id for example in examples}
-    identity = read_manifest(config.rationales).get("identity", {})
-    rationales = {}
-    for record in iter_rationales(config.rationales):
-        if record["id"] in wanted:
-            if config.top_k is not None:
-                record = reselect(record, config.top_k, identity.get("drop_punctuation", True),
-                                  identity.get("drop_stopwords", False))
-            rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input")}
-    missing = [example.id for example in examples if example.id not in rationales]
-    if missing:
-        raise UserError(
-            f"{len(missing)} of {len(examples)} training examples have no rationale in {config.rationales} "
-            f"(first: {missing[0]!r}); extract the same task, split and --limit, or resume the extraction"
-        )
-    # Ids join rows to records; the stored input proves the join (a reordered file with positional ids, or an
-    # edited row, would pair a sentence with another sentence's words).
-    paired_wrong = [example.id for example in examples
-                    if rationales[example.id]["input"] not in (None, example.input)]
-    if paired_wrong:
-        raise UserError(
-            f"{len(paired_wrong)} of {len(examples)} rationale records in {config.rationales} were made for another "
-            f"input than the training row of the same id (first: {paired_wrong[0]!r}): the data changed since "
-            "`extract` (reordered or edited rows?); extract again from this data"
-        )
-    if not any(record["rationale"] for record in rationales.values()):
-        raise UserError(
-            f"no training example has rationale words in {config.rationales} (an --only-correct extraction of a "
-            f"teacher that is never right?): mode {mode.name!r} would learn from labels alone; extract again"
-        )
-    return [mode.rows(example, rationales[example.id]) for example in examples]
-
-
-def example_order(count: int, seed: int, skip: int = 0) -> Iterator[int]:
-    """An endless stream of example indices: a fresh permutation per epoch, fixed by the seed.
-
-    ``skip`` fast-forwards past draws a resumed run already used, so it sees the same batches next.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    drawn = 0
-    while True:
-        permutation = torch.randperm(count, generator=generator).tolist()
-        if drawn + count <= skip:
-            drawn += count
-            continue
-        start = max(0, skip - drawn)
-        drawn += count
-        yield from permutation[start:]
-
-
-# Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
-IDENTITY_VERSION = 2
-_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
-                 "push_to_hub")
-
-
-def run_identity(config: TrainConfig) -> str:
-    """The hash of the settings that change the weights. Settings at their default are left out, so that an
-    option added in a later version (at its default) keeps the identity of every run, and of every folder whose
-    fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. Changing an option's
-    default therefore needs ``IDENTITY_VERSION`` raised."""
-    defaults = field_defaults(TrainConfig)
-    chosen = {key: value for key, value in to_dict(config).items()
-              if key not in _NOT_IDENTITY and (key not in defaults or value != defaults[key])}
-    return config_hash({"identity_version": IDENTITY_VERSION, **chosen})
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every generator's state as tensors and plain values, so that the checkpoint loads with
-    ``weights_only=True`` (no pickled objects: a checkpoint file never runs code)."""
-    name, keys, position, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """One file, written beside and renamed into place: a kill leaves the previous checkpoint intact."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    crash_point("train.mid_checkpoint")
-    os.replace(temporary, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint this tool wrote, loaded without unpickling any object (``weights_only=True``).
-
-    A crafted file cannot run code here; a damaged or foreign one is refused in one line.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise UserError(f"{path} is damaged or not a checkpoint of this tool ({type(error).__name__}); nothing "
-                        "was loaded from it: pass --overwrite to start over, or delete the file") from None
-    wanted = {"step", "model", "optimizer", "scheduler", "rng", "history"}
-    if not isinstance(state, dict) or not wanted <= set(state) or not isinstance(state["step"], int):
-        raise UserError(f"{path} is not a checkpoint of this tool (missing fields); pass --overwrite to start "
-                        "over, or delete the file")
-    return state
-
-
-class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
-    def __init__(self, output: Path) -> None:
-        super().__init__(str(output))
-        self.output = output
-
-
-def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
-    """The student's starting weights and the rationales (and teacher) it learns from, as they are on disk now."""
-    fingerprints = {
-        "student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)
-    }
-    if config.teacher:
-        fingerprints["teacher_fingerprint"] = fingerprint(config.teacher)
-    return fingerprints
-
-
-def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
-    current = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
-    current.update(input_fingerprints(config))
-    held = {key: value for key, value in held.items() if key not in _NOT_IDENTITY}
-    return differing_keys(held, current, field_defaults(TrainConfig))
-
-
-def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, bool]:
-    """Check what ``output`` holds: the checkpoint to resume from, if any, and whether the folder is to be
-    cleared (--overwrite) once the run's inputs have loaded: nothing is removed before that.
-
-    Raises ``AlreadyTrained`` when it holds a finished run of this very configuration. The checkpoint's
-    identity (``checkpoint.json``) is compared before any of its state is read.
-    """
-    info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
-    fix = "pass --overwrite to start over, or choose another --output"
-    changed: list[str] = []
-    try:
-        if info_path.exists():
-            info = read_json(info_path, fix)
-            changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
-            if not changed:
-                raise AlreadyTrained(output)
-        elif checkpoint_path.exists():
-            if not (output / CHECKPOINT_INFO).exists():
-                changed = ["(a checkpoint of an older version, whose format is not loaded: it could run code)"]
-            else:
-                held = read_json(output / CHECKPOINT_INFO, fix)
-                changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
-                if not changed:
-                    return load_checkpoint(checkpoint_path), False
-        elif holds_anything(output):
-            changed = ["(it is not a student folder)"]
-    except UserError:
-        if config.overwrite:
-            return None, True
-        raise
-    if changed:
-        if not config.overwrite:
-            raise UserError(
-                f"{output} holds a student trained with a different configuration (differs in: "
-                f"{', '.join(changed)}); choose another --output or pass --overwrite"
-            )
-        return None, True
-    return None, False
 
 
 def apply_lora(model: PreTrainedModel, config: TrainConfig, is_encoder_decoder: bool) -> PreTrainedModel:
@@ -430,26 +226,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     return output
 
 
-def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
-    output = Path(config.output)
-    identity = run_identity(config)
-    fingerprints = input_fingerprints(config)
-    device = resolve_device(config.device)
-    # The main process checks the folder first; the others then read what it left.
-    checkpoint, finished, to_clear = None, False, False
-    for turn in (True, False):
-        if state.is_main_process == turn:
-            try:
-                checkpoint, to_clear = prepare_output(output, config)
-            except AlreadyTrained:
-                finished = True
-        if turn:
-            state.wait_for_everyone()
-    if finished:
-        log.info("%s already holds this run's student; nothing to do", output)
-        return output
-    if config.task_marker != "encoder":
-        _check_decoder_marker(mode, config.student, state.num_processes, config.task_marker)
+def _read_inputs(config: TrainConfig, mode: Mode, state: Any, output: Path
+                 ) -> tuple[Task, list[Example], list[list[TrainingRow]], int, PeriodicEvaluation | None]:
+    """Every input the run reads, checked before any model loads: the examples, their training rows (in the
+    task marker's layout), the examples per step, and the held-out scorer of --eval-every."""
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
@@ -473,7 +253,86 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
     elif config.task_marker == "shared_prompt":
         rows = [[marker_after_input(row) for row in example_rows] for example_rows in rows]
+    return task, examples, rows, examples_per_step, validator
 
+
+def _step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, distiller: AnswerDistiller | None,
+               device: torch.device, local_rows: list[TrainingRow]) -> tuple[float, dict[str, float]]:
+    """One optimizer step's loss and its parts, gradients accumulated (the optimizer does not step here).
+
+    ``local_rows``: this process's share of the step's rows (every world-th example); they are split into
+    forward passes (at least one per accumulation step; by length, unless told not to).
+    """
+    world = accelerator.num_processes
+    chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
+                                 config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
+    encoded = [
+        encode_rows(
+            loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
+            config.max_target_length,
+        )
+        for part_rows in chunk_rows
+    ]
+    plans = [
+        distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
+    ] if distiller else []
+    kd_tokens = float(sum(plan.tokens for plan in plans))
+    totals = None
+    if world > 1 or len(encoded) > 1:
+        # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
+        # parts' losses add up to the loss of the full batch exactly as one process would compute it.
+        local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
+        counts = torch.tensor(
+            [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
+        )
+        if world > 1:
+            counts = accelerator.reduce(counts, "sum")
+        *group_counts, kd_tokens = counts.tolist()
+        totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
+    value, parts = 0.0, {}
+    for number, part in enumerate(encoded):
+        # Gradients are averaged across processes once per step, after the last micro-batch.
+        sync = number == len(encoded) - 1
+        with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
+            loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
+                                                  config.alpha, totals, base_model=loaded.model)
+            if distiller is not None:
+                kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
+                loss = loss + config.kd_weight * kd
+                part_losses["kd_loss"] = float(kd.detach())
+            value += float(loss.detach())
+            for name, amount in part_losses.items():
+                parts[name] = parts.get(name, 0.0) + amount
+            # Data parallelism averages gradients over processes; the parts here are already shares of the
+            # whole batch's loss, so they are scaled back up.
+            accelerator.backward(loss * world)
+    if world > 1:
+        summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
+        value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
+    return value, parts
+
+
+def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
+    output = Path(config.output)
+    identity = run_identity(config)
+    fingerprints = input_fingerprints(config)
+    device = resolve_device(config.device)
+    # The main process checks the folder first; the others then read what it left.
+    checkpoint, finished, to_clear = None, False, False
+    for turn in (True, False):
+        if state.is_main_process == turn:
+            try:
+                checkpoint, to_clear = prepare_output(output, config)
+            except AlreadyTrained:
+                finished = True
+        if turn:
+            state.wait_for_everyone()
+    if finished:
+        log.info("%s already holds this run's student; nothing to do", output)
+        return output
+    if config.task_marker != "encoder":
+        _check_decoder_marker(mode, config.student, state.num_processes, config.task_marker)
+    task, examples, rows, examples_per_step, validator = _read_inputs(config, mode, state, output)
     seed_everything(config.seed)
     loaded = load_model(config.student, init=config.init, device="cpu")
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no",
@@ -535,54 +394,8 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     try:
         for step in bar:
             step_examples = [next(order) for _ in range(examples_per_step)]
-            # Each process takes every world-th example of the step's batch, then splits its rows into forward
-            # passes (at least one per accumulation step; by length, unless told not to).
-            local_rows = [row for index in step_examples[rank::world] for row in rows[index]]
-            chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
-                                         config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
-            encoded = [
-                encode_rows(
-                    loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
-                    config.max_target_length,
-                )
-                for part_rows in chunk_rows
-            ]
-            plans = [
-                distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
-            ] if distiller else []
-            kd_tokens = float(sum(plan.tokens for plan in plans))
-            totals = None
-            if world > 1 or len(encoded) > 1:
-                # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
-                # parts' losses add up to the loss of the full batch exactly as one process would compute it.
-                local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
-                counts = torch.tensor(
-                    [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
-                )
-                if world > 1:
-                    counts = accelerator.reduce(counts, "sum")
-                *group_counts, kd_tokens = counts.tolist()
-                totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
-            value, parts = 0.0, {}
-            for number, part in enumerate(encoded):
-                # Gradients are averaged across processes once per step, after the last micro-batch.
-                sync = number == len(encoded) - 1
-                with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
-                    loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
-                                                          config.alpha, totals, base_model=loaded.model)
-                    if distiller is not None:
-                        kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
-                        loss = loss + config.kd_weight * kd
-                        part_losses["kd_loss"] = float(kd.detach())
-                    value += float(loss.detach())
-                    for name, amount in part_losses.items():
-                        parts[name] = parts.get(name, 0.0) + amount
-                    # Data parallelism averages gradients over processes; the parts here are already shares of the
-                    # whole batch's loss, so they are scaled back up.
-                    accelerator.backward(loss * world)
-            if world > 1:
-                summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
-                value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
+            value, parts = _step_loss(config, loaded, model, accelerator, distiller, device,
+                                      [row for index in step_examples[rank::world] for row in rows[index]])
             if not math.isfinite(value):
                 raise UserError(
                     f"the training loss became {value} at step {step + 1}; lower --learning-rate "
@@ -634,9 +447,6 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         accelerator.unwrap_model(model).load_state_dict(best)
         state_dict = None if config.lora_rank > 0 else best
     save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0, state_dict)
-    write_config(config, output)
-    with (output / TRAIN_LOG).open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(entry) + "\n" for entry in history)
     info = {
         "identity": identity,
         "mode": mode.name,
@@ -665,13 +475,22 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         "config": to_dict(config),
         "inputs": fingerprints,
     }
-    # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them.
+    _write_student_files(config, output, history, examples, info)
+    return output
+
+
+def _write_student_files(config: TrainConfig, output: Path, history: list[dict[str, Any]], examples: list[Example],
+                         info: dict[str, Any]) -> None:
+    """Everything beside the weights, the identity last (its presence marks the run as finished), then the
+    mid-run state goes."""
+    write_config(config, output)
+    with (output / TRAIN_LOG).open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(entry) + "\n" for entry in history)
+    # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them, and evaluation
+    # refuses to report them as test rows.
     (output / TRAIN_IDS).write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
     (output / TRAIN_INPUTS).write_text("".join(input_digest(e.input) + "\n" for e in examples), encoding="utf-8")
-    # Written last: its presence marks the run as finished.
     write_json_atomic(output / STUDENT_INFO, info)
     write_card(output)
-    (output / CHECKPOINT).unlink(missing_ok=True)
-    (output / CHECKPOINT_INFO).unlink(missing_ok=True)
-    (output / BEST_WEIGHTS).unlink(missing_ok=True)
-    return output
+    for name in (CHECKPOINT, CHECKPOINT_INFO, BEST_WEIGHTS):
+        (output / name).unlink(missing_ok=True)

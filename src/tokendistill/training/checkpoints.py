@@ -1,0 +1,149 @@
+"""A student folder's run identity and resume rule: which settings make another run, the checkpoint (tensors
+and plain values only, so that it loads with ``weights_only=True``) and what a folder holds on arrival."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_INFO
+from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
+from tokendistill.errors import UserError
+from tokendistill.faults import crash_point
+from tokendistill.folders import holds_anything, read_json
+
+# Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
+IDENTITY_VERSION = 2
+_NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
+                 "push_to_hub")
+
+
+def run_identity(config: TrainConfig) -> str:
+    """The hash of the settings that change the weights. Settings at their default are left out, so that an
+    option added in a later version (at its default) keeps the identity of every run, and of every folder whose
+    fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. Changing an option's
+    default therefore needs ``IDENTITY_VERSION`` raised."""
+    defaults = field_defaults(TrainConfig)
+    chosen = {key: value for key, value in to_dict(config).items()
+              if key not in _NOT_IDENTITY and (key not in defaults or value != defaults[key])}
+    return config_hash({"identity_version": IDENTITY_VERSION, **chosen})
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every generator's state as tensors and plain values, so that the checkpoint loads with
+    ``weights_only=True`` (no pickled objects: a checkpoint file never runs code)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """One file, written beside and renamed into place: a kill leaves the previous checkpoint intact."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    crash_point("train.mid_checkpoint")
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint this tool wrote, loaded without unpickling any object (``weights_only=True``).
+
+    A crafted file cannot run code here; a damaged or foreign one is refused in one line.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise UserError(f"{path} is damaged or not a checkpoint of this tool ({type(error).__name__}); nothing "
+                        "was loaded from it: pass --overwrite to start over, or delete the file") from None
+    wanted = {"step", "model", "optimizer", "scheduler", "rng", "history"}
+    if not isinstance(state, dict) or not wanted <= set(state) or not isinstance(state["step"], int):
+        raise UserError(f"{path} is not a checkpoint of this tool (missing fields); pass --overwrite to start "
+                        "over, or delete the file")
+    return state
+
+
+class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
+    def __init__(self, output: Path) -> None:
+        super().__init__(str(output))
+        self.output = output
+
+
+def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
+    """The student's starting weights and the rationales (and teacher) it learns from, as they are on disk now."""
+    fingerprints = {
+        "student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)
+    }
+    if config.teacher:
+        fingerprints["teacher_fingerprint"] = fingerprint(config.teacher)
+    return fingerprints
+
+
+def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
+    current = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
+    current.update(input_fingerprints(config))
+    held = {key: value for key, value in held.items() if key not in _NOT_IDENTITY}
+    return differing_keys(held, current, field_defaults(TrainConfig))
+
+
+def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, bool]:
+    """Check what ``output`` holds: the checkpoint to resume from, if any, and whether the folder is to be
+    cleared (--overwrite) once the run's inputs have loaded: nothing is removed before that.
+
+    Raises ``AlreadyTrained`` when it holds a finished run of this very configuration. The checkpoint's
+    identity (``checkpoint.json``) is compared before any of its state is read.
+    """
+    info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
+    fix = "pass --overwrite to start over, or choose another --output"
+    changed: list[str] = []
+    try:
+        if info_path.exists():
+            info = read_json(info_path, fix)
+            changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
+            if not changed:
+                raise AlreadyTrained(output)
+        elif checkpoint_path.exists():
+            if not (output / CHECKPOINT_INFO).exists():
+                changed = ["(a checkpoint of an older version, whose format is not loaded: it could run code)"]
+            else:
+                held = read_json(output / CHECKPOINT_INFO, fix)
+                changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
+                if not changed:
+                    return load_checkpoint(checkpoint_path), False
+        elif holds_anything(output):
+            changed = ["(it is not a student folder)"]
+    except UserError:
+        if config.overwrite:
+            return None, True
+        raise
+    if changed:
+        if not config.overwrite:
+            raise UserError(
+                f"{output} holds a student trained with a different configuration (differs in: "
+                f"{', '.join(changed)}); choose another --output or pass --overwrite"
+            )
+        return None, True
+    return None, False
