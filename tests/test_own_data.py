@@ -12,6 +12,7 @@ import pytest
 
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.cli import main
+from tokendistill.errors import UserError
 from tokendistill.tasks import get_task, held_out, load_examples
 
 REVIEWS = ["great phone, the battery lasts", "terrible screen and slow", "loved the camera", "it broke in a week",
@@ -206,3 +207,25 @@ def test_evaluate_takes_the_task_and_data_the_student_was_trained_on(tmp_path: P
     assert 0 < metrics["examples"] < 36  # the held-out rows only
     assert main(["evaluate", "--model", str(t5_dir), "--output", str(tmp_path / "e2")]) == 2
     assert "pass --task" in capsys.readouterr().err
+
+
+def test_the_python_api_takes_rows_in_memory(tmp_path: Path, t5_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from tokendistill import EvaluateConfig, ExtractConfig, TrainConfig, evaluate, extract, train
+
+    monkeypatch.setenv("TOKENDISTILL_CACHE", str(tmp_path / "cache"))
+    rows = [{"review": f"{text} ({i})", "sentiment": "positive" if i % 2 == 0 else "negative"}
+            for i, text in enumerate(REVIEWS * 3)]
+    task = dict(task="text", input_column="review", label_column="sentiment", test_fraction=0.25, device="cpu")
+    words = extract(ExtractConfig(**task, data=rows, teacher=str(t5_dir), output=str(tmp_path / "r"), top_k=2,
+                                  max_new_tokens=3, target="gold"))
+    as_dataset = datasets.Dataset.from_list(rows)  # the same rows as a Dataset: the same file, the same words
+    student = train(TrainConfig(**task, data=as_dataset, student=str(t5_dir), output=str(tmp_path / "s"),
+                                mode="multitask", rationales=str(words), steps=1, batch_size=4))
+    metrics = evaluate(EvaluateConfig(**task, data=rows, model=str(student), output=str(tmp_path / "e"),
+                                      max_new_tokens=3))
+    assert 0 < metrics["examples"] < 36
+    assert len(list((tmp_path / "cache" / "data").glob("rows-*.jsonl"))) == 1
+    with pytest.raises(UserError, match="a list of dicts or a datasets.Dataset"):
+        extract(ExtractConfig(**task, data=42, teacher=str(t5_dir), output=str(tmp_path / "x")))

@@ -16,7 +16,7 @@ from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json, refuse_overlap
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
-from tokendistill.tasks import Example, get_task, input_digest, load_examples
+from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized
 from tokendistill.training.answers import AnswerReading, choice_scorer, generate, predict, student_info  # noqa: F401  (their home until #18; kept importable here)
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     The output folder is checked, locked and written to (its config) before the student loads, so that a
     bad output path fails at once rather than after the whole evaluation.
     """
+    config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     config = with_students_task(config)
     refuse_overlap(config.output, {"model": config.model, "data": config.data}, may_nest=frozenset({"model"}))
     with locked(config.output):

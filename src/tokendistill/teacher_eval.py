@@ -23,7 +23,7 @@ from tokendistill.config import TaskOptions, device_problem, option, write_confi
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
-from tokendistill.tasks import chance_accuracy, get_task, length_buckets, load_examples
+from tokendistill.tasks import chance_accuracy, get_task, length_buckets, load_examples, materialized
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class TeacherEvalConfig(TaskOptions):
 
 
 def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:
+    config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)

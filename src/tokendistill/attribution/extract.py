@@ -35,7 +35,15 @@ from tokendistill.folders import locked, refuse_overlap
 from tokendistill.models import load_model
 from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids, teacher_problems
 from tokendistill.runtime import process_state, seed_everything
-from tokendistill.tasks import Example, Task, chance_accuracy, get_task, iter_examples, length_buckets
+from tokendistill.tasks import (
+    Example,
+    Task,
+    chance_accuracy,
+    get_task,
+    iter_examples,
+    length_buckets,
+    materialized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +205,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     resumed run recomputes an interrupted batch whole, with the same padding as an uninterrupted run, and so
     writes the same records to the last digit.
     """
+    config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
     refuse_overlap(config.output, {"teacher": config.teacher, "data": config.data})
     state = process_state(config.device)

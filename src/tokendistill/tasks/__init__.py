@@ -18,7 +18,7 @@ from tokendistill.tasks.base import (
     normalize_answer,
 )
 from tokendistill.tasks.builtin import TASKS
-from tokendistill.tasks.loading import iter_examples, load_examples, raw_records
+from tokendistill.tasks.loading import iter_examples, load_examples, materialized, raw_records
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -42,6 +42,7 @@ __all__ = [
     "iter_examples",
     "length_buckets",
     "load_examples",
+    "materialized",
     "normalize_answer",
     "raw_records",
 ]

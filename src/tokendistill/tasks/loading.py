@@ -214,3 +214,37 @@ def load_examples(
 ) -> list[Example]:
     """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
     return list(iter_examples(task, split, data, limit, seed, test_fraction))
+
+
+def in_memory_rows(data: Any) -> list[dict[str, Any]] | None:
+    """The rows of in-memory data (a list of dicts, a `datasets.Dataset`), or None for a path or hub id."""
+    if data is None or isinstance(data, (str, Path)):
+        return None
+    try:
+        rows = [dict(row) for row in data]
+    except (TypeError, ValueError):
+        raise UserError(f"data should be a path, a hub id, a list of dicts or a datasets.Dataset, got "
+                        f"{type(data).__name__}") from None
+    if not rows:
+        raise UserError("the in-memory data holds no rows")
+    return rows
+
+
+def materialized(config: Any) -> Any:
+    """``config`` with in-memory data (Python API) written once to a file named by its content, so that every
+    stage reads, fingerprints and resumes it as it does a file (and the same rows give the same file)."""
+    rows = in_memory_rows(getattr(config, "data", None))
+    if rows is None:
+        return config
+    import hashlib
+    import os
+
+    text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n" for row in rows)
+    cache = Path(os.environ.get("TOKENDISTILL_CACHE", "~/.cache/tokendistill")).expanduser() / "data"
+    path = cache / f"rows-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.jsonl"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    return dataclasses.replace(config, data=str(path))

@@ -47,7 +47,7 @@ from tokendistill.rationales import (
     write_json_atomic,
 )
 from tokendistill.runtime import process_state, seed_everything
-from tokendistill.tasks import Example, Task, get_task, input_digest, load_examples
+from tokendistill.tasks import Example, Task, get_task, input_digest, load_examples, materialized
 from tokendistill.training.checkpoints import (  # noqa: F401  (run_identity and the checkpoint: their home)
     AlreadyTrained,
     _rng_state,
@@ -206,6 +206,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     Resumes from the folder's checkpoint when it holds one of this configuration; a folder that holds the
     finished run is returned as it is. The main process holds the folder's lock for the whole run.
     """
+    config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     mode = MODES.get(config.mode)
     if mode.needs_teacher and not config.teacher:
         raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
