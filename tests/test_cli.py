@@ -128,3 +128,11 @@ def test_a_boolean_takes_no_flag(tmp_path: Path) -> None:
 
     assert parsed("--no-batch-by-length").batch_by_length is False and parsed().batch_by_length is True
     assert parsed("--overwrite").overwrite is True and parsed("--overwrite", "false").overwrite is False
+
+
+def test_usage_writes_the_required_options_as_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--help"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "usage: tokendistill train --task TASK --student STUDENT --output OUTPUT [options]\n")
+    assert main(["predict", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: tokendistill predict --model MODEL [options] INPUTS ...\n")

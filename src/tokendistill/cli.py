@@ -157,6 +157,21 @@ def environment_error(error: OSError) -> str:
     return f"cannot access{where}: {error.strerror or error}; {fix}"
 
 
+def _usage(name: str, config_class: type) -> str:
+    """The usage line with the options a run needs written as required (argparse would bracket them: they may
+    come from --config instead)."""
+    import dataclasses
+
+    needed, positional = [], []
+    for item in dataclasses.fields(config_class):
+        if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            if item.metadata.get("positional"):
+                positional.append(item.name.upper() + (" ..." if "list" in str(item.type) else ""))
+            else:
+                needed.append(f"--{item.name.replace('_', '-')} {item.name.upper()}")
+    return " ".join([f"tokendistill {name}", *needed, "[options]", *positional])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tokendistill",
@@ -172,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registries = {"tasks": TASKS.names(), "methods": METHODS.names(), "modes": MODES.names()}
     for name, help_text, config_class, handler in _commands():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, usage=_usage(name, config_class))
         sub.prog = f"tokendistill {name}"
         add_arguments(sub, config_class, registries)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
