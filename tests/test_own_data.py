@@ -229,3 +229,12 @@ def test_the_python_api_takes_rows_in_memory(tmp_path: Path, t5_dir: Path, monke
     assert len(list((tmp_path / "cache" / "data").glob("rows-*.jsonl"))) == 1
     with pytest.raises(UserError, match="a list of dicts or a datasets.Dataset"):
         extract(ExtractConfig(**task, data=42, teacher=str(t5_dir), output=str(tmp_path / "x")))
+
+
+def test_analyze_of_a_classification_shows_words_not_a_page_of_n_a(tmp_path: Path, t5_dir: Path) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    assert extract(data, t5_dir, tmp_path / "r", "--target", "gold") == 0
+    assert main(["analyze", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "analysis" / "analysis.md").read_text()
+    assert "cannot be measured" in text and "| word | count |" in text and "| input part |" in text
+    assert "n/a | n/a" not in text

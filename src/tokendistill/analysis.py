@@ -370,9 +370,17 @@ def overlap_table(sets: Sequence[dict[str, Any]], answer_of: str = "gold", measu
 
 def markdown(analysis: dict[str, Any]) -> str:
     parts = ["# Rationale analysis", ""]
-    for answer_of, title in (("gold", "the gold answer"), ("teacher_answer", "the teacher's own answer")):
-        for measure, wording in (("any", "any word of"), ("whole", "every word of")):
-            parts += [f"## Top-k words holding {wording} {title}", "", overlap_table(analysis["sets"], answer_of, measure), ""]
+    checkable = any(result["answer_overlap"]["gold"]["all"]["answer_in_input"] for result in analysis["sets"])
+    if checkable:
+        for answer_of, title in (("gold", "the gold answer"), ("teacher_answer", "the teacher's own answer")):
+            for measure, wording in (("any", "any word of"), ("whole", "every word of")):
+                parts += [f"## Top-k words holding {wording} {title}", "",
+                          overlap_table(analysis["sets"], answer_of, measure), ""]
+    else:
+        # A classification's labels ("positive", "entailment") are not words of its inputs: no share to show.
+        parts += ["The answers never occur in these inputs (a classification's labels, say), so whether the words "
+                  "hold the answer cannot be measured; below: which words and which input parts the teacher picks.",
+                  ""]
     for result in analysis["sets"]:
         parts += [
             f"## {result['task']} / {result['method']}: {result['folder']}",
@@ -380,10 +388,10 @@ def markdown(analysis: dict[str, Any]) -> str:
             f"Teacher accuracy on these examples: {_share(result['teacher_accuracy'])} "
             f"(chance {_share(result['chance_accuracy'])}).",
             "",
-            "| k | top-k words hold a gold word | random words | random content words |",
-            "|---|---|---|---|",
         ]
-        for row in result["by_k"]:
+        if result["answer_overlap"]["gold"]["all"]["answer_in_input"]:
+            parts += ["| k | top-k words hold a gold word | random words | random content words |", "|---|---|---|---|"]
+        for row in result["by_k"] if result["answer_overlap"]["gold"]["all"]["answer_in_input"] else []:
             parts.append(f"| {row['k']} | {_share(row['any']['rationale'])} | {_share(row['any']['random_words'])} | "
                          f"{_share(row['any']['random_content_words'])} |")
         parts += ["", "| word | count | share of rationale words | lift over its frequency |", "|---|---|---|---|"]
