@@ -192,3 +192,29 @@ def dropout_student_path(tmp_path: Path, t5_dir: Path) -> Path:
     AutoModelForSeq2SeqLM.from_pretrained(t5_dir, config=config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(t5_dir).save_pretrained(folder)
     return folder
+
+
+@pytest.mark.slow
+def test_evaluate_killed_between_chunks_resumes_to_identical_predictions(tmp_path: Path, t5_dir: Path) -> None:
+    student = tmp_path / "student"
+    assert run_subprocess(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(student),
+                           "--limit", "8", "--steps", "1", "--batch-size", "4", "--device", "cpu"]) == 0
+
+    def evaluate(output: Path, kill_at: str | None = None) -> int:
+        return run_subprocess(["evaluate", "--model", str(student), "--output", str(output), "--limit", "40",
+                               "--max-new-tokens", "3", "--batch-size", "8", "--device", "cpu"], kill_at)
+
+    import tokendistill.evaluation as evaluation
+
+    assert evaluation.EVALUATION_CHUNK > 8  # the environment below makes chunks of 8 in the subprocesses
+    os.environ["TOKENDISTILL_EVALUATION_CHUNK"] = "8"
+    try:
+        assert evaluate(tmp_path / "whole") == 0
+        assert evaluate(tmp_path / "killed", "evaluate.after_chunk:2") == -signal.SIGKILL
+        partial = (tmp_path / "killed" / "predictions.partial.jsonl").read_text().splitlines()
+        assert len(partial) == 1 + 16  # the identity, then two chunks of 8 rows
+        assert evaluate(tmp_path / "killed") == 0
+    finally:
+        del os.environ["TOKENDISTILL_EVALUATION_CHUNK"]
+    assert (tmp_path / "killed" / "predictions.jsonl").read_bytes() == (tmp_path / "whole" / "predictions.jsonl").read_bytes()
+    assert not (tmp_path / "killed" / "predictions.partial.jsonl").exists()

@@ -18,6 +18,7 @@ RECORDS = "records.jsonl"  # one record per example
 
 # An evaluation folder (evaluate) and a teacher check (teacher-eval)
 PREDICTIONS = "predictions.jsonl"
+PARTIAL_PREDICTIONS = "predictions.partial.jsonl"  # an unfinished evaluation's rows: its identity, then a row a line
 METRICS = "metrics.json"
 TEACHER_CHECK = "teacher_eval.json"
 

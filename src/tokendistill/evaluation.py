@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokendistill.artefacts import METRICS, PREDICTIONS, STUDENT_INFO, TRAIN_INPUTS
+from tqdm.auto import tqdm
+
+from tokendistill.artefacts import METRICS, PARTIAL_PREDICTIONS, PREDICTIONS, STUDENT_INFO, TRAIN_INPUTS
 from tokendistill.card import write_card
-from tokendistill.config import EvaluateConfig, write_config
+from tokendistill.config import EvaluateConfig, fingerprint, to_dict, write_config
 from tokendistill.errors import UserError
-from tokendistill.folders import locked, read_json, refuse_overlap
+from tokendistill.faults import crash_point
+from tokendistill.folders import append_lines, locked, read_json, refuse_overlap
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized
@@ -75,29 +79,73 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         return _evaluate(config, progress)
 
 
+# Rows predicted between two appends to the partial predictions (the interruption tests make it small).
+EVALUATION_CHUNK = int(os.environ.get("TOKENDISTILL_EVALUATION_CHUNK", "256"))
+
+
+def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rows an interrupted evaluation of this very configuration finished (its first line is the
+    identity); anything else there is started over. A damaged line is dropped and its row predicted again."""
+    if partial.is_file():
+        lines = partial.read_text(encoding="utf-8").splitlines()
+        try:
+            held = json.loads(lines[0]) if lines else None
+        except ValueError:
+            held = None
+        if held == json.loads(json.dumps(identity, default=str)):
+            done = {}
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "id" in record:
+                    done[record["id"]] = record
+            return done
+    partial.write_text(json.dumps(identity, default=str) + "\n", encoding="utf-8")
+    return {}
+
+
 def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.model, examples, config.split)
     info = student_info(config.model)
-    loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
-    records, accuracy = predict(
-        loaded,
-        task,
-        examples,
-        info.get("predict_prefix", ""),
-        config.batch_size,
-        config.max_input_length,
-        config.max_new_tokens,
-        progress,
-        info.get("answer_separator"),
-        info.get("task_marker", "encoder"),
-        config.answer,
-    )
     output = Path(config.output)
-    with (output / PREDICTIONS).open("w", encoding="utf-8") as handle:
+    partial = output / PARTIAL_PREDICTIONS
+    identity = {"model": fingerprint(config.model), **{key: value for key, value in to_dict(config).items()
+                                                       if key not in ("output", "device", "batch_size")}}
+    done = _resume_predictions(partial, identity)
+    if done:
+        log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
+    todo = [example for example in examples if example.id not in done]
+    loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation") if todo else None
+    # In chunks appended as they finish: a killed evaluation resumes where it stopped (a long choice-scored
+    # split takes many minutes on a CPU), each chunk one write to a file opened for appending.
+    bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="evaluate", disable=not progress,
+               unit="ex")
+    try:
+        for start in range(0, len(todo), EVALUATION_CHUNK):
+            chunk = todo[start : start + EVALUATION_CHUNK]
+            chunk_records, _ = predict(
+                loaded, task, chunk, info.get("predict_prefix", ""), config.batch_size, config.max_input_length,
+                config.max_new_tokens, False, info.get("answer_separator"), info.get("task_marker", "encoder"),
+                config.answer,
+            )
+            append_lines(partial, [json.dumps(record, ensure_ascii=False) for record in chunk_records])
+            done.update({record["id"]: record for record in chunk_records})
+            bar.update(len(chunk))
+            crash_point("evaluate.after_chunk")
+    finally:
+        bar.close()
+    records = [done[example.id] for example in examples]
+    accuracy = sum(record["correct"] for record in records) / len(records)
+    temporary = output / f".{PREDICTIONS}.tmp"
+    with temporary.open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    temporary.replace(output / PREDICTIONS)
+    partial.unlink(missing_ok=True)
     metrics = {
         "task": config.task,
         "split": config.split,

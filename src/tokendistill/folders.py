@@ -138,3 +138,21 @@ def read_json(path: Path, fix: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"{path} is damaged (not a JSON object); {fix}")
     return value
+
+
+def append_lines(path: Path, lines: list[str], crash: str | None = None) -> None:
+    """Lines as one ``write`` to a file opened for appending: no other writer can interleave with them mid-line,
+    and a crash leaves at most a torn last line, which a reader drops (``crash``: a fault-injection point)."""
+    from tokendistill.faults import crash_point
+
+    text = "".join(line + "\n" for line in lines).encode("utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if crash:
+            crash_point(crash, lambda: os.write(descriptor, text[: len(text) // 2]))
+        written = os.write(descriptor, text)
+        while written < len(text):  # a regular file takes it whole; a short write only on a full disk
+            written += os.write(descriptor, text[written:])
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -22,8 +22,7 @@ import numpy as np
 from tokendistill.artefacts import MANIFEST, RECORDS
 from tokendistill.config import config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
-from tokendistill.faults import crash_point
-from tokendistill.folders import clear, holds_anything, read_json
+from tokendistill.folders import append_lines, clear, holds_anything, read_json
 from tokendistill.selection import candidate_flags, select_top_k
 
 log = logging.getLogger(__name__)
@@ -180,16 +179,8 @@ class RationaleStore:
         """One batch as one ``write`` to a file opened for appending: no other writer can interleave with
         it mid-line, and a crash leaves at most a torn last line, which `open` redoes."""
         batch = list(records)
-        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in batch).encode("utf-8")
-        descriptor = os.open(self.folder / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            crash_point("store.mid_write", lambda: os.write(descriptor, text[: len(text) // 2]))
-            written = os.write(descriptor, text)
-            while written < len(text):  # a regular file takes it whole; a short write only on a full disk
-                written += os.write(descriptor, text[written:])
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        append_lines(self.folder / RECORDS, [json.dumps(record, ensure_ascii=False) for record in batch],
+                     crash="store.mid_write")
         self.done.update(record["id"] for record in batch)
 
     def finish(self, summary: dict[str, Any]) -> None:
