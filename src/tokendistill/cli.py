@@ -39,7 +39,11 @@ def _analyze(config: Any) -> None:
     from tokendistill.analysis import analyze, overlap_table
 
     analysis = analyze(config)
-    print(overlap_table(analysis["sets"]))
+    if any(result["answer_overlap"]["gold"]["all"]["answer_in_input"] for result in analysis["sets"]):
+        print(overlap_table(analysis["sets"]))
+    else:
+        print("the answers never occur in these inputs: which words and input parts the teacher picks are in the "
+              "analysis files")
     print(f"analysis: {analysis['output']}")
 
 
