@@ -238,3 +238,7 @@ def test_analyze_of_a_classification_shows_words_not_a_page_of_n_a(tmp_path: Pat
     text = (tmp_path / "r" / "analysis" / "analysis.md").read_text()
     assert "cannot be measured" in text and "| word | count |" in text and "| input part |" in text
     assert "n/a | n/a" not in text
+    from tokendistill.report import ReportConfig, build_report
+
+    page = build_report(ReportConfig(run_dir=str(tmp_path / "r"))).read_text()
+    assert "cannot be measured" in page and "<td>n/a</td><td>n/a</td>" not in page

@@ -445,7 +445,11 @@ def build_report(config: ReportConfig) -> Path:
                                "the test rows, and the smallest difference the design detects at 80% power."))
     else:
         sections.append("<p class='note'>No evaluations in this run.</p>")
-    if analyses:
+    if analyses and not any(a["answer_overlap"]["gold"]["all"]["answer_in_input"] for a in analyses):
+        sections.append("<p class='note'>The answers never occur in these inputs (a classification's labels, say), "
+                        "so whether the teacher's words hold the answer cannot be measured; below, which words and "
+                        "input parts it picks.</p>")
+    elif analyses:
         sections.append(_table(
             ["task", "method", "examples", "teacher accuracy", "subset", "answer in input", "top-k words hold a gold word",
              "random words", "random content words", "random words, same input parts"],

@@ -100,7 +100,7 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
     k = config.get("top_k") or manifest.get("top_k")
     return {
         "task": metrics.get("task"), "student": Path(str(config.get("student", model))).name,
-        "size": config.get("limit"), "mode": mode, "method": manifest.get("method"),
+        "size": config.get("limit") or student.get("train_examples"), "mode": mode, "method": manifest.get("method"),
         "k": float(k) if isinstance(k, (int, float)) and config.get("rationales") else None,
         "target": manifest.get("target"), "seed": config.get("seed", 0),
     }
