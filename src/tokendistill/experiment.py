@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json
 from tokendistill.rationales import write_json_atomic
 from tokendistill.results import FACTORS, write_results
+from tokendistill.tasks import majority_accuracy
 from tokendistill.training.modes import MODES
 
 log = logging.getLogger(__name__)
@@ -413,9 +413,8 @@ def majority_share(evaluation_folder: str | Path) -> tuple[float, float]:
     folder = Path(evaluation_folder)
     accuracy = read_json(folder / METRICS, "evaluate that student again")["accuracy"]
     with (folder / PREDICTIONS).open(encoding="utf-8") as handle:
-        targets = Counter(str(json.loads(line).get("target")).strip().lower() for line in handle if line.strip())
-    total = sum(targets.values())
-    return accuracy, (targets.most_common(1)[0][1] / total if total else 0.0)
+        targets = [str(json.loads(line).get("target")) for line in handle if line.strip()]
+    return accuracy, majority_accuracy(targets) or 0.0
 
 
 def teacher_problem(competence: Competence, check: dict[str, Any]) -> str | None:

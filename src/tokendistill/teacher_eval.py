@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,14 @@ from tokendistill.config import TaskOptions, device_problem, option, write_confi
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
-from tokendistill.tasks import chance_accuracy, get_task, length_buckets, load_examples, materialized
+from tokendistill.tasks import (
+    chance_accuracy,
+    get_task,
+    length_buckets,
+    load_examples,
+    majority_accuracy,
+    materialized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +85,7 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
         "accuracy": accuracy,
         "chance_accuracy": chance,
         # Always answering the commonest label: the floor where chance is unknown (a user's text task).
-        "majority_accuracy": Counter(example.target.strip().lower() for example in examples).most_common(1)[0][1]
-        / len(examples),
+        "majority_accuracy": majority_accuracy(example.target for example in examples),
         "best": best,
         "extract_with": advice,
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,

@@ -42,6 +42,7 @@ from tokendistill.tasks import (
     get_task,
     iter_examples,
     length_buckets,
+    majority_accuracy,
     materialized,
 )
 
@@ -273,14 +274,14 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
         return Path(config.output)
     merge_parts(store, config, examples)
     counts: Counter[str] = Counter()
-    targets: Counter[str] = Counter()
+    targets: list[str] = []
     for record in iter_rationales(config.output):
         if record["id"] in wanted:
             counts["examples"] += 1
             counts["correct"] += bool(record["teacher_correct"])
             counts["judged"] += record["teacher_correct"] is not None
             counts["fallback"] += record.get("attributed") == "gold" and config.target != "gold"
-            targets[str(record.get("target", "")).strip().lower()] += 1
+            targets.append(str(record.get("target", "")))
             counts["truncated"] += bool(record["truncated"])
             counts["trained_on"] += bool(record.get("teacher_trained_on"))
             counts["short"] += config.top_k >= 1 and record.get("candidate_words", config.top_k) < config.top_k
@@ -302,7 +303,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
         )
     accuracy = counts["correct"] / counts["judged"] if counts["judged"] else None
     chance = chance_accuracy(task, list(itertools.islice(examples(), 1)))
-    majority = targets.most_common(1)[0][1] / counts["examples"] if targets else None
+    majority = majority_accuracy(targets)
     problems = teacher_problems(accuracy, chance, majority, counts["fallback"], counts["examples"])
     if accuracy is None:
         log.info("the teacher's accuracy is unknown: --target gold attributes the gold answer without generating "

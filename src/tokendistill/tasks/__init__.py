@@ -15,6 +15,7 @@ from tokendistill.tasks.base import (
     held_out,
     input_digest,
     length_buckets,
+    majority_accuracy,
     normalize_answer,
 )
 from tokendistill.tasks.builtin import TASKS
@@ -41,6 +42,7 @@ __all__ = [
     "input_digest",
     "iter_examples",
     "length_buckets",
+    "majority_accuracy",
     "load_examples",
     "materialized",
     "normalize_answer",

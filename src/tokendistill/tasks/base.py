@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,3 +129,11 @@ def held_out(text: str, test_fraction: float) -> bool:
     the input's content alone, so every stage, run and seed, and any order of the file, agree on it."""
     digest = hashlib.sha1(("tokendistill-test-split:" + text).encode("utf-8")).hexdigest()
     return int(digest[:8], 16) / 2**32 < test_fraction
+
+
+def majority_accuracy(targets: Iterable[str]) -> float | None:
+    """The accuracy of always answering the commonest target (case and spacing aside): the floor of a
+    classification where chance alone understates it, and the only one of a task without a label set."""
+    counts = Counter(str(target).strip().lower() for target in targets)
+    total = sum(counts.values())
+    return counts.most_common(1)[0][1] / total if total else None
