@@ -248,3 +248,47 @@ def test_report_table_equals_the_runners_for_every_grid_factor(tmp_path: Path, t
     report_rows = [[html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", row)]
                    for row in re.findall(r"<tr>(.*?)</tr>", results) if "<td>" in row]
     assert report_rows == runner_rows
+
+
+def test_a_list_of_task_markers_pairs_each_layout_with_the_papers(tmp_path: Path, llama_dir: Path) -> None:
+    path = grid_yaml(tmp_path, llama_dir, llama_dir, seeds=[0])
+    experiment = yaml.safe_load(path.read_text())
+    experiment["student"]["train"]["task_marker"] = ["encoder", "shared_prompt"]
+    path.write_text(yaml.safe_dump(experiment))
+    (keywords, _) = plan(load_experiment(path))
+    folders = {(c.mode, c.marker): Path(c.train.output).parent.parent.name for c in keywords.cells}
+    # The paper's layout keeps its folder name (grids begun before the factor resume); standard has one layout.
+    assert folders == {("standard", None): "standard", ("multitask", None): "multitask-k2-teacher",
+                       ("multitask", "shared_prompt"): "multitask-k2-teacher-shared_prompt"}
+    assert {c.train.task_marker for c in keywords.cells if c.mode == "multitask"} == {"encoder", "shared_prompt"}
+    assert main(["run", str(path), "--only", "task=keywords"]) == 0
+    with (tmp_path / "grid" / "results.csv").open() as handle:
+        results = {(row["mode"], row["marker"]): row for row in csv.DictReader(handle)}
+    assert set(results) == {("standard", ""), ("multitask", ""), ("multitask", "shared_prompt")}
+    assert results["multitask", "shared_prompt"]["vs_format"] != "" and results["multitask", ""]["vs_format"] == ""
+    assert results["multitask", "shared_prompt"]["vs_standard"] != ""
+    table = (tmp_path / "grid" / "results.md").read_text()
+    assert "vs paper format" in table and "| multitask (shared_prompt) |" in table
+    # A second YAML may write into the same folder (its finished cells resume) without overwriting the first's plan.
+    second = tmp_path / "format.yaml"
+    second.write_text(yaml.safe_dump({**experiment, "modes": ["multitask"]}))
+    assert main(["run", str(second), "--only", "task=keywords"]) == 0
+    grid = tmp_path / "grid"
+    assert (grid / "experiment.yaml").read_text().startswith(f"# tokendistill run {path.resolve()}\n")
+    assert (grid / "experiment-format.yaml").read_text().startswith(f"# tokendistill run {second.resolve()}\n")
+    assert (grid / "run.yaml").exists() and (grid / "run-format.yaml").exists()
+    experiment["modes"] = ["standard", "multitask_kd"]
+    path.write_text(yaml.safe_dump(experiment))
+    with pytest.raises(UserError, match="shared_prompt does not yet support multitask_kd"):
+        load_experiment(path)
+
+
+def test_a_grid_without_a_marker_list_keeps_its_table() -> None:
+    from tokendistill.results import FORMAT_HEADER, TABLE_HEADERS, table
+
+    summary = [{"task": "t", "student": "s", "size": 4, "mode": "standard", "method": None, "k": None,
+                "target": None, "marker": None, "seeds": 1, "test_rows": 2, "mean": 0.5, "sd": None,
+                **{f"vs_{name}{part}": None for name in ("standard", "control", "format")
+                   for part in ("", "_low", "_high", "_detectable", "_seeds")}}]
+    headers, rows = table(summary, {})
+    assert headers == list(TABLE_HEADERS) and FORMAT_HEADER not in headers and len(rows[0]) == len(headers)

@@ -22,6 +22,7 @@ from tokendistill.artefacts import (
     RESULTS_MD,
     TEACHER_CHECK,
     TRAIN_LOG,
+    is_grid_file,
 )
 
 KEPT = {CELL_INFO, METRICS, PREDICTIONS, TEACHER_CHECK, MANIFEST, RESULTS_MD, RESULTS_CSV, GRID_PLAN, TRAIN_LOG}
@@ -30,7 +31,8 @@ KEPT = {CELL_INFO, METRICS, PREDICTIONS, TEACHER_CHECK, MANIFEST, RESULTS_MD, RE
 def publish(grid: Path, destination: Path) -> list[Path]:
     copied = []
     for path in sorted(grid.rglob("*")):
-        if path.is_file() and path.name in KEPT and "checkpoint" not in path.parts:
+        kept = path.name in KEPT or (path.parent == grid and is_grid_file(path.name, GRID_PLAN))
+        if path.is_file() and kept and "checkpoint" not in path.parts:
             target = destination / path.relative_to(grid)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)

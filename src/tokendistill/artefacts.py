@@ -27,6 +27,19 @@ CELL_INFO = "cell.json"  # a cell's grid factors, beside its student and evaluat
 GRID_PLAN = "experiment.yaml"  # the experiment as resolved
 RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
 
+
+def of_experiment(name: str, experiment: str) -> str:
+    """A grid file (GRID_PLAN, RUN_CONFIG) of a second experiment YAML that writes into the same grid folder
+    (sharing its teacher, rationales and some cells): experiment-NAME.yaml beside the first's experiment.yaml."""
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}-{experiment}.{suffix}"
+
+
+def is_grid_file(name: str, grid_name: str) -> bool:
+    """Whether ``name`` is ``grid_name`` or its version for a second experiment (of_experiment)."""
+    stem, _, suffix = grid_name.rpartition(".")
+    return name == grid_name or (name.startswith(f"{stem}-") and name.endswith(f".{suffix}"))
+
 # Every stage's folder
 CONFIG = "config.yaml"  # the stage's resolved configuration
 RUN_CONFIG = "run.yaml"  # the `run` command's own options

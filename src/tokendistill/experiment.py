@@ -27,6 +27,7 @@ from tokendistill.artefacts import (
     RUN_CONFIG,
     STUDENT_INFO,
     TEACHER_CHECK,
+    of_experiment,
 )
 from tokendistill.config import (
     EvaluateConfig,
@@ -43,7 +44,7 @@ from tokendistill.config import (
 from tokendistill.errors import UserError
 from tokendistill.folders import locked, read_json
 from tokendistill.rationales import write_json_atomic
-from tokendistill.results import FACTORS, write_results
+from tokendistill.results import FACTORS, PAPER_MARKER, marker_factor, write_results
 from tokendistill.tasks import majority_accuracy
 from tokendistill.training.modes import MODES
 
@@ -247,11 +248,12 @@ class Cell:
     train: TrainConfig
     evaluate: EvaluateConfig
     student: str
+    marker: str | None = None  # the multitask rows' --task-marker where it is not the paper's
 
     @property
     def key(self) -> dict[str, Any]:
         return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode,
-                "method": self.method, "k": self.k, "target": self.target, "seed": self.seed}
+                "method": self.method, "k": self.k, "target": self.target, "marker": self.marker, "seed": self.seed}
 
 
 @dataclass
@@ -305,6 +307,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                         **{k: v for k, v in extract_options.items()
                            if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))
+        markers = _markers(train_options.pop("task_marker", PAPER_MARKER), experiment.modes)
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []
         students = experiment.student["model"]
@@ -314,14 +317,19 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         for seed, size, student_model, mode in itertools.product(experiment.seeds, spec.train_sizes, students, modes):
             uses_rationales = MODES.get(mode).needs_rationales
             methods = ([method, *experiment.controls] if mode == controlled else [method]) if uses_rationales else [None]
-            for k, target, chosen in itertools.product(experiment.top_k if uses_rationales else [None],
-                                                       experiment.targets if uses_rationales else [None], methods):
+            # A task marker places `predict:` / `explain:`; a mode without them (standard) has one layout.
+            mode_markers = markers if MODES.get(mode).predict_prefix else [PAPER_MARKER]
+            for k, target, chosen, marker in itertools.product(experiment.top_k if uses_rationales else [None],
+                                                               experiment.targets if uses_rationales else [None],
+                                                               methods, mode_markers):
                 name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
                 name += f"-{chosen}" if chosen and chosen != method else ""
+                # The paper's layout keeps the folder name it had before the marker was a factor (grids resume).
+                name += f"-{marker}" if marker != PAPER_MARKER else ""
                 student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
                 folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
                 train = build(TrainConfig, {
-                    **common, **train_options, "student": student_model,
+                    **common, **train_options, "task_marker": marker, "student": student_model,
                     "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
                     "split": spec.train_split, "limit": size, "output": str(folder / "student"),
                     "rationales": extractions[chosen, target].output if uses_rationales else None,
@@ -333,9 +341,22 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                     "limit": spec.test_limit, "output": str(folder / "eval"),
                 })
                 cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,
-                                  Path(student_model).name))
+                                  Path(student_model).name, marker_factor(marker)))
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
     return plans
+
+
+def _markers(value: Any, modes: list[str]) -> list[str]:
+    """student.train.task_marker: one layout, or a list of them (one more grid factor: the same multitask cells in
+    each layout, paired in the results table against the paper's)."""
+    markers = value if isinstance(value, list) else [value]
+    if not markers or not all(isinstance(marker, str) for marker in markers) or len(set(markers)) < len(markers):
+        raise UserError(f"student.train.task_marker should be a marker or a list of distinct ones, e.g. "
+                        f"[encoder, shared_prompt], got {value!r}")
+    if "shared_prompt" in markers and (kd := [m for m in modes if MODES.get(m).needs_teacher]):
+        raise UserError(f"student.train.task_marker shared_prompt does not yet support {', '.join(kd)} (its teacher "
+                        "term reads rows one by one); run those modes in a grid with the encoder marker")
+    return markers
 
 
 _FACTORS = (*FACTORS, "seed")
@@ -488,6 +509,24 @@ def run_experiment(config: RunConfig, progress: bool = True) -> Path:
         return _run_cells(config, experiment, plans, progress)
 
 
+def _plan_header(source: str | Path) -> str:
+    return f"# tokendistill run {Path(source).resolve()}\n"
+
+
+def _grid_file(root: Path, name: str, source: str | Path) -> Path:
+    """Where this experiment's grid file ``name`` (its plan, its run options) goes: ``name``, or, where another
+    experiment YAML planned this folder first (two grids that share a teacher, its rationales and some cells),
+    its of_experiment name, so that neither overwrites the other's record. A plan without the header comes from
+    a version that had one YAML per folder: it is this experiment's."""
+    plan_file = root / GRID_PLAN
+    if plan_file.exists():
+        with plan_file.open(encoding="utf-8", errors="replace") as handle:
+            line = handle.readline()
+        if line != _plan_header(source) and line.startswith("# tokendistill run "):
+            return root / of_experiment(name, Path(source).stem)
+    return root / name
+
+
 def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan], progress: bool) -> Path:
     from tokendistill.attribution import extract
     from tokendistill.evaluation import evaluate
@@ -496,8 +535,9 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
 
     root = Path(experiment.output)
     cells = [cell for task_plan in plans for cell in task_plan.cells]
-    (root / GRID_PLAN).write_text(
-        yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
+    header = _plan_header(config.experiment)
+    _grid_file(root, GRID_PLAN, config.experiment).write_text(
+        header + yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
     )
     done = 0
     for task_plan in plans:
@@ -533,7 +573,7 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
             if cell.mode == "standard":
                 _judge(experiment.competence, name, student_problem(experiment.competence, cell.evaluate.output,
                                                                     teacher_check))
-    write_config(config, root, RUN_CONFIG)
+    write_config(config, root, _grid_file(root, RUN_CONFIG, config.experiment).name)
     table = write_results(root)
     print(table)
     return root

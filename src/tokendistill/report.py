@@ -37,7 +37,8 @@ from tokendistill.artefacts import (
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.rationales import iter_rationales
-from tokendistill.results import TABLE_HEADERS, collect, summarize, table_rows
+from tokendistill.results import collect, summarize
+from tokendistill.results import table as results_table
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,7 @@ def build_report(config: ReportConfig) -> Path:
     sections.append("<h2 id='results'>Results</h2>")
     if table:
         # The same table as `tokendistill results` prints (one owner: tokendistill.results).
-        sections.append(_table(list(TABLE_HEADERS), table_rows(table, teachers),
+        sections.append(_table(*results_table(table, teachers),
                                "Student accuracy per cell (every factor but the seed): mean ± sd over seeds; against "
                                "standard and against random words, the paired difference with its 95% interval over "
                                "the test rows, and the smallest difference the design detects at 80% power."))

@@ -31,7 +31,10 @@ from tokendistill.config import option
 from tokendistill.errors import UserError
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
-FACTORS = ("task", "student", "size", "mode", "method", "k", "target")
+FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
+# A cell's `marker`: its multitask rows' layout (--task-marker) where it is not the paper's (None: the paper's,
+# `predict:` / `explain:` before the input, two rows), so that folders written before the factor keep their key.
+PAPER_MARKER = "encoder"
 # The attribution method whose words are the control: random input words, no teacher knowledge.
 CONTROL_METHOD = "random"
 
@@ -102,8 +105,13 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
         "task": metrics.get("task"), "student": Path(str(config.get("student", model))).name,
         "size": config.get("limit") or student.get("train_examples"), "mode": mode, "method": manifest.get("method"),
         "k": float(k) if isinstance(k, (int, float)) and config.get("rationales") else None,
-        "target": manifest.get("target"), "seed": config.get("seed", 0),
+        "target": manifest.get("target"), "marker": marker_factor(config.get("task_marker")),
+        "seed": config.get("seed", 0),
     }
+
+
+def marker_factor(task_marker: Any) -> str | None:
+    return None if task_marker in (None, PAPER_MARKER) else str(task_marker)
 
 
 def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -179,10 +187,11 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
         })
 
     def reference(entry: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
+        # Same task, student and size; the wanted factors; and, of several candidates, the one of the same k and
+        # target.
         same = [other for other in summary if other is not entry
                 and all(other[f] == entry[f] for f in ("task", "student", "size"))
                 and all(other[f] == v for f, v in wanted.items())]
-        # Several candidates (controls at several k or targets): only the one of the same k and target.
         exact = [other for other in same if other["k"] == entry["k"] and other["target"] == entry["target"]]
         if len(exact) == 1:
             return exact[0]
@@ -191,7 +200,10 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
     for entry in summary:
         for name, wanted, skip in (
             ("standard", {"mode": "standard"}, entry["mode"] == "standard"),
-            ("control", {"method": CONTROL_METHOD}, entry["mode"] == "standard" or entry["method"] == CONTROL_METHOD),
+            ("control", {"method": CONTROL_METHOD, "marker": entry["marker"]},
+             entry["mode"] == "standard" or entry["method"] == CONTROL_METHOD),
+            # The same cell in the paper's layout: what a different --task-marker changes.
+            ("format", {"mode": entry["mode"], "method": entry["method"], "marker": None}, entry["marker"] is None),
         ):
             base = None if skip else reference(entry, wanted)
             shared = sorted(set(entry["_accuracy"]) & set(base["_accuracy"])) if base else []
@@ -245,17 +257,34 @@ def teacher_text(teacher: dict[str, Any] | None) -> str:
 TABLE_HEADERS = ("task", "teacher accuracy", "student", "train size", "mode", "method", "k", "target", "seeds",
                  "test rows", "accuracy (mean ± sd)", "vs standard [95% interval]", "detectable at 80% power",
                  "vs random words [95% interval]", "test rows right only here / only under standard")
+# Only in a table that holds cells of another --task-marker than the paper's.
+FORMAT_HEADER = "vs paper format [95% interval]"
+
+
+def _mode_text(entry: dict[str, Any]) -> str:
+    return str(entry["mode"]) + (f" ({entry['marker']})" if entry.get("marker") else "")
+
+
+def table(summary: Sequence[dict[str, Any]],
+          teachers: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The summary as headers and text cells: the table every front end prints."""
+    rows = table_rows(summary, teachers)
+    if not any(entry.get("marker") for entry in summary):
+        return list(TABLE_HEADERS), rows
+    for entry, row in zip(summary, rows):
+        row.append(_difference_text(entry, "format"))
+    return [*TABLE_HEADERS, FORMAT_HEADER], rows
 
 
 def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """The summary as text cells under ``TABLE_HEADERS``: the table every front end prints."""
+    """The summary as text cells under ``TABLE_HEADERS``."""
     rows = []
     for entry in summary:
         k = "" if entry["k"] is None else f"{entry['k']:g}"
         accuracy = _pct(entry["mean"]) + ("" if entry["sd"] is None else f" ± {_pct(entry['sd'])}")
         wins = "" if entry.get("only_here") is None else f"{entry['only_here']} / {entry['only_standard']}"
         rows.append([str(entry["task"]), teacher_text(teachers.get(entry["task"])), str(entry["student"] or ""),
-                     str(entry["size"] or ""), str(entry["mode"]), str(entry["method"] or ""), k,
+                     str(entry["size"] or ""), _mode_text(entry), str(entry["method"] or ""), k,
                      str(entry["target"] or ""), str(entry["seeds"]), str(entry["test_rows"] or ""), accuracy,
                      _difference_text(entry, "standard"),
                      "" if entry["vs_standard_detectable"] is None else f"{_pct(entry['vs_standard_detectable'])}",
@@ -264,8 +293,9 @@ def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, 
 
 
 def results_markdown(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADERS) + " |", "|---" * len(TABLE_HEADERS) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary, teachers)]
+    headers, rows = table(summary, teachers)
+    lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -275,7 +305,7 @@ def seed_table(rows: list[dict[str, Any]]) -> str:
     cells: dict[tuple[str, ...], dict[Any, float]] = defaultdict(dict)
     for row in rows:
         k = "" if row.get("k") is None else f"{row['k']:g}"
-        key = (str(row["task"]), str(row.get("student") or ""), str(row.get("size") or ""), str(row["mode"]),
+        key = (str(row["task"]), str(row.get("student") or ""), str(row.get("size") or ""), _mode_text(row),
                str(row.get("method") or ""), k, str(row.get("target") or ""))
         cells[key][row["seed"]] = row["accuracy"]
     lines = ["| task | student | train size | mode | method | k | target | "
@@ -289,7 +319,8 @@ def seed_table(rows: list[dict[str, Any]]) -> str:
 CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seeds", "test_rows", "teacher_accuracy",
                "mean", "sd", "vs_standard", "vs_standard_low", "vs_standard_high", "vs_standard_detectable",
                "vs_standard_seeds", "only_here", "only_standard", "vs_control", "vs_control_low", "vs_control_high",
-               "vs_control_detectable", "vs_control_seeds")
+               "vs_control_detectable", "vs_control_seeds", "marker", "vs_format", "vs_format_low", "vs_format_high",
+               "vs_format_detectable", "vs_format_seeds")
 
 
 def write_results(root: Path) -> str:
