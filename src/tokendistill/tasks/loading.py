@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -72,13 +73,34 @@ def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
     # network (a request the user did not ask for, and up to 3 s of waiting per load offline).
     datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
     try:
-        dataset = datasets.load_dataset(_FORMATS[suffix], data_files=str(path), split="train")
+        with _quiet_datasets():
+            dataset = datasets.load_dataset(_FORMATS[suffix], data_files=str(path), split="train")
     except UnicodeDecodeError as error:
         raise UserError(f"{path} is not valid UTF-8 ({error.reason} at byte {error.start}); re-encode it") from None
-    except Exception as error:  # datasets wraps parser errors in many types; the message is what matters
+    except Exception as error:  # datasets wraps the parser's error (its cause) in many types; the parser's says what
+        while error.__cause__ is not None:
+            error = error.__cause__  # type: ignore[assignment]
         reason = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise UserError(f"cannot parse {path}: {reason}; check that it is valid {suffix[1:].upper()}") from None
     yield from dataset
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """datasets' own log lines (a parse error logged with its traceback) and progress bars, silenced while it
+    reads a local file: a bad file gets our one-line error, a good one no bar for a split it builds in a blink."""
+    import datasets
+
+    logger = logging.getLogger("datasets")
+    level, bars = logger.level, datasets.utils.are_progress_bars_disabled()
+    logger.setLevel(logging.CRITICAL)
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if not bars:
+            datasets.enable_progress_bars()
 
 
 def _is_json_array(path: Path) -> bool:
