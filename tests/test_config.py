@@ -41,3 +41,22 @@ def test_an_option_added_at_its_default_keeps_every_identity_hash(monkeypatch, t
     RationaleStore.open(tmp_path / "c", {**identity, "chat_template": True}, defaults={"chat_template": False})
     hashes = [json.loads((tmp_path / name / MANIFEST).read_text())["config_hash"] for name in "abc"]
     assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_a_run_that_trains_as_version_2_keeps_its_version_2_identity() -> None:
+    """max_grad_norm came with identity version 3 at a default that trains differently (clipping at 1.0): a
+    version-2 folder resumes only for a run that pins the old behaviour (0), never for the new default."""
+    import dataclasses
+
+    from tokendistill.config import TrainConfig, config_hash, to_dict
+    from tokendistill.training.checkpoints import _NOT_IDENTITY, run_identity
+
+    config = TrainConfig(task="keywords", student="s", output="o", steps=7)
+    defaults = field_defaults(TrainConfig)
+    # The hash version 2 computed: the settings away from their defaults, max_grad_norm unknown.
+    version_2 = config_hash({"identity_version": 2, **{
+        key: value for key, value in to_dict(config).items()
+        if key not in _NOT_IDENTITY and key != "max_grad_norm" and (key not in defaults or value != defaults[key])}})
+    assert run_identity(dataclasses.replace(config, max_grad_norm=0.0)) == version_2
+    assert run_identity(config) != version_2  # clipping at the default 1.0: another run
+    assert run_identity(dataclasses.replace(config, max_grad_norm=0.5)) not in (version_2, run_identity(config))

@@ -133,6 +133,9 @@ class TrainConfig(TaskOptions):
     max_target_length: int = option(64, "student target tokens", minimum=1)
     lr_scheduler: Literal["linear", "constant"] = option("linear", "learning-rate schedule (linear decay to 0, as HF)")
     warmup_steps: int = option(0, "steps of linear warm-up before the schedule", minimum=0)
+    max_grad_norm: float = option(1.0, "clip the gradients' global norm to this before each step (1.0, as Hugging "
+                                       "Face's Trainer and DSS's recipe; 0: no clipping, as in earlier versions)",
+                                  minimum=0)
     checkpoint_every: int = option(100, "save a resumable checkpoint every N steps (0: never)", minimum=0)
     eval_every: int = option(0, "score the student on --eval-split every N steps and at the end (0: never)",
                              minimum=0)
@@ -202,7 +205,7 @@ HELP_GROUPS: dict[str, tuple[str, ...]] = {
                "drop_stopwords", "ig_steps", "mode", "rationales", "alpha", "kd_weight", "kd_temperature",
                "task_marker", "answer"),
     "training": ("steps", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler", "warmup_steps",
-                 "max_input_length", "max_target_length", "max_new_tokens", "batch_by_length"),
+                 "max_grad_norm", "max_input_length", "max_target_length", "max_new_tokens", "batch_by_length"),
     "output": ("output", "overwrite", "checkpoint_every", "strict", "device"),
 }
 

@@ -141,3 +141,22 @@ def test_report_to_logs_every_step_through_accelerate(tmp_path: Path, t5_dir: Pa
     assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "x"),
                  "--steps", "1", "--report-to", "tensorbored"]) == 2
     assert "unknown tracker" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_max_grad_norm_clips_every_step_and_logs_the_norm(tmp_path: Path, llama_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    start = load_file(llama_dir / "model.safetensors")
+    moved, logs = {}, {}
+    for norm in ("0", "1e-9"):
+        output = tmp_path / f"clip-{norm}"
+        assert main(["train", "--task", "keywords", "--student", str(llama_dir), "--output", str(output), "--limit",
+                     "8", "--steps", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--device", "cpu",
+                     "--max-grad-norm", norm]) == 0
+        weights = load_file(output / "model.safetensors")
+        moved[norm] = sum(float((weights[name].double() - start[name].double()).abs().sum()) for name in start)
+        logs[norm] = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert all("grad_norm" not in entry for entry in logs["0"])
+    assert all(entry["grad_norm"] > 1e-9 for entry in logs["1e-9"])  # the norm before the clip
+    # Clipped to a norm of 1e-9, each gradient element falls far under AdamW's eps: the weights hardly move.
+    assert moved["1e-9"] < 0.01 * moved["0"]

@@ -18,20 +18,29 @@ from tokendistill.faults import crash_point
 from tokendistill.folders import holds_anything, read_json
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
-IDENTITY_VERSION = 2
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
                  "push_to_hub")
+IDENTITY_VERSION = 3
+# Options that version 3 added with a default that trains differently from version 2, and the value that trains as
+# version 2 did. A run at these values keeps its version-2 identity, so that a folder (a grid) trained before
+# them resumes when its YAML pins them (max_grad_norm: 0), and a run at the new default never takes it for its own.
+_VERSION_2 = {"max_grad_norm": 0.0}
 
 
 def run_identity(config: TrainConfig) -> str:
     """The hash of the settings that change the weights. Settings at their default are left out, so that an
     option added in a later version (at its default) keeps the identity of every run, and of every folder whose
-    fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. Changing an option's
-    default therefore needs ``IDENTITY_VERSION`` raised."""
+    fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. An option whose default
+    trains differently from before raises ``IDENTITY_VERSION`` and names the old behaviour in ``_VERSION_2``."""
     defaults = field_defaults(TrainConfig)
-    chosen = {key: value for key, value in to_dict(config).items()
+    values = to_dict(config)
+    if all(values[key] == old for key, old in _VERSION_2.items()):
+        version, defaults = 2, {**defaults, **_VERSION_2}
+    else:
+        version = IDENTITY_VERSION
+    chosen = {key: value for key, value in values.items()
               if key not in _NOT_IDENTITY and (key not in defaults or value != defaults[key])}
-    return config_hash({"identity_version": IDENTITY_VERSION, **chosen})
+    return config_hash({"identity_version": version, **chosen})
 
 
 def _rng_state() -> dict[str, Any]:

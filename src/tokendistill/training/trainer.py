@@ -402,6 +402,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                     f"the training loss became {value} at step {step + 1}; lower --learning-rate "
                     "(the last checkpoint is kept; rerun with --overwrite to start over)"
                 )
+            if config.max_grad_norm:
+                # The norm before clipping, as HF's Trainer logs it: how often the clip bites shows in the log.
+                parts["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
