@@ -12,16 +12,9 @@ import pytest
 import yaml
 
 from tokendistill.cli import main
+from tokendistill.competence import Competence, majority_share, student_problem, teacher_problem
 from tokendistill.errors import UserError
-from tokendistill.experiment import (
-    Competence,
-    load_experiment,
-    majority_share,
-    plan,
-    select_cells,
-    student_problem,
-    teacher_problem,
-)
+from tokendistill.grid import load_experiment, plan, select_cells
 
 
 def write_text_task(folder: Path) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tokendistill.experiment import load_experiment, plan
+from tokendistill.grid import load_experiment, plan
 
 CONFIGS = sorted(p for folder in ("paper", "offline", "decisive") for p in (Path(__file__).resolve().parents[1] / "configs" / folder).glob("*.yaml"))
 

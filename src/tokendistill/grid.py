@@ -1,0 +1,338 @@
+"""A grid as a user writes it (the experiment YAML) and as it runs: tasks x students x modes x k x targets x task
+markers x training sizes x seeds, each cell a resolved train and evaluate config, every stage's config built (and
+checked) before any compute."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokendistill.competence import Competence, parse_competence
+from tokendistill.config import (
+    EvaluateConfig,
+    ExtractConfig,
+    TrainConfig,
+    build,
+    field_defaults,
+    load_yaml,
+    top_k_problem,
+)
+from tokendistill.errors import UserError
+from tokendistill.results import FACTORS, PAPER_MARKER, marker_factor
+from tokendistill.training.modes import MODES
+
+_EXTRACT_DEFAULTS = field_defaults(ExtractConfig)
+
+
+@dataclass(kw_only=True)
+class TaskSpec:
+    name: str
+    data: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    train_sizes: list[int] = field(default_factory=lambda: [1000])
+    test_limit: int | None = None
+    input_column: str | None = None
+    label_column: str | None = None
+    test_fraction: float | None = None
+
+
+@dataclass(kw_only=True)
+class Experiment:
+    output: str
+    tasks: list[TaskSpec]
+    teacher: dict[str, Any]
+    student: dict[str, Any]
+    modes: list[str]
+    top_k: list[float]
+    targets: list[str]
+    seeds: list[int]
+    device: str = "auto"
+    # Attribution methods whose words also train the grid's `multitask` cells, as controls (e.g. `random`:
+    # input words without the teacher's knowledge).
+    controls: list[str] = field(default_factory=list)
+    competence: Competence = field(default_factory=lambda: Competence())
+
+
+def _path(value: str | None, base: Path) -> str | None:
+    """Local paths absolute (so run folders can be compared and resumed from anywhere); hub ids untouched."""
+    if value is None:
+        return None
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute():
+        relative = base / candidate
+        if relative.exists() or str(value).startswith("."):
+            candidate = relative
+    return str(candidate.resolve()) if candidate.exists() or candidate.is_absolute() else value
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_task_spec(spec: TaskSpec, path: str | Path) -> None:
+    where = f"{path}: task {spec.name!r}"
+    if not isinstance(spec.train_sizes, list) or not spec.train_sizes or not all(
+            _whole(size) and size > 0 for size in spec.train_sizes):
+        raise UserError(f"{where}: train_sizes should be a list of positive whole numbers, e.g. [1000], "
+                        f"got {spec.train_sizes!r}")
+    if spec.test_limit is not None and not (_whole(spec.test_limit) and spec.test_limit > 0):
+        raise UserError(f"{where}: test_limit should be a positive whole number, got {spec.test_limit!r}")
+    for key in ("name", "train_split", "test_split"):
+        if not isinstance(getattr(spec, key), str):
+            raise UserError(f"{where}: {key} should be text, got {getattr(spec, key)!r}")
+
+
+def load_experiment(path: str | Path, output: str | None = None, device: str | None = None) -> Experiment:
+    values = load_yaml(path)
+    base = Path(path).resolve().parent
+    known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device", "controls",
+             "competence"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    for key in ("tasks", "teacher", "student", "modes"):
+        if key not in values:
+            raise UserError(f"{path}: missing key {key!r}")
+    for key, kind in (("tasks", list), ("teacher", dict), ("student", dict), ("modes", list), ("top_k", list),
+                      ("targets", list), ("seeds", list), ("controls", list)):
+        if key in values and not isinstance(values[key], kind):
+            shape = "a list, e.g. [a, b]" if kind is list else "a mapping with a 'model' key"
+            raise UserError(f"{path}: {key} should be {shape}, got {values[key]!r}")
+    tasks = []
+    for raw in values["tasks"]:
+        if not isinstance(raw, (str, dict)):
+            raise UserError(f"{path}: a task entry should be a name or a mapping, got {raw!r}")
+        raw = {"name": raw} if isinstance(raw, str) else dict(raw)
+        try:
+            spec = TaskSpec(**raw)
+        except TypeError as error:
+            raise UserError(f"{path}: task entry {raw}: {error}") from None
+        _check_task_spec(spec, path)
+        spec.data = _path(spec.data, base)
+        tasks.append(spec)
+    for mode in values["modes"]:
+        MODES.get(mode)
+    controls = list(values.get("controls", []))
+    if controls:
+        from tokendistill.attribution.methods import METHODS
+
+        for method in controls:
+            METHODS.get(method)
+        if not any(MODES.get(mode).needs_rationales for mode in values["modes"]):
+            raise UserError(f"{path}: controls train `multitask` cells; add multitask to modes")
+    teacher, student = dict(values["teacher"]), dict(values["student"])
+    for part, where in ((teacher, "teacher"), (student, "student")):
+        if "model" not in part:
+            raise UserError(f"{path}: {where}.model is required")
+    teacher["model"] = _path(teacher["model"], base)
+    # Several students make one more grid factor.
+    models = student["model"] if isinstance(student["model"], list) else [student["model"]]
+    student["model"] = [_path(model, base) for model in models]
+    output_folder = output or values.get("output")
+    if not output_folder:
+        raise UserError(f"{path}: give an output folder (key 'output' or --output)")
+    experiment = Experiment(
+        output=str(Path(output_folder).expanduser().resolve()),
+        tasks=tasks,
+        teacher=teacher,
+        student=student,
+        modes=list(values["modes"]),
+        top_k=[_number(k, "top_k", path) for k in values.get("top_k", [10])],
+        targets=list(values.get("targets", ["teacher"])),
+        seeds=[_seed(s, path) for s in values.get("seeds", [0])],
+        device=device or values.get("device", "auto"),
+        controls=controls,
+        competence=parse_competence(values.get("competence"), path),
+    )
+    plan(experiment)  # every stage config is built now, so that a typo fails before any compute
+    return experiment
+
+
+def _number(value: Any, key: str, path: str | Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{path}: {key} should hold numbers, got {value!r}")
+    if problem := top_k_problem(float(value)):
+        raise UserError(f"{path}: {key} {value}: must be {problem}")
+    return float(value)
+
+
+def _seed(value: Any, path: str | Path) -> int:
+    if not (_whole(value) and value >= 0):
+        raise UserError(f"{path}: seeds should be whole numbers >= 0, got {value!r}")
+    return int(value)
+
+
+@dataclass
+class Cell:
+    task: str
+    size: int
+    mode: str
+    method: str | None
+    k: float | None
+    target: str | None
+    seed: int
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    student: str
+    marker: str | None = None  # the multitask rows' --task-marker where it is not the paper's
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode,
+                "method": self.method, "k": self.k, "target": self.target, "marker": self.marker, "seed": self.seed}
+
+
+@dataclass
+class TaskPlan:
+    spec: TaskSpec
+    finetune: TrainConfig | None
+    teacher_eval: dict[str, Any]
+    extractions: dict[tuple[str, str], ExtractConfig]  # by (method, target)
+    cells: list[Cell]
+
+
+def _common(spec: TaskSpec, device: str) -> dict[str, Any]:
+    return {"task": spec.name, "data": spec.data, "input_column": spec.input_column,
+            "label_column": spec.label_column, "test_fraction": spec.test_fraction, "device": device}
+
+
+def plan(experiment: Experiment) -> list[TaskPlan]:
+    root = Path(experiment.output)
+    plans = []
+    rationale_modes = [m for m in experiment.modes if MODES.get(m).needs_rationales]
+    for spec in experiment.tasks:
+        if spec.test_split == spec.train_split:
+            raise UserError(f"task {spec.name}: the test split must differ from the training split")
+        common = _common(spec, experiment.device)
+        task_root = root / spec.name
+        teacher_model = experiment.teacher["model"]
+        finetune = None
+        if experiment.teacher.get("finetune"):
+            options = dict(experiment.teacher["finetune"])
+            # The teacher learns on the training split only; nothing of the test split reaches it.
+            finetune = build(TrainConfig, {**common, **options, "student": teacher_model, "mode": "standard",
+                                           "split": spec.train_split, "output": str(task_root / "teacher")})
+            teacher_model = finetune.output
+        extract_options = dict(experiment.teacher.get("extract", {}))
+        method = extract_options.get("method", _EXTRACT_DEFAULTS["method"])
+        extractions = {}
+        if rationale_modes:
+            for chosen in (method, *experiment.controls):
+                for target in experiment.targets:
+                    # The main method keeps the folder name it had before controls existed (grids resume).
+                    suffix = "" if chosen == method else f"-{chosen}"
+                    extractions[chosen, target] = build(ExtractConfig, {
+                        **common, **extract_options, "method": chosen, "teacher": teacher_model, "target": target,
+                        "split": spec.train_split, "limit": max(spec.train_sizes), "top_k": max(experiment.top_k),
+                        "output": str(task_root / f"rationales-{target}{suffix}"),
+                    })
+        # Controls train the mode they control for: multitask (or the first mode that reads rationales).
+        controlled = "multitask" if "multitask" in rationale_modes else (rationale_modes or [None])[0]
+        teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
+                        "output": str(task_root / "teacher-eval"),
+                        **{k: v for k, v in extract_options.items()
+                           if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
+        train_options = dict(experiment.student.get("train", {}))
+        markers = _markers(train_options.pop("task_marker", PAPER_MARKER), experiment.modes)
+        evaluate_options = dict(experiment.student.get("evaluate", {}))
+        cells = []
+        students = experiment.student["model"]
+        # Seeds outermost: a grid cut short still holds a complete comparison for its first seeds.
+        # `standard` first within a seed: the competence check reads it before the other modes spend time.
+        modes = sorted(experiment.modes, key=lambda name: name != "standard")
+        for seed, size, student_model, mode in itertools.product(experiment.seeds, spec.train_sizes, students, modes):
+            uses_rationales = MODES.get(mode).needs_rationales
+            methods = ([method, *experiment.controls] if mode == controlled else [method]) if uses_rationales else [None]
+            # A task marker places `predict:` / `explain:`; a mode without them (standard) has one layout.
+            mode_markers = markers if MODES.get(mode).predict_prefix else [PAPER_MARKER]
+            for k, target, chosen, marker in itertools.product(experiment.top_k if uses_rationales else [None],
+                                                               experiment.targets if uses_rationales else [None],
+                                                               methods, mode_markers):
+                name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
+                name += f"-{chosen}" if chosen and chosen != method else ""
+                # The paper's layout keeps the folder name it had before the marker was a factor (grids resume).
+                name += f"-{marker}" if marker != PAPER_MARKER else ""
+                student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
+                folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
+                train = build(TrainConfig, {
+                    **common, **train_options, "task_marker": marker, "student": student_model,
+                    "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
+                    "split": spec.train_split, "limit": size, "output": str(folder / "student"),
+                    "rationales": extractions[chosen, target].output if uses_rationales else None,
+                    "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
+                    "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
+                })
+                evaluate = build(EvaluateConfig, {
+                    **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                    "limit": spec.test_limit, "output": str(folder / "eval"),
+                })
+                cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,
+                                  Path(student_model).name, marker_factor(marker)))
+        plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
+    return plans
+
+
+def _markers(value: Any, modes: list[str]) -> list[str]:
+    """student.train.task_marker: one layout, or a list of them (one more grid factor: the same multitask cells in
+    each layout, paired in the results table against the paper's)."""
+    markers = value if isinstance(value, list) else [value]
+    if not markers or not all(isinstance(marker, str) for marker in markers) or len(set(markers)) < len(markers):
+        raise UserError(f"student.train.task_marker should be a marker or a list of distinct ones, e.g. "
+                        f"[encoder, shared_prompt], got {value!r}")
+    if "shared_prompt" in markers and (kd := [m for m in modes if MODES.get(m).needs_teacher]):
+        raise UserError(f"student.train.task_marker shared_prompt does not yet support {', '.join(kd)} (its teacher "
+                        "term reads rows one by one); run those modes in a grid with the encoder marker")
+    return markers
+
+
+_FACTORS = (*FACTORS, "seed")
+
+
+def _matches(value: Any, wanted: str) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(wanted) == value
+        except ValueError:
+            return False
+    return str(value) == wanted
+
+
+def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
+    """The plans cut to the cells that match ``only`` ("factor=a,b factor=c"); a task left without cells is
+    dropped whole, an extraction no kept cell reads is not run, and a teacher no kept cell reads (standard
+    and dss cells only) is neither fine-tuned nor checked."""
+    if not only:
+        return plans
+    clauses: dict[str, list[str]] = {}
+    for clause in only.replace(";", " ").split():
+        factor, equals, values = clause.partition("=")
+        if not equals or not values or factor not in _FACTORS:
+            raise UserError(f"--only: {clause!r} should read factor=value[,value] with a factor among "
+                            f"{', '.join(_FACTORS)}")
+        clauses.setdefault(factor, []).extend(v for v in values.split(",") if v)
+    cells = [cell for task_plan in plans for cell in task_plan.cells]
+    for factor, wanted in clauses.items():
+        present = {cell.key[factor] for cell in cells}
+        unknown = [w for w in wanted if not any(_matches(value, w) for value in present)]
+        if unknown:
+            shown = ", ".join(sorted(str(value) for value in present))
+            raise UserError(f"--only: no cell has {factor}={','.join(unknown)}; this grid's values: {shown}")
+    selected = []
+    for task_plan in plans:
+        kept = [cell for cell in task_plan.cells
+                if all(any(_matches(cell.key[f], w) for w in wanted) for f, wanted in clauses.items())]
+        if kept:
+            read = {(cell.method, cell.target) for cell in kept}
+            extractions = {key: c for key, c in task_plan.extractions.items() if key in read}
+            needs_teacher = bool(extractions) or any(cell.train.teacher for cell in kept)
+            teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}}
+            selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions, **teacher))
+    return selected
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).name)
