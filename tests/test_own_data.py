@@ -99,7 +99,7 @@ def test_rows_without_ids_keep_their_rationales_through_a_shuffle(tmp_path: Path
     # Ids come from the rows' content: the shuffled file pairs every row with its own words.
     from tokendistill.config import TrainConfig
     from tokendistill.training.modes import MODES
-    from tokendistill.training.trainer import build_rows
+    from tokendistill.training.rows import build_rows
 
     config = TrainConfig(task="text", input_column="review", label_column="sentiment", data=str(data),
                          student=str(t5_dir), output=str(tmp_path / "s"), mode="multitask",

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from tokendistill import folders
+from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO
 from tokendistill.cli import main
 from tokendistill.config import TrainConfig, to_dict
-from tokendistill.training.trainer import CHECKPOINT, CHECKPOINT_INFO, input_fingerprints, run_identity
+from tokendistill.training.checkpoints import input_fingerprints, run_identity
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], arguments: list[str], *fragments: str) -> str:

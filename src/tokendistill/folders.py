@@ -140,6 +140,16 @@ def read_json(path: Path, fix: str) -> dict[str, Any]:
     return value
 
 
+def read_json_or_empty(path: Path) -> dict[str, Any]:
+    """A JSON object of ours, or {} where it is missing or damaged: for readers that summarize many folders (a
+    results table, a report) and never stop for one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def append_lines(path: Path, lines: list[str], crash: str | None = None) -> None:
     """Lines as one ``write`` to a file opened for appending: no other writer can interleave with them mid-line,
     and a crash leaves at most a torn last line, which a reader drops (``crash``: a fault-injection point)."""

@@ -7,14 +7,11 @@ file opens offline, from an e-mail or an artifact store, exactly as it was writt
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
-import io
 import json
 import logging
 import math
-import statistics
 import webbrowser
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,10 +29,18 @@ from tokendistill.artefacts import (
     RECORDS,
     REPORT,
     STUDENT_INFO,
-    TRAIN_LOG,
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
+from tokendistill.folders import read_json_or_empty
+from tokendistill.plots import (
+    plot_accuracy,
+    plot_accuracy_by_k,
+    plot_agreement,
+    plot_learning_curves,
+    plot_overlap_by_k,
+    plot_overlap_by_task,
+)
 from tokendistill.rationales import iter_rationales
 from tokendistill.results import collect, summarize
 from tokendistill.results import table as results_table
@@ -79,13 +84,6 @@ class RunContents:
     configs: list[Path] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def discover(run_dir: Path) -> RunContents:
     """Every stage output under ``run_dir``, found by the files each stage writes."""
     if not run_dir.is_dir():
@@ -97,7 +95,7 @@ def discover(run_dir: Path) -> RunContents:
         elif path.name == STUDENT_INFO:
             contents.students.append(path.parent)
         elif path.name == METRICS and (path.parent / PREDICTIONS).exists():
-            metrics = _read_json(path)
+            metrics = read_json_or_empty(path)
             predictions = {}
             with (path.parent / PREDICTIONS).open(encoding="utf-8") as handle:
                 for line in handle:
@@ -105,172 +103,13 @@ def discover(run_dir: Path) -> RunContents:
                         record = json.loads(line)
                         predictions[record["id"]] = record
             model = Path(str(metrics.get("model", "")))
-            student = _read_json(model / STUDENT_INFO) if model.is_dir() else {}
+            student = read_json_or_empty(model / STUDENT_INFO) if model.is_dir() else {}
             contents.evaluations.append(Evaluation(path.parent, metrics, predictions, student))
         elif path.name == CONFIG:
             contents.configs.append(path)
     if not (contents.rationale_folders or contents.evaluations or contents.students):
         raise UserError(f"{run_dir} holds no rationales, students or evaluations; run a stage into it first")
     return contents
-
-
-# ----- plots ------------------------------------------------------------------------------------------------
-COLORS = {"top-k words": "#d9480f", "random words": "#868e96", "random content words": "#4c6ef5",
-          "random words, same input parts": "#12b886"}
-
-
-def _figure(width: float = 6.4, height: float = 3.6) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(width, height), dpi=110)
-    axes.spines[["top", "right"]].set_visible(False)
-    return figure, axes
-
-
-def _png(figure: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def plot_overlap_by_task(analyses: Sequence[dict[str, Any]]) -> str | None:
-    rows = [a for a in analyses if a["answer_overlap"]["gold"]["all"]["answer_in_input"]]
-    if not rows:
-        return None
-    figure, axes = _figure()
-    width = 0.2
-    for offset, (label, key) in enumerate(
-        [("top-k words", "rationale"), ("random words", "random_words"), ("random content words", "random_content_words"),
-         ("random words, same input parts", "random_same_parts")]
-    ):
-        values = [100 * (a["answer_overlap"]["gold"]["all"]["any"].get(key) or 0) for a in rows]
-        positions = [i + (offset - 1.5) * width for i in range(len(rows))]
-        bars = axes.bar(positions, values, width, label=label, color=COLORS[label])
-        axes.bar_label(bars, fmt="%.0f", fontsize=7)
-    axes.set_xticks(range(len(rows)), [f"{a['task']}\n{a['method']} (k={a['top_k']:g})" for a in rows], fontsize=8)
-    axes.set_ylabel("% of examples holding a gold word")
-    axes.set_ylim(0, 105)
-    axes.set_title("Do the teacher's words contain the answer? (vs chance)", fontsize=10)
-    axes.legend(fontsize=8, frameon=False)
-    return _png(figure)
-
-
-def plot_overlap_by_k(analyses: Sequence[dict[str, Any]]) -> str | None:
-    rows = [a for a in analyses if a["answer_overlap"]["gold"]["all"]["answer_in_input"]]
-    if not rows:
-        return None
-    figure, axes = _figure()
-    for analysis in rows:
-        ks = [row["k"] for row in analysis["by_k"]]
-        name = f"{analysis['task']}/{analysis['method']}"
-        axes.plot(ks, [100 * (row["any"]["rationale"] or 0) for row in analysis["by_k"]], marker="o", label=name)
-        axes.plot(ks, [100 * (row["any"]["random_content_words"] or 0) for row in analysis["by_k"]], linestyle="--",
-                  color=axes.lines[-1].get_color(), alpha=0.6, label=f"{name}: random content words")
-    axes.set_xlabel("k (words kept)")
-    axes.set_ylabel("% holding a gold word")
-    axes.set_ylim(0, 105)
-    axes.set_title("Answer overlap as k grows (dashed: chance)", fontsize=10)
-    axes.legend(fontsize=7, frameon=False)
-    return _png(figure)
-
-
-def plot_learning_curves(students: Sequence[Path]) -> str | None:
-    curves: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
-    for folder in students:
-        info = _read_json(folder / STUDENT_INFO)
-        log_path = folder / TRAIN_LOG
-        if not log_path.exists():
-            continue
-        entries = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        # The label loss is what every mode shares, so curves of different modes compare.
-        points = [(e["step"], e.get("label_loss", e["loss"])) for e in entries]
-        if points:
-            curves[f"{info.get('mode', '?')} ({Path(str(info.get('config', {}).get('student', ''))).name})"].append(points)
-    if not curves:
-        return None
-    figure, axes = _figure()
-    for name, runs in sorted(curves.items()):
-        steps = [step for step, _ in runs[0]]
-        mean = [statistics.fmean(run[i][1] for run in runs if i < len(run)) for i in range(len(steps))]
-        window = max(1, len(steps) // 50)
-        smooth = [statistics.fmean(mean[max(0, i - window + 1) : i + 1]) for i in range(len(mean))]
-        axes.plot(steps, smooth, label=f"{name}, {len(runs)} run(s)")
-    axes.set_xlabel("step")
-    axes.set_ylabel("label loss (smoothed)")
-    axes.set_yscale("log")
-    axes.set_title("Learning curves per mode", fontsize=10)
-    axes.legend(fontsize=7, frameon=False)
-    return _png(figure)
-
-
-def _cell_label(row: dict[str, Any]) -> str:
-    parts = [str(row[f]) for f in ("task", "mode", "student", "method") if row[f]]
-    parts += [f"k={row['k']:g}"] if row["k"] is not None else []
-    parts += [f"target {row['target']}"] if row["target"] else []
-    parts += [f"n={row['size']}"] if row["size"] else []
-    return " · ".join(parts)
-
-
-def plot_accuracy(table: Sequence[dict[str, Any]]) -> str | None:
-    if not table:
-        return None
-    figure, axes = _figure(6.4, 0.5 + 0.42 * len(table))
-    labels = [_cell_label(row) for row in table]
-    means = [100 * row["mean"] for row in table]
-    errors = [100 * (row["sd"] or 0.0) for row in table]
-    axes.barh(range(len(table)), means, xerr=errors, color="#4c6ef5", alpha=0.85, capsize=3)
-    axes.set_yticks(range(len(table)), labels, fontsize=8)
-    axes.invert_yaxis()
-    axes.set_xlabel("accuracy % (mean ± sd over seeds)")
-    axes.set_xlim(0, 100)
-    return _png(figure)
-
-
-def plot_accuracy_by_k(table: Sequence[dict[str, Any]]) -> str | None:
-    by_mode: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for row in table:
-        if row["k"] is not None:
-            by_mode[f"{row['task']} · {row['mode']}"].append((float(row["k"]), 100 * row["mean"]))
-    by_mode = {name: sorted(points) for name, points in by_mode.items() if len(points) > 1}
-    if not by_mode:
-        return None
-    figure, axes = _figure()
-    for name, points in by_mode.items():
-        axes.plot([k for k, _ in points], [a for _, a in points], marker="o", label=name)
-    axes.set_xlabel("k (teacher words per example)")
-    axes.set_ylabel("student accuracy %")
-    axes.legend(fontsize=8, frameon=False)
-    return _png(figure)
-
-
-def plot_agreement(agreement: Sequence[dict[str, Any]]) -> str | None:
-    if not agreement:
-        return None
-    methods = sorted({row["method_a"] for row in agreement} | {row["method_b"] for row in agreement})
-    index = {name: i for i, name in enumerate(methods)}
-    import numpy as np
-
-    matrix = np.eye(len(methods))
-    for row in agreement:
-        value = row["top_k_overlap"] or 0.0
-        matrix[index[row["method_a"]], index[row["method_b"]]] = matrix[index[row["method_b"]], index[row["method_a"]]] = value
-    figure, axes = _figure(4.2, 3.6)
-    image = axes.imshow(matrix, vmin=0, vmax=1, cmap="Oranges")
-    axes.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
-    axes.set_yticks(range(len(methods)), methods, fontsize=8)
-    for i in range(len(methods)):
-        for j in range(len(methods)):
-            axes.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
-    figure.colorbar(image, ax=axes, label="top-k overlap")
-    axes.set_title("Agreement between attribution methods", fontsize=10)
-    return _png(figure)
 
 
 # ----- tables and examples ----------------------------------------------------------------------------------

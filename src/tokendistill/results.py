@@ -29,6 +29,7 @@ from tokendistill.artefacts import (
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
+from tokendistill.folders import read_json_or_empty
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
@@ -82,23 +83,14 @@ def paired_difference(here: dict[int, frozenset[str]], there: dict[int, frozense
 
 
 # ----- collecting -------------------------------------------------------------------------------------------
-def _read(path: Path) -> dict[str, Any]:
-    """A JSON file of ours, or {} where it is missing or damaged (a results table never stops for one cell)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
     """A cell's factors from what the student and its rationales recorded, for folders that `run` did not write
     (a lone `train` + `evaluate`, the demo)."""
     model = Path(str(metrics.get("model", "")))
-    student = _read(model / STUDENT_INFO) if model.is_dir() else {}
+    student = read_json_or_empty(model / STUDENT_INFO) if model.is_dir() else {}
     config = student.get("config", {})
     mode = str(metrics.get("mode") or student.get("mode") or "model")
-    manifest = _read(Path(config["rationales"]) / MANIFEST).get("identity", {}) if config.get(
+    manifest = read_json_or_empty(Path(config["rationales"]) / MANIFEST).get("identity", {}) if config.get(
         "rationales") else {}
     k = config.get("top_k") or manifest.get("top_k")
     return {
@@ -120,10 +112,10 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
     rows = []
     for metrics_path in sorted(root.rglob(METRICS)):
         predictions_path = metrics_path.parent / PREDICTIONS
-        metrics = _read(metrics_path)
+        metrics = read_json_or_empty(metrics_path)
         if "accuracy" not in metrics or not predictions_path.exists():
             continue
-        cell = _read(metrics_path.parent.parent / CELL_INFO)
+        cell = read_json_or_empty(metrics_path.parent.parent / CELL_INFO)
         key = {factor: cell.get(factor) for factor in (*FACTORS, "seed")} if cell else _key_from_files(metrics)
         if cell and cell.get("mode") and "method" not in cell and cell.get("k") is not None:
             key["method"] = "saliency"  # a grid cell written before the method was a factor
@@ -142,10 +134,10 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
                      "ids": frozenset(ids), "right": frozenset(right)})
     teachers = {}
     for path in sorted(root.rglob(f"teacher-eval/{TEACHER_CHECK}")):
-        result = _read(path)
+        result = read_json_or_empty(path)
         if not result.get("task"):
             continue
-        before = _read(path.parent.with_name("teacher-eval-before") / TEACHER_CHECK)
+        before = read_json_or_empty(path.parent.with_name("teacher-eval-before") / TEACHER_CHECK)
         if before:
             result["before_finetuning"] = before
         teachers[result["task"]] = result

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from tokendistill.cli import main
 from tokendistill.config import TrainConfig
 from tokendistill.models import load_model
-from tokendistill.training.trainer import apply_lora
+from tokendistill.training.setup import apply_lora
 
 
 @pytest.mark.parametrize("model_fixture", ["t5_dir", "llama_dir"])

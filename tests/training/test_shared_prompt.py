@@ -17,7 +17,7 @@ from tokendistill.models import load_model
 from tokendistill.tasks import Example, Segment
 from tokendistill.training.data import encode_rows, pass_loss
 from tokendistill.training.modes import MODES, marker_after_input
-from tokendistill.training.trainer import packing_works
+from tokendistill.training.setup import packing_works
 
 DECODER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
            "num_key_value_heads": 2, "max_position_embeddings": 128, "pad_token_id": 0, "eos_token_id": 1,
