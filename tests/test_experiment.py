@@ -270,9 +270,9 @@ def test_a_list_of_task_markers_pairs_each_layout_with_the_papers(tmp_path: Path
     assert (grid / "experiment.yaml").read_text().startswith(f"# tokendistill run {path.resolve()}\n")
     assert (grid / "experiment-format.yaml").read_text().startswith(f"# tokendistill run {second.resolve()}\n")
     assert (grid / "run.yaml").exists() and (grid / "run-format.yaml").exists()
-    experiment["modes"] = ["standard", "multitask_kd"]
+    experiment["student"]["train"]["task_marker"] = ["shared_prompt", "shared_prompt"]
     path.write_text(yaml.safe_dump(experiment))
-    with pytest.raises(UserError, match="shared_prompt does not yet support multitask_kd"):
+    with pytest.raises(UserError, match="a list of distinct ones"):
         load_experiment(path)
 
 

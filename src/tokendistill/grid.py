@@ -237,7 +237,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                         **{k: v for k, v in extract_options.items()
                            if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))
-        markers = _markers(train_options.pop("task_marker", PAPER_MARKER), experiment.modes)
+        markers = _markers(train_options.pop("task_marker", PAPER_MARKER))
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []
         students = experiment.student["model"]
@@ -276,16 +276,13 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
     return plans
 
 
-def _markers(value: Any, modes: list[str]) -> list[str]:
+def _markers(value: Any) -> list[str]:
     """student.train.task_marker: one layout, or a list of them (one more grid factor: the same multitask cells in
     each layout, paired in the results table against the paper's)."""
     markers = value if isinstance(value, list) else [value]
     if not markers or not all(isinstance(marker, str) for marker in markers) or len(set(markers)) < len(markers):
         raise UserError(f"student.train.task_marker should be a marker or a list of distinct ones, e.g. "
                         f"[encoder, shared_prompt], got {value!r}")
-    if "shared_prompt" in markers and (kd := [m for m in modes if MODES.get(m).needs_teacher]):
-        raise UserError(f"student.train.task_marker shared_prompt does not yet support {', '.join(kd)} (its teacher "
-                        "term reads rows one by one); run those modes in a grid with the encoder marker")
     return markers
 
 

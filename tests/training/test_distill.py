@@ -139,3 +139,47 @@ def test_the_kd_term_pulls_the_student_towards_the_teacher(tmp_path: Path, llama
         assert "teacher_fingerprint" in info["inputs"]
     # The KL is logged either way; only with a weight does training drive it down.
     assert final_kl["5"] < 0.5 * final_kl["0"]
+
+
+def test_kd_term_is_the_same_when_an_examples_rows_share_one_prompt(llama_dir: Path) -> None:
+    """--task-marker shared_prompt under multitask_kd: the KL over the packed sequence's label block equals the
+    KL over the same rows run separately."""
+    from dataclasses import replace
+
+    from tokendistill.training.data import forward_inputs
+    from tokendistill.training.modes import marker_after_input
+
+    student = load_model(str(llama_dir), device="cpu")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in student.model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    student.model.config._attn_implementation = "eager"
+    distiller = AnswerDistiller(str(llama_dir), student.tokenizer, 64, 2.0, torch.device("cpu"))
+    mode = MODES.get("multitask_kd")
+    packed_rows = [marker_after_input(row) for ex, r in zip(EXAMPLES, RATIONALES) for row in mode.rows(ex, r)]
+    results = {}
+    for name, rows in (("packed", packed_rows), ("separate", [replace(r, shared_prompt=False) for r in packed_rows])):
+        encoded = encode_rows(student.tokenizer, rows, False, 64, 16)
+        plan = distiller.plan(rows, encoded, False)
+        with torch.no_grad():
+            losses = row_losses(student.model, student.model.get_output_embeddings(),
+                                forward_inputs(student.model, encoded, torch.device("cpu"), False), encoded.labels,
+                                False, encoded.packed_targets)
+            results[name] = (plan.tokens, float(distiller.loss_sum(plan, losses)))
+    assert results["packed"][0] == results["separate"][0] > 0
+    assert results["packed"][1] == pytest.approx(results["separate"][1], rel=1e-4) and results["packed"][1] > 0
+
+
+def test_multitask_kd_trains_with_a_shared_prompt(tmp_path: Path, llama_dir: Path) -> None:
+    common = ["--task", "keywords", "--device", "cpu", "--limit", "8"]
+    rationales = tmp_path / "rationales"
+    assert main(["extract", *common, "--teacher", str(llama_dir), "--output", str(rationales), "--top-k", "2",
+                 "--target", "gold"]) == 0
+    student = tmp_path / "student"
+    assert main(["train", *common, "--student", str(llama_dir), "--output", str(student), "--mode", "multitask_kd",
+                 "--teacher", str(llama_dir), "--rationales", str(rationales), "--task-marker", "shared_prompt",
+                 "--steps", "2", "--batch-size", "4"]) == 0
+    log = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all("kd_loss" in entry for entry in log)
+    assert json.loads((student / "tokendistill.json").read_text())["task_marker"] == "shared_prompt"

@@ -36,6 +36,14 @@ class EncodedRows:
     packed_targets: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
     allowed: Tensor | None = None
 
+    def target_ids(self, row: int, is_encoder_decoder: bool) -> list[int]:
+        """The token ids row ``row`` is trained to produce, in order (whatever the layout)."""
+        if self.packed_targets is not None:
+            _, _, ids, rows = self.packed_targets
+            return ids[rows == row].tolist()
+        labels = self.labels[row] if is_encoder_decoder else self.labels[row, 1:]
+        return labels[labels != -100].tolist()
+
 
 def encode_rows(
     tokenizer: PreTrainedTokenizerBase,
@@ -208,13 +216,15 @@ class RowLosses:
 
     row_loss: Tensor  # (R,) summed token loss per row
     row_tokens: Tensor  # (R,) target tokens per row
-    logits: Tensor  # (N, V): the N loss positions, row-major
-    index: Tensor  # (R, L'): row of ``logits`` for each target position (decoders: shifted by one), -1 where none
+    logits: Tensor  # (N, V): the N loss positions
+    # (R, L'): per row, the row of ``logits`` of each of its target tokens in order, -1 elsewhere (unpacked rows:
+    # in the frame of the target positions, decoders shifted by one; packed rows: the k-th target token at k).
+    index: Tensor
 
-    def at(self, row: int, positions: Tensor) -> Tensor:
-        """Logits (P, V) at target positions of one row (positions in the frame of ``labels``, shifted for
-        decoders); every such position must carry a loss."""
-        return self.logits[self.index[row, positions.to(self.index.device)]]
+    def first(self, row: int, count: int) -> Tensor:
+        """Logits (count, V) of the first ``count`` target tokens of one row."""
+        chosen = self.index[row]
+        return self.logits[chosen[chosen >= 0][:count]]
 
 
 def target_mask(labels: Tensor, is_encoder_decoder: bool) -> Tensor:
@@ -288,7 +298,12 @@ def _packed_row_losses(model: nn.Module, output_layer: nn.Module | None, inputs:
     losses = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
     row_loss = torch.zeros(rows, dtype=losses.dtype, device=device).index_add(0, row, losses)
     row_tokens = torch.bincount(row, minlength=rows)
-    return RowLosses(row_loss, row_tokens, logits, torch.full((rows, 1), -1, dtype=torch.long, device=device))
+    # The k-th target token of each row (the targets are listed in each row's order) at column k.
+    starts = torch.cumsum(row_tokens, 0) - row_tokens
+    order = torch.argsort(row, stable=True)
+    index = torch.full((rows, max(int(row_tokens.max()), 1) if rows else 1), -1, dtype=torch.long, device=device)
+    index[row[order], torch.arange(len(order), device=device) - starts[row[order]]] = order
+    return RowLosses(row_loss, row_tokens, logits, index)
 
 
 # What running one more forward pass costs, in padded tokens, by device type. Measured on a 2-core CPU with

@@ -50,8 +50,7 @@ class DistillationPlan:
     teacher_batch: TeacherBatch | None
     rows: list[int]  # the micro-batch rows with at least one aligned token
     teacher_rows: list[int]  # their rows in the teacher batch
-    student_positions: list[Tensor]  # per such row: the student logit positions, in label order
-    lengths: list[int]  # per such row: aligned tokens
+    lengths: list[int]  # per such row: aligned tokens (the first of its target tokens)
 
     @property
     def tokens(self) -> int:
@@ -75,25 +74,23 @@ class AnswerDistiller:
         a decoder student ends its answer with EOS where a decoder teacher does not)."""
         indices = [i for i, row in enumerate(rows) if row.example is not None]
         if not indices:
-            return DistillationPlan(None, [], [], [], [])
+            return DistillationPlan(None, [], [], [])
         examples = [rows[i].example for i in indices]
         batch = self.teacher.encode(examples, [example.target for example in examples])  # type: ignore[union-attr]
-        labels = encoded.labels if is_encoder_decoder else encoded.labels[:, 1:]
-        kept, positions, lengths = [], [], []
+        kept, lengths = [], []
         for batch_row, row in enumerate(indices):
-            student_positions = (labels[row] != -100).nonzero().squeeze(-1)
-            student_ids = labels[row, student_positions].tolist()
+            # The student's target ids in any layout (two rows or one shared-prompt sequence).
+            student_ids = encoded.target_ids(row, is_encoder_decoder)
             teacher_ids = batch.answer_ids[batch_row, : int(batch.answer_mask[batch_row].sum())].tolist()
             length = 0
             while length < min(len(student_ids), len(teacher_ids)) and student_ids[length] == teacher_ids[length]:
                 length += 1
             if length:
                 kept.append(batch_row)
-                positions.append(student_positions[:length])
                 lengths.append(length)
         if not kept:
-            return DistillationPlan(None, [], [], [], [])
-        return DistillationPlan(batch, [indices[i] for i in kept], kept, positions, lengths)
+            return DistillationPlan(None, [], [], [])
+        return DistillationPlan(batch, [indices[i] for i in kept], kept, lengths)
 
     def loss_sum(self, plan: DistillationPlan, student: RowLosses) -> Tensor:
         """Summed KL over the plan's aligned tokens, from the student's losses of the whole micro-batch."""
@@ -104,10 +101,8 @@ class AnswerDistiller:
             embeds = self.teacher.embed(batch.input_ids)
             teacher_logits = self.teacher.answer_logits(embeds, batch.attention_mask, batch)
         student_parts, teacher_parts = [], []
-        for row, teacher_row, positions, length in zip(
-            plan.rows, plan.teacher_rows, plan.student_positions, plan.lengths
-        ):
-            student_parts.append(student.at(row, positions))
+        for row, teacher_row, length in zip(plan.rows, plan.teacher_rows, plan.lengths):
+            student_parts.append(student.first(row, length))
             teacher_parts.append(teacher_logits[teacher_row, :length])
         return distillation_loss(
             torch.cat(student_parts)[:, : self.vocabulary],

@@ -122,9 +122,6 @@ def check_task_marker(mode: Mode, student: str, processes: int, marker: str = "d
         if is_encoder_decoder:
             raise UserError("--task-marker shared_prompt packs a decoder-only student's rows; for a seq2seq "
                             "student use --task-marker decoder")
-        if mode.needs_teacher:
-            raise UserError("--task-marker shared_prompt does not yet support multitask_kd (its teacher term reads "
-                            "rows one by one); use --task-marker encoder")
         return
     if not is_encoder_decoder:
         raise UserError("--task-marker decoder needs a seq2seq student (a decoder-only student reads the marker "
