@@ -31,3 +31,23 @@ def test_store_refuses_a_different_configuration_unless_overwriting(tmp_path: Pa
 def test_reading_a_folder_that_is_not_a_store_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="run `tokendistill extract` first"):
         load_rationales(tmp_path)
+
+
+def test_a_folders_settings_come_back_as_the_extract_config(tmp_path: Path) -> None:
+    """Settings the identity names come back typed; one it leaves out (at its default) gets ExtractConfig's
+    default; the run's other settings (limit) come from the finished summary; a manifest without a task is
+    refused in one line."""
+    from tokendistill.config import ExtractConfig
+    from tokendistill.rationales import extraction_settings
+
+    store = RationaleStore.open(tmp_path, {"task": "esnli", "teacher": "t", "method": "occlusion", "top_k": 3.0,
+                                           "drop_stopwords": True, "teacher_fingerprint": "x"})
+    store.finish({"config": {"limit": 40, "batch_size": 4, "method": "ignored: the identity wins"}})
+    settings = extraction_settings(tmp_path)
+    assert isinstance(settings, ExtractConfig)
+    assert (settings.task, settings.method, settings.top_k, settings.drop_stopwords) == ("esnli", "occlusion", 3.0, True)
+    assert settings.drop_punctuation is ExtractConfig.__dataclass_fields__["drop_punctuation"].default
+    assert (settings.limit, settings.batch_size, settings.output) == (40, 4, str(tmp_path))
+    RationaleStore.open(tmp_path / "bare", {"method": "saliency"})
+    with pytest.raises(UserError, match="names no task"):
+        extraction_settings(tmp_path / "bare")

@@ -24,7 +24,7 @@ from tokendistill.artefacts import ANALYSIS_JSON, ANALYSIS_MD
 from tokendistill.attribution.words import WORD_PATTERN
 from tokendistill.config import option
 from tokendistill.errors import UserError
-from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.rationales import extraction_settings, iter_rationales, read_manifest, write_json_atomic
 from tokendistill.selection import STOPWORDS, candidate_flags, is_punctuation
 from tokendistill.tasks.base import TEMPLATE
 
@@ -285,26 +285,22 @@ def agreement(first: dict[str, RecordView], second: dict[str, RecordView]) -> di
 
 def analyze_folder(folder: str | Path, max_k: int = 10, top_words: int = 20) -> tuple[dict[str, Any], dict[str, RecordView]]:
     manifest = read_manifest(folder)
-    identity = manifest.get("identity", {})
+    extracted = extraction_settings(folder, manifest)
     records = list(iter_rationales(folder))
     if not records:
         raise UserError(f"{folder} holds no rationale records yet; run or resume `tokendistill extract`")
-    views = {
-        record["id"]: view_record(
-            record, identity.get("drop_punctuation", True), identity.get("drop_stopwords", False)
-        )
-        for record in records
-    }
+    views = {record["id"]: view_record(record, extracted.drop_punctuation, extracted.drop_stopwords)
+             for record in records}
     ordered = list(views.values())
     groups = subsets(ordered)
     result = {
         "folder": str(folder),
-        "task": identity.get("task"),
-        "split": identity.get("split"),
-        "method": identity.get("method"),
-        "teacher": identity.get("teacher"),
-        "target": identity.get("target"),
-        "top_k": identity.get("top_k"),
+        "task": extracted.task,
+        "split": extracted.split,
+        "method": extracted.method,
+        "teacher": extracted.teacher,
+        "target": extracted.target,
+        "top_k": extracted.top_k,
         "complete": manifest.get("complete", False),
         "examples": len(ordered),
         "teacher_accuracy": _known_share([v.teacher_correct for v in ordered]),

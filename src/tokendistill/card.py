@@ -15,6 +15,7 @@ import yaml
 
 from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD, STUDENT_INFO
 from tokendistill.folders import read_json
+from tokendistill.rationales import extraction_settings
 
 CAUSAL_CUE = "\nAnswer:"  # what a decoder student reads after its input (training.data.CAUSAL_CUE)
 
@@ -60,10 +61,8 @@ def card_text(folder: Path, info: dict[str, Any], metrics: list[dict[str, Any]])
     mode = info.get("mode", "standard")
     rationales = config.get("rationales")
     teacher = None
-    if rationales:
-        manifest = Path(rationales) / MANIFEST
-        identity = read_json(manifest, "extract again").get("identity", {}) if manifest.is_file() else {}
-        teacher = identity.get("teacher")
+    if rationales and (Path(rationales) / MANIFEST).is_file():
+        teacher = extraction_settings(rationales).teacher
     metadata: dict[str, Any] = {
         "library_name": "transformers",
         "base_model": config.get("student"),

@@ -26,6 +26,7 @@ from tokendistill.artefacts import (
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json
+from tokendistill.rationales import extraction_settings
 
 # Mid-run state and bookkeeping: never part of a published model or dataset.
 LEFT_BEHIND = frozenset({CHECKPOINT, CHECKPOINT_INFO, LOCK, CARD_METRICS, TRAIN_INPUTS})
@@ -41,12 +42,12 @@ class PushConfig:
 
 
 def dataset_card(folder: Path, manifest: dict[str, Any]) -> str:
-    identity, summary = manifest.get("identity", {}), manifest.get("summary") or {}
+    extracted, summary = extraction_settings(folder, manifest), manifest.get("summary") or {}
     metadata = {"tags": ["tokendistill", "rationales", "distillation"], "configs": [
-        {"config_name": "default", "data_files": [{"split": identity.get("split", "train"), "path": RECORDS}]}]}
-    facts = [("task", identity.get("task")), ("split", identity.get("split")), ("teacher", identity.get("teacher")),
-             ("attribution method", identity.get("method")), ("answer attributed", identity.get("target")),
-             ("words per example (k)", identity.get("top_k")), ("examples", summary.get("examples")),
+        {"config_name": "default", "data_files": [{"split": extracted.split, "path": RECORDS}]}]}
+    facts = [("task", extracted.task), ("split", extracted.split), ("teacher", extracted.teacher),
+             ("attribution method", extracted.method), ("answer attributed", extracted.target),
+             ("words per example (k)", extracted.top_k), ("examples", summary.get("examples")),
              ("teacher accuracy on them", None if summary.get("teacher_accuracy") is None
               else f"{100 * summary['teacher_accuracy']:.1f}%")]
     return "\n".join([

@@ -7,6 +7,7 @@ caller asks to overwrite it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tokendistill.artefacts import MANIFEST, RECORDS
-from tokendistill.config import config_hash, differing_keys, json_normal
+from tokendistill.config import ExtractConfig, config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
 from tokendistill.folders import append_lines, clear, holds_anything, read_json
 from tokendistill.selection import candidate_flags, select_top_k
@@ -193,6 +194,22 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{folder} is not a rationale folder (no {MANIFEST}); run `tokendistill extract` first")
     return read_json(path, "run the `tokendistill extract` that made it again with --overwrite")
+
+
+def extraction_settings(folder: str | Path, manifest: dict[str, Any] | None = None) -> ExtractConfig:
+    """The settings a rationale folder was made with, as the stage's own config: what its identity names, the
+    rest (limit, batch size) from the finished run's config, and each setting the manifest leaves out (an
+    identity omits settings at their default) at ExtractConfig's default, defined there once."""
+    manifest = read_manifest(folder) if manifest is None else manifest
+    known = {item.name for item in dataclasses.fields(ExtractConfig)}
+    recorded = {**((manifest.get("summary") or {}).get("config") or {}), **(manifest.get("identity") or {})}
+    values = {key: value for key, value in recorded.items() if key in known}
+    if not isinstance(values.get("task"), str):
+        raise UserError(f"{Path(folder) / MANIFEST} names no task; run the `tokendistill extract` that made it "
+                        "again with --overwrite")
+    # A folder written by hand or by another tool may not name its teacher: "" (unknown) then.
+    teacher = values.get("teacher") if isinstance(values.get("teacher"), str) else ""
+    return ExtractConfig(**{**values, "teacher": teacher, "output": str(folder)})
 
 
 def iter_rationales(folder: str | Path) -> Iterator[dict[str, Any]]:

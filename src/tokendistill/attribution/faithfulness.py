@@ -25,7 +25,7 @@ from tokendistill.attribution.words import split_words, token_word_pairs
 from tokendistill.config import device_problem, option
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
-from tokendistill.rationales import iter_rationales, read_manifest, write_json_atomic
+from tokendistill.rationales import extraction_settings, iter_rationales, write_json_atomic
 from tokendistill.selection import is_candidate
 from tokendistill.tasks import get_task, load_examples
 from tokendistill.tasks.base import TEMPLATE
@@ -58,21 +58,20 @@ def masks_for(batch_mask: torch.Tensor, pairs: tuple[np.ndarray, np.ndarray], wo
 
 @torch.no_grad()
 def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) -> dict[str, Any]:
-    manifest = read_manifest(folder)
-    identity = manifest.get("identity", {})
-    limit = ((manifest.get("summary") or {}).get("config") or {}).get("limit")
-    task = get_task(identity["task"], input_column=identity.get("input_column"),
-                    label_column=identity.get("label_column"), free_text=identity.get("free_text", False))
-    examples = {e.id: e for e in load_examples(task, identity.get("split", "train"), identity.get("data"),
-                                               limit, identity.get("seed", 0), identity.get("test_fraction"))}
+    extracted = extraction_settings(folder)
+    task = get_task(extracted.task, input_column=extracted.input_column, label_column=extracted.label_column,
+                    free_text=extracted.free_text)
+    examples = {e.id: e for e in load_examples(task, extracted.split, extracted.data, extracted.limit,
+                                               extracted.seed, extracted.test_fraction)}
     records = [r for r in iter_rationales(folder) if r["id"] in examples and r.get("rationale_positions")]
     records = records[: config.limit]
     if not records:
         raise UserError(f"{folder} has no records with rationale words to measure")
-    teacher_name = config.teacher or identity["teacher"]
-    teacher = Teacher(load_model(teacher_name, device=config.device, offsets=True),
-                      identity.get("max_input_length", 512), identity.get("prompt_suffix"),
-                      identity.get("chat_template", False))
+    teacher_name = config.teacher or extracted.teacher
+    if not teacher_name:
+        raise UserError(f"{folder} does not name its teacher; pass --teacher MODEL")
+    teacher = Teacher(load_model(teacher_name, device=config.device, offsets=True), extracted.max_input_length,
+                      extracted.prompt_suffix, extracted.chat_template)
     scores: dict[str, list[float]] = {name: [] for name in (
         "comprehensiveness/rationale", "comprehensiveness/random", "sufficiency/rationale", "sufficiency/random")}
     for start in range(0, len(records), config.batch_size):
@@ -97,8 +96,8 @@ def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) 
             scores[name] += (base - changed).float().cpu().tolist()
     summary = {name: float(np.mean(values)) for name, values in scores.items()}
     return {
-        "folder": folder, "task": identity["task"], "method": identity.get("method"), "teacher": teacher_name,
-        "top_k": identity.get("top_k"), "examples": len(records), **summary,
+        "folder": folder, "task": extracted.task, "method": extracted.method, "teacher": teacher_name,
+        "top_k": extracted.top_k, "examples": len(records), **summary,
     }
 
 

@@ -9,7 +9,7 @@ import torch
 
 from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
-from tokendistill.rationales import iter_rationales, read_manifest, reselect
+from tokendistill.rationales import extraction_settings, iter_rationales, reselect
 from tokendistill.tasks import Example
 from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import Mode, TrainingRow
@@ -38,13 +38,12 @@ def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list
         raise UserError(f"mode {mode.name!r} learns from rationales: pass --rationales FOLDER from `extract`")
     # Read lazily, keeping only what a mode needs of each record (the words, not the per-word scores).
     wanted = {example.id for example in examples}
-    identity = read_manifest(config.rationales).get("identity", {})
+    extracted = extraction_settings(config.rationales)
     rationales = {}
     for record in iter_rationales(config.rationales):
         if record["id"] in wanted:
             if config.top_k is not None:
-                record = reselect(record, config.top_k, identity.get("drop_punctuation", True),
-                                  identity.get("drop_stopwords", False))
+                record = reselect(record, config.top_k, extracted.drop_punctuation, extracted.drop_stopwords)
             rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input")}
     missing = [example.id for example in examples if example.id not in rationales]
     if missing:
