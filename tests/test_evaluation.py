@@ -58,3 +58,39 @@ def test_choice_reading_on_a_task_without_candidates_is_a_user_error(llama_dir: 
     examples = [dataclasses.replace(example, choices=()) for example in load_examples(task, "test", limit=2)]
     with pytest.raises(UserError, match="no closed set of answers"):
         predict(loaded, task, examples, "", 2, 64, 3, answer="choice_sum")
+
+
+def test_a_finished_evaluation_is_returned_not_redone_and_any_change_redoes_it(
+        tmp_path: Path, llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokendistill import evaluation
+
+    config = EvaluateConfig(task="keywords", model=str(llama_dir), output=str(tmp_path / "eval"), limit=6,
+                            max_new_tokens=3, max_input_length=64, device="cpu")
+    first = evaluate(config, progress=False)
+    loads = []
+    real_load = evaluation.load_model
+    monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    assert evaluate(dataclasses.replace(config, batch_size=3), progress=False) == first  # where it runs: the same
+    assert loads == []
+    again = evaluate(dataclasses.replace(config, limit=4), progress=False)
+    assert again["examples"] == 4 and len(loads) == 1
+
+
+def test_metrics_written_before_their_identity_still_count_as_finished(tmp_path: Path, llama_dir: Path) -> None:
+    """A grid begun before metrics.json recorded its identity: its cells are not evaluated again when the student,
+    the rows and the answer reading agree (the rule `run` applied then)."""
+    from tokendistill.evaluation import finished_metrics
+
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "tokendistill.json").write_text(json.dumps({"identity": "abc"}))
+    output = tmp_path / "eval"
+    output.mkdir()
+    (output / "predictions.jsonl").write_text('{"id": "a", "correct": true}\n')
+    legacy = {"accuracy": 1.0, "limit": 8, "answer": "generation", "model_identity": "abc"}
+    (output / "metrics.json").write_text(json.dumps(legacy))
+    config = EvaluateConfig(task="keywords", model=str(student), output=str(output), limit=8)
+    assert finished_metrics(config) == legacy
+    assert finished_metrics(dataclasses.replace(config, limit=9)) is None
+    (student / "tokendistill.json").write_text(json.dumps({"identity": "retrained"}))
+    assert finished_metrics(config) is None

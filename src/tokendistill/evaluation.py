@@ -75,8 +75,36 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     config = with_students_task(config)
     refuse_overlap(config.output, {"model": config.model, "data": config.data}, may_nest=frozenset({"model"}))
     with locked(config.output):
+        if (finished := finished_metrics(config)) is not None:
+            log.info("%s already holds this evaluation; nothing to do", config.output)
+            return finished
         write_config(config, Path(config.output))
         return _evaluate(config, progress)
+
+
+def evaluation_identity(config: EvaluateConfig) -> dict[str, Any]:
+    """What makes another evaluation: the student (by its own identity) and every setting but where it runs."""
+    return json.loads(json.dumps({"model": fingerprint(config.model), **{
+        key: value for key, value in to_dict(config).items() if key not in ("output", "device", "batch_size")}},
+        default=str))
+
+
+def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
+    """The metrics of this very evaluation where the folder holds it finished, else None (the one rule of when an
+    evaluation is done: `evaluate` and a grid's cells both ask here)."""
+    output = Path(config.output)
+    if not ((output / METRICS).is_file() and (output / PREDICTIONS).is_file()):
+        return None
+    metrics = read_json(output / METRICS, "delete that folder to evaluate again")
+    if "identity" in metrics:
+        return metrics if metrics["identity"] == evaluation_identity(config) else None
+    # Written before metrics recorded their identity: done when the student, the rows and the answer reading
+    # agree (the rule `run` applied then), so that a grid begun then does not evaluate its cells again.
+    student = Path(config.model) / STUDENT_INFO
+    identity = read_json(student, "train that student again").get("identity") if student.is_file() else None
+    agree = (metrics.get("model_identity") == identity is not None and metrics.get("limit") == config.limit
+             and metrics.get("answer", "generation") == config.answer)
+    return metrics if agree else None
 
 
 # Rows predicted between two appends to the partial predictions (the interruption tests make it small).
@@ -92,7 +120,7 @@ def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, di
             held = json.loads(lines[0]) if lines else None
         except ValueError:
             held = None
-        if held == json.loads(json.dumps(identity, default=str)):
+        if held == identity:
             done = {}
             for line in lines[1:]:
                 try:
@@ -114,8 +142,7 @@ def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
     info = student_info(config.model)
     output = Path(config.output)
     partial = output / PARTIAL_PREDICTIONS
-    identity = {"model": fingerprint(config.model), **{key: value for key, value in to_dict(config).items()
-                                                       if key not in ("output", "device", "batch_size")}}
+    identity = evaluation_identity(config)
     done = _resume_predictions(partial, identity)
     if done:
         log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
@@ -156,6 +183,7 @@ def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
         "model": config.model,
         "mode": info.get("mode"),
         "model_identity": info.get("identity"),
+        "identity": identity,
     }
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)

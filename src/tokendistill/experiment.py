@@ -21,14 +21,12 @@ import yaml
 from tokendistill.artefacts import (
     CELL_INFO,
     GRID_PLAN,
-    METRICS,
     RUN_CONFIG,
-    STUDENT_INFO,
     TEACHER_CHECK,
     of_experiment,
 )
 from tokendistill.competence import judge, student_problem, teacher_problem, words_problem
-from tokendistill.config import EvaluateConfig, build, device_problem, option, write_config
+from tokendistill.config import build, device_problem, option, write_config
 from tokendistill.folders import locked, read_json
 from tokendistill.grid import Experiment, TaskPlan, load_experiment, plan, select_cells
 from tokendistill.rationales import write_json_atomic
@@ -46,18 +44,6 @@ class RunConfig:
     dry_run: bool = option(False, "list the cells and exit")
     only: str | None = option(None, "run only the cells matching every clause, e.g. 'mode=standard,dss seed=0' "
                                     f"(factors: {', '.join(FACTORS)}, seed); the rest stay as they are")
-
-
-def _evaluated(config: EvaluateConfig) -> bool:
-    """Whether this student's evaluation is already on disk (same student, same settings)."""
-    metrics_path = Path(config.output) / METRICS
-    info_path = Path(config.model) / STUDENT_INFO
-    if not (metrics_path.exists() and info_path.exists()):
-        return False
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    identity = json.loads(info_path.read_text(encoding="utf-8")).get("identity")
-    return (metrics.get("model_identity") == identity and metrics.get("limit") == config.limit
-            and metrics.get("answer", "generation") == config.answer)
 
 
 def _read_teacher_check(task_plan: TaskPlan) -> dict[str, Any] | None:
@@ -139,8 +125,7 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
             done += 1
             print(f"[{done}/{len(cells)}] {json.dumps(cell.key)}", flush=True)
             train(cell.train, progress=progress)
-            if not _evaluated(cell.evaluate):
-                evaluate(cell.evaluate, progress=False)
+            evaluate(cell.evaluate, progress=False)  # returns at once where the cell's evaluation is done
             write_json_atomic(Path(cell.train.output).parent / CELL_INFO, cell.key)
             write_results(root)
             if cell.mode == "standard":
