@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hypothesis import settings
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, LlamaConfig
 
@@ -124,3 +126,38 @@ def gemma3_four_layers(tmp_path_factory: pytest.TempPathFactory) -> Path:
                               sliding_window=4, layer_types=["sliding_attention", "full_attention"] * 2,
                               pad_token_id=0, eos_token_id=1, bos_token_id=1)
     return _save_tiny(tmp_path_factory.mktemp("tiny-gemma3-4"), config)
+
+
+# ----- grids (tests of the runner, the grid and the report) ------------------------------------------------
+def write_text_task(folder: Path) -> Path:
+    """A second task from local files: the keyword task's records as a plain `text` task."""
+    from tokendistill.tasks.synthetic import generate_records
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in (("train", 40), ("test", 16)):
+        rows = [{"id": r["id"], "input": r["input"], "label": r["label"]} for r in generate_records(split, size, 5)]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def grid_yaml(tmp_path: Path, teacher: Path, student: Path, **extra) -> Path:
+    experiment = {
+        "output": str(tmp_path / "grid"),
+        "device": "cpu",
+        "tasks": [
+            {"name": "keywords", "train_sizes": [24], "test_limit": 12},
+            {"name": "text", "data": str(write_text_task(tmp_path / "data")), "train_sizes": [24], "test_limit": 12},
+        ],
+        "teacher": {"model": str(teacher), "extract": {"batch_size": 8, "max_new_tokens": 3}},
+        "student": {"model": str(student), "train": {"steps": 3, "batch_size": 4, "checkpoint_every": 2},
+                    "evaluate": {"max_new_tokens": 3}},
+        "modes": ["standard", "multitask"],
+        "top_k": [2],
+        "seeds": [0, 1],
+        # Tiny random models learn nothing: the grid goes on, as these tests need, where a real one would stop.
+        "competence": {"on_failure": "warn"},
+        **extra,
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    return path

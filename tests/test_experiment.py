@@ -11,44 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import grid_yaml
 from tokendistill.cli import main
-from tokendistill.competence import Competence, majority_share, student_problem, teacher_problem
 from tokendistill.errors import UserError
 from tokendistill.grid import load_experiment, plan, select_cells
-
-
-def write_text_task(folder: Path) -> Path:
-    """A second task from local files: the keyword task's records as a plain `text` task."""
-    from tokendistill.tasks.synthetic import generate_records
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, size in (("train", 40), ("test", 16)):
-        rows = [{"id": r["id"], "input": r["input"], "label": r["label"]} for r in generate_records(split, size, 5)]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
-
-
-def grid_yaml(tmp_path: Path, teacher: Path, student: Path, **extra) -> Path:
-    experiment = {
-        "output": str(tmp_path / "grid"),
-        "device": "cpu",
-        "tasks": [
-            {"name": "keywords", "train_sizes": [24], "test_limit": 12},
-            {"name": "text", "data": str(write_text_task(tmp_path / "data")), "train_sizes": [24], "test_limit": 12},
-        ],
-        "teacher": {"model": str(teacher), "extract": {"batch_size": 8, "max_new_tokens": 3}},
-        "student": {"model": str(student), "train": {"steps": 3, "batch_size": 4, "checkpoint_every": 2},
-                    "evaluate": {"max_new_tokens": 3}},
-        "modes": ["standard", "multitask"],
-        "top_k": [2],
-        "seeds": [0, 1],
-        # Tiny random models learn nothing: the grid goes on, as these tests need, where a real one would stop.
-        "competence": {"on_failure": "warn"},
-        **extra,
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(experiment))
-    return path
 
 
 @pytest.mark.slow
@@ -73,57 +39,6 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     assert main(["report", str(grid)]) == 0
     page = (grid / "report.html").read_text()
     assert page.count("<td>multitask</td>") == 2 and page.count("<td>standard</td>") == 2  # one row per task
-
-
-def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:
-    path = grid_yaml(tmp_path, t5_dir, t5_dir)
-    experiment = yaml.safe_load(path.read_text())
-    experiment["student"]["train"]["stepz"] = 3
-    path.write_text(yaml.safe_dump(experiment))
-    assert main(["run", str(path)]) == 2
-    assert not (tmp_path / "grid").exists()
-
-
-def test_smaller_k_reuses_the_largest_extraction(tmp_path: Path, t5_dir: Path) -> None:
-    path = grid_yaml(tmp_path, t5_dir, t5_dir, top_k=[1, 3], modes=["multitask"], seeds=[0])
-    plans = plan(load_experiment(path))
-    (keywords,) = [p for p in plans if p.spec.name == "keywords"]
-    assert keywords.extractions["saliency", "teacher"].top_k == 3
-    assert sorted((c.k, c.train.top_k) for c in keywords.cells) == [(1.0, 1.0), (3.0, None)]
-    assert {c.train.rationales for c in keywords.cells} == {keywords.extractions["saliency", "teacher"].output}
-
-
-def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: Path) -> None:
-    path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "multitask_kd"], seeds=[0])
-    experiment = yaml.safe_load(path.read_text())
-    experiment["teacher"]["finetune"] = {"steps": 2, "batch_size": 4}
-    path.write_text(yaml.safe_dump(experiment))
-    for task_plan in plan(load_experiment(path)):
-        teachers = {cell.mode: cell.train.teacher for cell in task_plan.cells}
-        # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard.
-        assert teachers == {"standard": None, "multitask_kd": task_plan.finetune.output}
-        assert task_plan.extractions["saliency", "teacher"].teacher == task_plan.finetune.output
-
-
-def test_only_keeps_the_matching_cells_and_the_work_they_need(tmp_path: Path, t5_dir: Path) -> None:
-    path = grid_yaml(tmp_path, t5_dir, t5_dir, top_k=[2, 3])
-    plans = plan(load_experiment(path))
-    kept = select_cells(plans, "mode=multitask seed=1 k=3")
-    assert [(c.task, c.mode, c.k, c.seed) for p in kept for c in p.cells] == [
-        ("keywords", "multitask", 3.0, 1), ("text", "multitask", 3.0, 1)]
-    standard_only = select_cells(plans, "task=text;mode=standard")
-    assert [p.spec.name for p in standard_only] == ["text"]  # the other task is not prepared at all
-    assert standard_only[0].extractions == {}, "no kept cell reads rationales, so none are extracted"
-    assert len(standard_only[0].cells) == 2  # both seeds
-    assert select_cells(plans, None) is plans
-
-
-def test_only_names_a_factor_or_value_the_grid_lacks(tmp_path: Path, t5_dir: Path) -> None:
-    plans = plan(load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir)))
-    with pytest.raises(UserError, match=r"no cell has seed=7; this grid's values: 0, 1"):
-        select_cells(plans, "seed=7")
-    with pytest.raises(UserError, match="factor among task, student"):
-        select_cells(plans, "modes=standard")
 
 
 def test_run_with_only_trains_just_those_cells(tmp_path: Path, t5_dir: Path) -> None:
@@ -176,35 +91,6 @@ def test_controls_train_multitask_on_random_words(tmp_path: Path, t5_dir: Path) 
     assert results["multitask", "saliency"]["vs_control"] != "" and results["multitask", "random"]["vs_control"] == ""
     assert results["standard", ""]["test_rows"] == "12" and results["standard", ""]["teacher_accuracy"] != ""
     assert select_cells(plan(load_experiment(path)), "method=random")[0].extractions.keys() == {("random", "teacher")}
-
-
-def test_an_unknown_control_method_or_competence_key_fails_at_once(tmp_path: Path, t5_dir: Path) -> None:
-    with pytest.raises(UserError, match="unknown attribution method 'randm'|randm"):
-        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, controls=["randm"]))
-    with pytest.raises(UserError, match="competence.on_failure should be warn or stop"):
-        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"on_failure": "maybe"}))
-    with pytest.raises(UserError, match="competence.student_margin should be a share between 0 and 1"):
-        load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"student_margin": 15}))
-
-
-def write_evaluation(folder: Path, accuracy: float, targets: list[str]) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "examples": len(targets)}))
-    (folder / "predictions.jsonl").write_text("".join(json.dumps({"id": str(i), "target": t}) + "\n"
-                                                      for i, t in enumerate(targets)))
-    return folder
-
-
-def test_competence_rules_against_the_majority_class_and_the_teacher(tmp_path: Path) -> None:
-    rules = Competence()
-    targets = ["yes"] * 6 + ["no"] * 4  # majority 60%
-    check = {"accuracy": {"generation": 0.9}, "best": "generation", "chance_accuracy": 0.5}
-    assert majority_share(write_evaluation(tmp_path / "a", 0.7, targets)) == (0.7, 0.6)
-    assert "majority class 60.0%" in student_problem(rules, tmp_path / "a", check)  # 70 < 60 + 15
-    assert student_problem(rules, write_evaluation(tmp_path / "b", 0.78, targets), check) is None
-    assert "under 10 points above" in student_problem(rules, write_evaluation(tmp_path / "c", 0.85, targets), check)
-    assert teacher_problem(rules, check) is None  # 90 >= 50 + 15 + 10
-    assert "cannot beat a competent student" in teacher_problem(rules, {**check, "accuracy": {"generation": 0.7}})
 
 
 def test_a_grid_whose_setting_cannot_decide_stops_or_warns(tmp_path: Path, t5_dir: Path,
