@@ -160,3 +160,12 @@ def test_max_grad_norm_clips_every_step_and_logs_the_norm(tmp_path: Path, llama_
     assert all(entry["grad_norm"] > 1e-9 for entry in logs["1e-9"])  # the norm before the clip
     # Clipped to a norm of 1e-9, each gradient element falls far under AdamW's eps: the weights hardly move.
     assert moved["1e-9"] < 0.01 * moved["0"]
+
+
+def test_periodic_checkpoints_are_refused_under_sharding() -> None:
+    from tokendistill.training.trainer import sharded_checkpoint_problem
+
+    for sharded in ("FSDP", "DEEPSPEED"):
+        assert "--checkpoint-every 0" in sharded_checkpoint_problem(sharded, 100)
+        assert sharded_checkpoint_problem(sharded, 0) is None
+    assert sharded_checkpoint_problem("MULTI_CPU", 100) is None and sharded_checkpoint_problem("NO", 25) is None

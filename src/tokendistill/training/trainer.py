@@ -187,6 +187,18 @@ def _step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, d
     return value, parts
 
 
+def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
+    """Periodic checkpoints hold the main process's full weights and optimizer state: under FSDP or DeepSpeed
+    each process holds a shard of them, and a checkpoint of rank 0's would resume a different run. Refused
+    (before the model loads) until checkpoints go through accelerate's sharding-aware save_state; the final
+    weights are gathered from every shard and are right."""
+    if checkpoint_every and distributed_type in ("FSDP", "DEEPSPEED"):
+        return (f"--checkpoint-every {checkpoint_every} under {distributed_type}: periodic checkpoints do not yet "
+                "hold sharded weights and optimizer state; pass --checkpoint-every 0 (the run cannot resume), or "
+                "train without sharding")
+    return None
+
+
 def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     output = Path(config.output)
     identity = run_identity(config)
@@ -209,7 +221,6 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         check_task_marker(mode, config.student, state.num_processes, config.task_marker)
     task, examples, rows, examples_per_step, validator = read_inputs(config, mode, state, output)
     seed_everything(config.seed)
-    loaded = load_model(config.student, init=config.init, device="cpu")
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no",
                               log_with=trackers(config) or None, project_dir=str(output))
     sharding = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"]
@@ -217,6 +228,9 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         # accelerate enables FSDP and DeepSpeed on accelerators only; on CPU it runs plain data parallelism.
         log.warning("the accelerate config asks for %s, but on %s accelerate runs %s: every process holds the "
                     "whole model", sharding[0], device.type, accelerator.distributed_type.value)
+    if problem := sharded_checkpoint_problem(accelerator.distributed_type.value, config.checkpoint_every):
+        raise UserError(problem)
+    loaded = load_model(config.student, init=config.init, device="cpu")
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
