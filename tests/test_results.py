@@ -170,3 +170,19 @@ def test_collect_reads_cells_and_folders_run_did_not_write(tmp_path: Path) -> No
     rows, teachers = collect(tmp_path / "grid")
     assert len(rows) == 1 and teachers == {}
     assert rows[0]["method"] == "saliency" and rows[0]["right"] == {"a"} and rows[0]["ids"] == {"a", "b"}
+
+
+def test_a_teacher_check_is_found_wherever_the_user_wrote_it_and_a_grids_wins(tmp_path: Path) -> None:
+    from tokendistill.results import collect
+
+    def check(folder: Path, accuracy: float) -> None:
+        folder.mkdir(parents=True)
+        (folder / "teacher_eval.json").write_text(json.dumps(
+            {"task": "text", "accuracy": {"generation": accuracy}, "best": "generation"}))
+
+    check(tmp_path / "my-checks" / "teacher", 0.7)  # `teacher-eval --output my-checks/teacher`
+    check(tmp_path / "b" / "teacher-eval-before", 0.3)  # a base model's check is never the teacher's
+    assert collect(tmp_path)[1]["text"]["accuracy"]["generation"] == 0.7
+    check(tmp_path / "b" / "teacher-eval", 0.8)
+    teacher = collect(tmp_path)[1]["text"]
+    assert teacher["accuracy"]["generation"] == 0.8 and teacher["before_finetuning"]["accuracy"]["generation"] == 0.3

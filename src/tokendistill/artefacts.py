@@ -21,6 +21,10 @@ PREDICTIONS = "predictions.jsonl"
 PARTIAL_PREDICTIONS = "predictions.partial.jsonl"  # an unfinished evaluation's rows: its identity, then a row a line
 METRICS = "metrics.json"
 TEACHER_CHECK = "teacher_eval.json"
+# A grid's teacher checks, per task, each folder named after the command that writes it: of the teacher it trains
+# students with, and of that teacher's base model before fine-tuning
+TEACHER_CHECK_FOLDER = "teacher-eval"
+TEACHER_CHECK_BEFORE_FOLDER = f"{TEACHER_CHECK_FOLDER}-before"
 
 # A grid folder (run)
 CELL_INFO = "cell.json"  # a cell's grid factors, beside its student and evaluation

@@ -10,6 +10,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tokendistill.artefacts import TEACHER_CHECK_FOLDER  # the command is named as the folder a grid gives it
 from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, add_arguments, from_arguments
 from tokendistill.errors import UserError
 
@@ -118,7 +119,7 @@ def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
 
     return [
         ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
-        ("teacher-eval", "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
+        (TEACHER_CHECK_FOLDER, "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
          _teacher_eval),
         ("explain", "the teacher's answer to one input and the words it rests on, highlighted", ExplainConfig,
          _explain),

@@ -23,6 +23,7 @@ from tokendistill.artefacts import (
     GRID_PLAN,
     RUN_CONFIG,
     TEACHER_CHECK,
+    TEACHER_CHECK_BEFORE_FOLDER,
     of_experiment,
 )
 from tokendistill.competence import judge, student_problem, teacher_problem, words_problem
@@ -103,7 +104,7 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
         name = task_plan.spec.name
         if task_plan.finetune is not None:
             before = {**task_plan.teacher_eval, "teacher": task_plan.finetune.student,
-                      "output": str(Path(task_plan.teacher_eval["output"]).with_name("teacher-eval-before"))}
+                      "output": str(Path(task_plan.teacher_eval["output"]).with_name(TEACHER_CHECK_BEFORE_FOLDER))}
             if not (Path(before["output"]) / TEACHER_CHECK).exists():
                 print(f"[{name}] checking the teacher before fine-tuning", flush=True)
                 teacher_eval(build(TeacherEvalConfig, before), progress=progress)

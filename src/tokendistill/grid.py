@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokendistill.artefacts import TEACHER_CHECK_FOLDER
 from tokendistill.competence import Competence, parse_competence
 from tokendistill.config import (
     EvaluateConfig,
@@ -233,7 +234,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         # Controls train the mode they control for: multitask (or the first mode that reads rationales).
         controlled = "multitask" if "multitask" in rationale_modes else (rationale_modes or [None])[0]
         teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
-                        "output": str(task_root / "teacher-eval"),
+                        "output": str(task_root / TEACHER_CHECK_FOLDER),
                         **{k: v for k, v in extract_options.items()
                            if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))

@@ -26,6 +26,8 @@ from tokendistill.artefacts import (
     RESULTS_MD,
     STUDENT_INFO,
     TEACHER_CHECK,
+    TEACHER_CHECK_BEFORE_FOLDER,
+    TEACHER_CHECK_FOLDER,
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
@@ -132,12 +134,16 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
         rows.append({**key, "model": metrics.get("model"), "accuracy": metrics["accuracy"],
                      "examples": metrics.get("examples", len(ids)),
                      "ids": frozenset(ids), "right": frozenset(right)})
-    teachers = {}
-    for path in sorted(root.rglob(f"teacher-eval/{TEACHER_CHECK}")):
+    teachers: dict[str, dict[str, Any]] = {}
+    # A grid's check sits in teacher-eval/; a user's own `teacher-eval --output` anywhere. Per task, a grid's
+    # check wins over others (a grid folder may hold a user's side checks too), then the first by path.
+    paths = sorted((path for path in root.rglob(TEACHER_CHECK) if path.parent.name != TEACHER_CHECK_BEFORE_FOLDER),
+                   key=lambda path: (path.parent.name != TEACHER_CHECK_FOLDER, str(path)))
+    for path in paths:
         result = read_json_or_empty(path)
-        if not result.get("task"):
+        if not result.get("task") or result["task"] in teachers:
             continue
-        before = read_json_or_empty(path.parent.with_name("teacher-eval-before") / TEACHER_CHECK)
+        before = read_json_or_empty(path.parent.with_name(TEACHER_CHECK_BEFORE_FOLDER) / TEACHER_CHECK)
         if before:
             result["before_finetuning"] = before
         teachers[result["task"]] = result

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import TEACHER_CHECK
+from tokendistill.artefacts import TEACHER_CHECK, TEACHER_CHECK_FOLDER
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import TaskOptions, device_problem, option, write_config
@@ -57,7 +57,7 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
                       config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
     correct = {"generation": 0, "choice_sum": 0, "choice_mean": 0}
-    bar = tqdm(total=len(examples), desc="teacher-eval", disable=not progress, unit="ex")
+    bar = tqdm(total=len(examples), desc=TEACHER_CHECK_FOLDER, disable=not progress, unit="ex")
     for batch in length_buckets(examples, config.batch_size):
         answers = teacher.generate(batch, config.max_new_tokens)
         correct["generation"] += sum(task.score(answer, example) for answer, example in zip(answers, batch))
