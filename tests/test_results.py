@@ -111,7 +111,9 @@ def test_results_table_arithmetic() -> None:
     assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
     assert summary["multitask"]["vs_standard_low"] is None  # no predictions given: no interval
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
-    assert "| t | 75.0% (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | +20.0 |  |  |  |" in table
+    assert ("| t | 75.0% (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | "
+            "+20.0; by seed +10.0, +20.0, +30.0 |  |  |  |") in table
+    assert summary["multitask"]["vs_standard_per_seed"] == pytest.approx([0.1, 0.2, 0.3])
     assert "| dss |  |  |  | 2 |  | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
     assert "| label_then_tokens |  | 5 | teacher | 1 |  | 75.0 | +5.0 |" in table
     by_seed = seed_table(rows)

@@ -214,6 +214,8 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
             entry[f"vs_{name}"] = (statistics.fmean(entry["_accuracy"][s] - base["_accuracy"][s] for s in shared)
                                    if shared else None)
             entry[f"vs_{name}_seeds"] = len(shared) if shared else None
+            # Each seed's own difference: the interval covers test rows, and the seeds' spread can be larger.
+            entry[f"vs_{name}_per_seed"] = [entry["_accuracy"][s] - base["_accuracy"][s] for s in shared] if shared else []
             for field in ("low", "high", "detectable"):
                 entry[f"vs_{name}_{field}"] = None if difference is None else getattr(difference, field)
             if name == "standard":
@@ -239,6 +241,8 @@ def _difference_text(entry: dict[str, Any], name: str) -> str:
         text += f" [{_pct(entry[f'vs_{name}_low'], True)}, {_pct(entry[f'vs_{name}_high'], True)}]"
     if entry[f"vs_{name}_seeds"] != entry["seeds"]:
         text += f" (on {entry[f'vs_{name}_seeds']} of its seeds)"
+    if len(entry.get(f"vs_{name}_per_seed") or []) > 1:
+        text += "; by seed " + ", ".join(_pct(value, True) for value in entry[f"vs_{name}_per_seed"])
     return text
 
 
@@ -330,7 +334,7 @@ def write_results(root: Path) -> str:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS))
+    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")  # per-seed lists: Markdown
     writer.writeheader()
     writer.writerows(summary)
     (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
