@@ -28,7 +28,8 @@ import torch
 from tokendistill.evaluation import predict
 from tokendistill.models import load_model
 from tokendistill.tasks import get_task, load_examples
-from tokendistill.training.data import PASS_COST, encode_rows, forward_batches, group_token_totals, pass_loss
+from tokendistill.training.batching import PASS_COST, forward_batches
+from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.llm_rationales import load_llm_rationales
 from tokendistill.training.modes import MODES, TrainingRow
 

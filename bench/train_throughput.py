@@ -34,13 +34,8 @@ import torch
 
 from tokendistill.models import load_model
 from tokendistill.tasks.synthetic import DISTRACTORS
-from tokendistill.training.data import (
-    PASS_COST,
-    encode_rows,
-    forward_batches,
-    group_token_totals,
-    pass_loss,
-)
+from tokendistill.training.batching import PASS_COST, forward_batches
+from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.modes import (
     EXPLAIN_PREFIX,
     MODES,

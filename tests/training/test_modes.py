@@ -11,12 +11,8 @@ import torch
 from tokendistill.models import load_model
 from tokendistill.rationales import reselect
 from tokendistill.tasks import Example, Segment
-from tokendistill.training.data import (
-    encode_rows,
-    forward_batches,
-    group_token_totals,
-    pass_loss,
-)
+from tokendistill.training.batching import forward_batches
+from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.llm_rationales import load_llm_rationales, parse_llm_output
 from tokendistill.training.modes import MODES, TrainingRow, answer_part
 

@@ -48,6 +48,7 @@ from tokendistill.rationales import (
 )
 from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import Example, input_digest, materialized
+from tokendistill.training.batching import DEFAULT_PASS_COST, PASS_COST, forward_batches
 from tokendistill.training.checkpoints import (
     AlreadyTrained,
     _rng_state,
@@ -57,14 +58,7 @@ from tokendistill.training.checkpoints import (
     run_identity,
     save_checkpoint,
 )
-from tokendistill.training.data import (
-    DEFAULT_PASS_COST,
-    PASS_COST,
-    encode_rows,
-    forward_batches,
-    group_token_totals,
-    pass_loss,
-)
+from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.modes import (
     LABEL,
