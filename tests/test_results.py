@@ -112,8 +112,11 @@ def test_results_table_arithmetic() -> None:
     assert summary["multitask"]["vs_standard_low"] is None  # no predictions given: no interval
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
     assert ("| t | 75.0% (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | "
-            "+20.0; by seed +10.0, +20.0, +30.0 |  |  |  |") in table
+            "+20.0; by seed +10.0, +20.0, +30.0, over seeds [-4.8, +44.8] |  |  |  |") in table
     assert summary["multitask"]["vs_standard_per_seed"] == pytest.approx([0.1, 0.2, 0.3])
+    # By hand: mean 0.2, sd 0.1, 3 seeds: 0.2 -/+ 4.303 x 0.1 / sqrt(3) = [-0.0484, 0.4484].
+    assert (summary["multitask"]["vs_standard_seed_low"], summary["multitask"]["vs_standard_seed_high"]) == \
+        pytest.approx((-0.04843, 0.44843), abs=1e-4)
     assert "| dss |  |  |  | 2 |  | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
     assert "| label_then_tokens |  | 5 | teacher | 1 |  | 75.0 | +5.0 |" in table
     by_seed = seed_table(rows)

@@ -42,6 +42,10 @@ PAPER_MARKER = "encoder"
 CONTROL_METHOD = "random"
 
 Z_95 = 1.959963984540054  # two-sided 95%
+# Student's t, two-sided 95%, by degrees of freedom (1-30; beyond, the normal's): the seeds' interval. A table,
+# since no dependency of ours has the quantile function and these are the textbook values.
+T_95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 Z_POWER_80 = 0.8416212335729143  # one-sided 80% power
 
 
@@ -82,6 +86,17 @@ def paired_difference(here: dict[int, frozenset[str]], there: dict[int, frozense
         rows=len(rows), seeds=len(seeds),
         only_here=sum(len(here[s] - there[s]) for s in seeds), only_there=sum(len(there[s] - here[s]) for s in seeds),
     )
+
+
+def seed_interval(differences: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% t-interval of the mean of per-seed differences: what the training seeds' spread allows (each seed
+    one observation), beside the rows' interval. None under two seeds."""
+    if len(differences) < 2:
+        return None
+    mean = statistics.fmean(differences)
+    half = (T_95[len(differences) - 2] if len(differences) - 1 <= len(T_95) else Z_95) * statistics.stdev(
+        differences) / math.sqrt(len(differences))
+    return mean - half, mean + half
 
 
 # ----- collecting -------------------------------------------------------------------------------------------
@@ -216,6 +231,8 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
             entry[f"vs_{name}_seeds"] = len(shared) if shared else None
             # Each seed's own difference: the interval covers test rows, and the seeds' spread can be larger.
             entry[f"vs_{name}_per_seed"] = [entry["_accuracy"][s] - base["_accuracy"][s] for s in shared] if shared else []
+            over_seeds = seed_interval(entry[f"vs_{name}_per_seed"])
+            entry[f"vs_{name}_seed_low"], entry[f"vs_{name}_seed_high"] = over_seeds or (None, None)
             for field in ("low", "high", "detectable"):
                 entry[f"vs_{name}_{field}"] = None if difference is None else getattr(difference, field)
             if name == "standard":
@@ -243,6 +260,7 @@ def _difference_text(entry: dict[str, Any], name: str) -> str:
         text += f" (on {entry[f'vs_{name}_seeds']} of its seeds)"
     if len(entry.get(f"vs_{name}_per_seed") or []) > 1:
         text += "; by seed " + ", ".join(_pct(value, True) for value in entry[f"vs_{name}_per_seed"])
+        text += f", over seeds [{_pct(entry[f'vs_{name}_seed_low'], True)}, {_pct(entry[f'vs_{name}_seed_high'], True)}]"
     return text
 
 
@@ -321,8 +339,9 @@ def seed_table(rows: list[dict[str, Any]]) -> str:
 CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seeds", "test_rows", "teacher_accuracy",
                "mean", "sd", "vs_standard", "vs_standard_low", "vs_standard_high", "vs_standard_detectable",
                "vs_standard_seeds", "only_here", "only_standard", "vs_control", "vs_control_low", "vs_control_high",
-               "vs_control_detectable", "vs_control_seeds", "marker", "vs_format", "vs_format_low", "vs_format_high",
-               "vs_format_detectable", "vs_format_seeds")
+               "vs_control_detectable", "vs_control_seeds", "vs_standard_seed_low", "vs_standard_seed_high",
+               "vs_control_seed_low", "vs_control_seed_high", "marker", "vs_format", "vs_format_low", "vs_format_high",
+               "vs_format_detectable", "vs_format_seeds", "vs_format_seed_low", "vs_format_seed_high")
 
 
 def write_results(root: Path) -> str:
