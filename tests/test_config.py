@@ -60,3 +60,26 @@ def test_a_run_that_trains_as_version_2_keeps_its_version_2_identity() -> None:
     assert run_identity(dataclasses.replace(config, max_grad_norm=0.0)) == version_2
     assert run_identity(config) != version_2  # clipping at the default 1.0: another run
     assert run_identity(dataclasses.replace(config, max_grad_norm=0.5)) not in (version_2, run_identity(config))
+
+
+def test_a_folder_trained_before_version_3_resumes_only_at_the_old_behaviour(tmp_path) -> None:
+    """The folder check (settings compared one by one) applies the same rule as the identity: a student whose
+    recorded config lacks max_grad_norm trained without clipping, so a run pinned to 0 finds it done and a run
+    at the new default (1.0) is another run."""
+    import dataclasses
+    import json
+
+    import pytest
+
+    from tokendistill.config import TrainConfig, to_dict
+    from tokendistill.errors import UserError
+    from tokendistill.training.checkpoints import AlreadyTrained, input_fingerprints, prepare_output
+
+    config = TrainConfig(task="keywords", student="s", output=str(tmp_path), steps=7, max_grad_norm=0.0)
+    old_config = {key: value for key, value in to_dict(config).items() if key != "max_grad_norm"}
+    (tmp_path / "tokendistill.json").write_text(json.dumps({"config": old_config,
+                                                            "inputs": input_fingerprints(config)}))
+    with pytest.raises(AlreadyTrained):
+        prepare_output(tmp_path, config)
+    with pytest.raises(UserError, match="differs in: max_grad_norm"):
+        prepare_output(tmp_path, dataclasses.replace(config, max_grad_norm=1.0))

@@ -114,7 +114,9 @@ def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
 def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
     current = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     current.update(input_fingerprints(config))
-    held = {key: value for key, value in held.items() if key not in _NOT_IDENTITY}
+    # A run written before identity version 3 lacks the options that came with it: it trained as their
+    # version-2 value (no clipping), not as their new default.
+    held = {**_VERSION_2, **{key: value for key, value in held.items() if key not in _NOT_IDENTITY}}
     return differing_keys(held, current, field_defaults(TrainConfig))
 
 
