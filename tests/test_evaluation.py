@@ -60,7 +60,7 @@ def test_choice_reading_on_a_task_without_candidates_is_a_user_error(llama_dir: 
         predict(loaded, task, examples, "", 2, 64, 3, answer="choice_sum")
 
 
-def test_a_finished_evaluation_is_returned_not_redone_and_any_change_redoes_it(
+def test_a_finished_evaluation_is_returned_not_redone_and_a_change_is_refused_unless_overwritten(
         tmp_path: Path, llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tokendistill import evaluation
 
@@ -72,7 +72,12 @@ def test_a_finished_evaluation_is_returned_not_redone_and_any_change_redoes_it(
     monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     assert evaluate(dataclasses.replace(config, batch_size=3), progress=False) == first  # where it runs: the same
     assert loads == []
-    again = evaluate(dataclasses.replace(config, limit=4), progress=False)
+    # Another evaluation into the same folder is refused before anything loads (as extract and train refuse
+    # another run's folder); it used to replace the first silently.
+    with pytest.raises(UserError, match=r"holds an evaluation of a different configuration \(differs in: limit\)"):
+        evaluate(dataclasses.replace(config, limit=4), progress=False)
+    assert loads == [] and json.loads((tmp_path / "eval" / "metrics.json").read_text()) == first
+    again = evaluate(dataclasses.replace(config, limit=4, overwrite=True), progress=False)
     assert again["examples"] == 4 and len(loads) == 1
 
 

@@ -1,5 +1,21 @@
-"""The name of every file a stage writes, defined once: each stage writes its own files and reads another's
-through these names, so that a rename cannot leave a reader behind."""
+"""The name of every file a stage writes, and of every kind of folder, defined once: each stage writes its own
+files and reads another's through these names, so that a rename cannot leave a reader behind."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FolderKind:
+    """A kind of folder a stage writes, as `folders.open_output` names it in a refusal."""
+
+    name: str  # "rationale folder": "X exists and is not a rationale folder"
+    holds: str  # "rationales": "X holds rationales of a different configuration"
+
+
+RATIONALE_FOLDER = FolderKind("rationale folder", "rationales")  # extract
+STUDENT_FOLDER = FolderKind("student folder", "a student")  # train
+EVALUATION_FOLDER = FolderKind("evaluation folder", "an evaluation")  # evaluate
+TEACHER_CHECK_OUTPUT = FolderKind("teacher check folder", "a teacher check")  # teacher-eval
 
 # A student folder (train): the weights as `save_pretrained` writes them, and beside them
 STUDENT_INFO = "tokendistill.json"  # the run's identity, config and input fingerprints: a finished student

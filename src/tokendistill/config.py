@@ -172,6 +172,7 @@ class EvaluateConfig(TaskOptions):
         "answer set, the candidate it gives the highest summed / mean log-probability (both are recorded)",
     )
     device: str = option("auto", "auto, cpu or cuda", check=device_problem)
+    overwrite: bool = option(False, "replace an output folder that holds a different evaluation")
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

@@ -12,12 +12,35 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import METRICS, PARTIAL_PREDICTIONS, PREDICTIONS, STUDENT_INFO, TRAIN_INPUTS
+from tokendistill.artefacts import (
+    EVALUATION_FOLDER,
+    METRICS,
+    PARTIAL_PREDICTIONS,
+    PREDICTIONS,
+    STUDENT_INFO,
+    TRAIN_INPUTS,
+)
 from tokendistill.card import write_card
-from tokendistill.config import EvaluateConfig, fingerprint, to_dict, write_config
+from tokendistill.config import (
+    EvaluateConfig,
+    differing_keys,
+    field_defaults,
+    fingerprint,
+    to_dict,
+    write_config,
+)
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
-from tokendistill.folders import append_lines, locked, read_json, refuse_overlap
+from tokendistill.folders import (
+    Found,
+    Holds,
+    append_lines,
+    clear,
+    locked,
+    open_output,
+    read_json,
+    refuse_overlap,
+)
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized
@@ -68,25 +91,37 @@ def with_students_task(config: EvaluateConfig) -> EvaluateConfig:
 def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
     """Evaluate a student on a split; writes predictions.jsonl and metrics.json to ``config.output``.
 
-    The output folder is checked, locked and written to (its config) before the student loads, so that a
-    bad output path fails at once rather than after the whole evaluation.
+    The output folder is checked and locked before anything loads, and its config written before the student
+    loads, so that a bad output path fails at once rather than after the whole evaluation.
     """
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     config = with_students_task(config)
     refuse_overlap(config.output, {"model": config.model, "data": config.data}, may_nest=frozenset({"model"}))
     with locked(config.output):
-        if (finished := finished_metrics(config)) is not None:
+        found = open_output(config.output, EVALUATION_FOLDER, lambda folder: _inspect(folder, config),
+                            config.overwrite)
+        if found.holds is Holds.FINISHED:
             log.info("%s already holds this evaluation; nothing to do", config.output)
-            return finished
-        write_config(config, Path(config.output))
-        return _evaluate(config, progress)
+            return read_json(Path(config.output) / METRICS, "pass --overwrite to evaluate again")
+        return _evaluate(config, progress, found.clear)
+
+
+# Settings that do not change an evaluation's predictions: where and how fast it runs, and what happens to a folder.
+_NOT_IDENTITY = ("output", "device", "batch_size", "overwrite")
 
 
 def evaluation_identity(config: EvaluateConfig) -> dict[str, Any]:
     """What makes another evaluation: the student (by its own identity) and every setting but where it runs."""
     return json.loads(json.dumps({"model": fingerprint(config.model), **{
-        key: value for key, value in to_dict(config).items() if key not in ("output", "device", "batch_size")}},
-        default=str))
+        key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}}, default=str))
+
+
+def _changed(held: Any, config: EvaluateConfig) -> tuple[str, ...]:
+    """The settings in which a recorded evaluation identity differs from ``config``'s (a setting added later counts
+    as its default, as for every stage)."""
+    if not isinstance(held, dict):
+        return ("(an evaluation of an unknown configuration)",)
+    return tuple(differing_keys(held, evaluation_identity(config), field_defaults(EvaluateConfig)))
 
 
 def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
@@ -95,9 +130,9 @@ def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
     output = Path(config.output)
     if not ((output / METRICS).is_file() and (output / PREDICTIONS).is_file()):
         return None
-    metrics = read_json(output / METRICS, "delete that folder to evaluate again")
+    metrics = read_json(output / METRICS, "pass --overwrite to evaluate again")
     if "identity" in metrics:
-        return metrics if metrics["identity"] == evaluation_identity(config) else None
+        return None if _changed(metrics["identity"], config) else metrics
     # Written before metrics recorded their identity: done when the student, the rows and the answer reading
     # agree (the rule `run` applied then), so that a grid begun then does not evaluate its cells again.
     student = Path(config.model) / STUDENT_INFO
@@ -107,43 +142,64 @@ def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
     return metrics if agree else None
 
 
+def _partial_identity(partial: Path) -> Any:
+    """The identity an unfinished evaluation recorded on its first line (None where unreadable)."""
+    try:
+        with partial.open(encoding="utf-8") as handle:
+            return json.loads(handle.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def _inspect(folder: Path, config: EvaluateConfig) -> Found:
+    """An evaluation folder as `open_output` asks: finished, resumable, another evaluation's, or not one."""
+    if (folder / METRICS).is_file():
+        if finished_metrics(config) is not None:
+            return Found(Holds.FINISHED)
+        held = read_json(folder / METRICS, "pass --overwrite to evaluate again").get("identity")
+        return Found(Holds.OTHER, _changed(held, config) if held is not None else ("model_identity", "limit"))
+    if (folder / PARTIAL_PREDICTIONS).is_file():
+        changed = _changed(_partial_identity(folder / PARTIAL_PREDICTIONS), config)
+        return Found(Holds.OTHER, changed) if changed else Found(Holds.PARTIAL)
+    if (folder / PREDICTIONS).is_file():
+        return Found(Holds.PARTIAL)  # killed before its metrics: predicted again, then written whole
+    return Found(Holds.FOREIGN)
+
+
 # Rows predicted between two appends to the partial predictions (the interruption tests make it small).
 EVALUATION_CHUNK = int(os.environ.get("TOKENDISTILL_EVALUATION_CHUNK", "256"))
 
 
-def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _resume_predictions(partial: Path, config: EvaluateConfig) -> dict[str, dict[str, Any]]:
     """The rows an interrupted evaluation of this very configuration finished (its first line is the
     identity); anything else there is started over. A damaged line is dropped and its row predicted again."""
-    if partial.is_file():
-        lines = partial.read_text(encoding="utf-8").splitlines()
-        try:
-            held = json.loads(lines[0]) if lines else None
-        except ValueError:
-            held = None
-        if held == identity:
-            done = {}
-            for line in lines[1:]:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and "id" in record:
-                    done[record["id"]] = record
-            return done
-    partial.write_text(json.dumps(identity, default=str) + "\n", encoding="utf-8")
+    if partial.is_file() and not _changed(_partial_identity(partial), config):
+        done = {}
+        for line in partial.read_text(encoding="utf-8").splitlines()[1:]:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "id" in record:
+                done[record["id"]] = record
+        return done
+    partial.write_text(json.dumps(evaluation_identity(config), default=str) + "\n", encoding="utf-8")
     return {}
 
 
-def _evaluate(config: EvaluateConfig, progress: bool) -> dict[str, Any]:
+def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.model, examples, config.split)
     info = student_info(config.model)
     output = Path(config.output)
+    if to_clear:
+        clear(output)  # --overwrite: only now that the rows and the student's record have loaded
+    write_config(config, output)
     partial = output / PARTIAL_PREDICTIONS
     identity = evaluation_identity(config)
-    done = _resume_predictions(partial, identity)
+    done = _resume_predictions(partial, config)
     if done:
         log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
     todo = [example for example in examples if example.id not in done]

@@ -90,7 +90,7 @@ def _grid_file(root: Path, name: str, source: str | Path) -> Path:
 def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan], progress: bool) -> Path:
     from tokendistill.attribution import extract
     from tokendistill.evaluation import evaluate
-    from tokendistill.teacher_eval import TeacherEvalConfig, teacher_eval
+    from tokendistill.teacher_eval import TeacherEvalConfig, finished_check, teacher_eval
     from tokendistill.training import train
 
     root = Path(experiment.output)
@@ -105,15 +105,16 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
         if task_plan.finetune is not None:
             before = {**task_plan.teacher_eval, "teacher": task_plan.finetune.student,
                       "output": str(Path(task_plan.teacher_eval["output"]).with_name(TEACHER_CHECK_BEFORE_FOLDER))}
-            if not (Path(before["output"]) / TEACHER_CHECK).exists():
+            if finished_check(before_check := build(TeacherEvalConfig, before)) is None:
                 print(f"[{name}] checking the teacher before fine-tuning", flush=True)
-                teacher_eval(build(TeacherEvalConfig, before), progress=progress)
+                teacher_eval(before_check, progress=progress)
             print(f"[{name}] fine-tuning the teacher -> {task_plan.finetune.output}", flush=True)
             train(task_plan.finetune, progress=progress)
         # An empty teacher_eval: --only kept no cell that reads the teacher.
-        if task_plan.teacher_eval and not (Path(task_plan.teacher_eval["output"]) / TEACHER_CHECK).exists():
+        check = build(TeacherEvalConfig, dict(task_plan.teacher_eval)) if task_plan.teacher_eval else None
+        if check is not None and finished_check(check) is None:
             print(f"[{name}] checking the teacher on {task_plan.spec.test_split}", flush=True)
-            teacher_eval(build(TeacherEvalConfig, dict(task_plan.teacher_eval)), progress=progress)
+            teacher_eval(check, progress=progress)
         teacher_check = _read_teacher_check(task_plan)
         if teacher_check:
             judge(experiment.competence, name, teacher_problem(experiment.competence, teacher_check))

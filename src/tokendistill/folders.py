@@ -1,7 +1,8 @@
 """Output folders that other people's work can trust: one run at a time, never inside an input, cleared only
 when asked and only once the inputs are loaded, damaged files reported in one line.
 
-Every stage that writes a folder (`extract`, `train`, `evaluate`, `run`) goes through here.
+Every stage that writes a folder (`extract`, `train`, `evaluate`, `teacher-eval`, `run`) goes through here, and
+`open_output` is the one rule of what a stage may do with the folder it is given.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from tokendistill.artefacts import LOCK
+from tokendistill.artefacts import CONFIG, LOCK, FolderKind
 from tokendistill.errors import UserError
 
 
@@ -91,9 +94,69 @@ def clear(folder: str | Path) -> None:
             entry.unlink()
 
 
-def holds_anything(folder: str | Path) -> bool:
+class Holds(Enum):
+    """What an output folder holds, as the stage that writes it reads it."""
+
+    NOTHING = "nothing"  # nothing yet, or only what a run writes before its first result (the lock, its config)
+    FINISHED = "finished"  # this very run, done: nothing to do
+    PARTIAL = "partial"  # this very run, unfinished: resume it
+    OTHER = "other"  # a run of another configuration (``Found.changed`` names the settings)
+    FOREIGN = "foreign"  # not a folder of this kind
+
+
+@dataclass(frozen=True)
+class Found:
+    holds: Holds
+    changed: tuple[str, ...] = ()
+    # Set by open_output only: what the folder holds is to be replaced (--overwrite). The stage clears it when
+    # its inputs have loaded, so that a run that fails on them leaves the folder as it was.
+    clear: bool = False
+
+
+def _only_a_start(folder: Path) -> bool:
+    """Whether ``folder`` holds only what a run of ours writes before its first result: the lock, and a config
+    whose ``output`` is this folder (a run killed while loading). Anyone else's config.yaml is not ours to replace."""
+    entries = {entry.name for entry in folder.iterdir()} - {LOCK}
+    if not entries:
+        return True
+    if entries != {CONFIG}:
+        return False
+    import yaml
+
+    try:
+        held = yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    output = held.get("output") if isinstance(held, dict) else None
+    return isinstance(output, str) and Path(output).expanduser().resolve() == folder.resolve()
+
+
+def open_output(folder: str | Path, kind: FolderKind, inspect: Callable[[Path], Found], overwrite: bool,
+                option: str = "--output") -> Found:
+    """What a stage may do with the output folder it was given, by one rule for every stage.
+
+    ``inspect`` is the stage's own reading of a folder that holds something (its identity and resume rule); it
+    raises UserError for a damaged file of ours. The same run finished or unfinished is returned as found (the
+    stage skips or resumes it); another run, a folder of another kind or a damaged one is refused in one line
+    naming what differs, or, under ``overwrite``, returned with ``clear`` set.
+    """
     folder = Path(folder)
-    return folder.is_dir() and any(entry.name != LOCK for entry in folder.iterdir())
+    if not folder.is_dir() or _only_a_start(folder):
+        return Found(Holds.NOTHING)
+    try:
+        found = inspect(folder)
+    except UserError:
+        if overwrite:
+            return Found(Holds.OTHER, ("(a damaged file)",), clear=True)
+        raise
+    if found.holds not in (Holds.OTHER, Holds.FOREIGN):
+        return found
+    if overwrite:
+        return Found(found.holds, found.changed, clear=True)
+    if found.holds is Holds.FOREIGN:
+        raise UserError(f"{folder} exists and is not a {kind.name}; choose another {option} or pass --overwrite")
+    raise UserError(f"{folder} holds {kind.holds} of a different configuration (differs in: "
+                    f"{', '.join(found.changed)}); choose another {option} or pass --overwrite")
 
 
 def _local(location: str | None) -> Path | None:

@@ -233,8 +233,10 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                     })
         # Controls train the mode they control for: multitask (or the first mode that reads rationales).
         controlled = "multitask" if "multitask" in rationale_modes else (rationale_modes or [None])[0]
+        # The grid owns its checks' and evaluations' folders: one of another teacher or student (retrained), or of
+        # other evaluate options, is made again (overwrite), as the grid's results must describe the cells as planned.
         teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
-                        "output": str(task_root / TEACHER_CHECK_FOLDER),
+                        "output": str(task_root / TEACHER_CHECK_FOLDER), "overwrite": True,
                         **{k: v for k, v in extract_options.items()
                            if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))
@@ -268,7 +270,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                     "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
                 })
                 evaluate = build(EvaluateConfig, {
-                    **common, **evaluate_options, "model": train.output, "split": spec.test_split,
+                    **common, "overwrite": True, **evaluate_options, "model": train.output, "split": spec.test_split,
                     "limit": spec.test_limit, "output": str(folder / "eval"),
                 })
                 cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from tokendistill.artefacts import MANIFEST, RECORDS
+from tokendistill.artefacts import MANIFEST, RATIONALE_FOLDER, RECORDS
 from tokendistill.config import ExtractConfig, config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
-from tokendistill.folders import append_lines, clear, holds_anything, read_json
+from tokendistill.folders import Found, Holds, append_lines, clear, open_output, read_json
 from tokendistill.selection import candidate_flags, select_top_k
 
 log = logging.getLogger(__name__)
@@ -135,27 +135,19 @@ class RationaleStore:
                               if key not in known or json_normal(value) != json_normal(known[key])})
         fix = "pass --overwrite to start over, or choose another --output"
         held: dict[str, Any] | None = None
-        if manifest_path.exists():
-            try:
-                held = read_json(manifest_path, fix)
-            except UserError:
-                if not overwrite:
-                    raise
-                clear(folder)
-            else:
-                changed = differing_keys(held.get("identity", {}), identity, defaults or {})
-                if changed:
-                    if not overwrite:
-                        raise UserError(
-                            f"{folder} holds rationales of a different configuration (differs in: "
-                            f"{', '.join(changed)}); choose another --output or pass --overwrite"
-                        )
-                    clear(folder)
-                    held = None
-        elif holds_anything(folder):
-            if not overwrite:
-                raise UserError(f"{folder} exists and is not a rationale folder; choose another --output or --overwrite")
+
+        def inspect(folder: Path) -> Found:
+            nonlocal held
+            if not manifest_path.exists():
+                return Found(Holds.FOREIGN)
+            held = read_json(manifest_path, fix)
+            changed = differing_keys(held.get("identity", {}), identity, known)
+            return Found(Holds.OTHER, tuple(changed)) if changed else Found(
+                Holds.FINISHED if held.get("complete") else Holds.PARTIAL)
+
+        if open_output(folder, RATIONALE_FOLDER, inspect, overwrite).clear:
             clear(folder)
+            held = None
         folder.mkdir(parents=True, exist_ok=True)
         done: set[str] = set()
         records_path = folder / RECORDS

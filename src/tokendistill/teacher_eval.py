@@ -8,6 +8,7 @@ length-normalised log-probability), and says which reading `extract` should use.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,21 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import TEACHER_CHECK, TEACHER_CHECK_FOLDER
+from tokendistill.artefacts import TEACHER_CHECK, TEACHER_CHECK_FOLDER, TEACHER_CHECK_OUTPUT
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
-from tokendistill.config import TaskOptions, device_problem, option, write_config
+from tokendistill.config import (
+    TaskOptions,
+    device_problem,
+    differing_keys,
+    field_defaults,
+    fingerprint,
+    option,
+    to_dict,
+    write_config,
+)
 from tokendistill.evaluation import refuse_training_rows
+from tokendistill.folders import Found, Holds, clear, locked, open_output, read_json, refuse_overlap
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.tasks import (
@@ -45,10 +56,66 @@ class TeacherEvalConfig(TaskOptions):
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     device: str = option("auto", "auto, cpu or cuda", check=device_problem)
+    overwrite: bool = option(False, "replace an output folder that holds a different teacher check")
+
+
+# Settings that do not change the check's result.
+_NOT_IDENTITY = ("output", "device", "batch_size", "overwrite")
+
+
+def check_identity(config: TeacherEvalConfig) -> dict[str, Any]:
+    """What makes another check: the teacher (by what its folder holds) and every setting but where it runs."""
+    return json.loads(json.dumps({"teacher_fingerprint": fingerprint(config.teacher), **{
+        key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}}, default=str))
+
+
+def _changed(held: dict[str, Any], config: TeacherEvalConfig) -> list[str]:
+    """The settings in which a recorded check differs from ``config``'s."""
+    if isinstance(held.get("identity"), dict):
+        return differing_keys(held["identity"], check_identity(config), field_defaults(TeacherEvalConfig))
+    # Written before checks recorded their identity: the teacher, task and split it names.
+    return [key for key in ("teacher", "task", "split") if held.get(key) != getattr(config, key)]
+
+
+def finished_check(config: TeacherEvalConfig) -> dict[str, Any] | None:
+    """The result of this very check where ``config.output`` holds it, else None (the rule `teacher-eval` and a
+    grid both ask)."""
+    path = Path(config.output or "") / TEACHER_CHECK
+    if not config.output or not path.is_file():
+        return None
+    held = read_json(path, "pass --overwrite to check the teacher again")
+    return None if _changed(held, config) else held
+
+
+def _inspect(folder: Path, config: TeacherEvalConfig) -> Found:
+    if not (folder / TEACHER_CHECK).is_file():
+        return Found(Holds.FOREIGN)
+    changed = _changed(read_json(folder / TEACHER_CHECK, "pass --overwrite to check the teacher again"), config)
+    return Found(Holds.OTHER, tuple(changed)) if changed else Found(Holds.FINISHED)
 
 
 def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, Any]:
+    """Check the teacher; with ``config.output``, write teacher_eval.json there (a folder of this check's own:
+    refused when it holds another, returned as it is when it holds this one)."""
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
+    if not config.output:
+        return _check(config, progress)
+    output = Path(config.output)
+    refuse_overlap(output, {"teacher": config.teacher, "data": config.data}, may_nest=frozenset({"teacher"}))
+    with locked(output):
+        found = open_output(output, TEACHER_CHECK_OUTPUT, lambda folder: _inspect(folder, config), config.overwrite)
+        if found.holds is Holds.FINISHED:
+            log.info("%s already holds this teacher check; nothing to do", output)
+            return read_json(output / TEACHER_CHECK, "pass --overwrite to check the teacher again")
+        result = {**_check(config, progress), "identity": check_identity(config)}
+        if found.clear:
+            clear(output)  # --overwrite: only now that the check is done
+        write_json_atomic(output / TEACHER_CHECK, result)
+        write_config(config, output)
+    return result
+
+
+def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
@@ -90,9 +157,6 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
         "extract_with": advice,
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,
     }
-    if config.output:
-        write_json_atomic(Path(config.output) / TEACHER_CHECK, result)
-        write_config(config, Path(config.output))
     return result
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_INFO
+from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER, STUDENT_INFO
 from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
-from tokendistill.folders import holds_anything, read_json
+from tokendistill.folders import Found, Holds, open_output, read_json
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
@@ -121,40 +121,35 @@ def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
 
 
 def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, bool]:
-    """Check what ``output`` holds: the checkpoint to resume from, if any, and whether the folder is to be
-    cleared (--overwrite) once the run's inputs have loaded: nothing is removed before that.
+    """Check what ``output`` holds (by `folders.open_output`'s rule): the checkpoint to resume from, if any, and
+    whether the folder is to be cleared (--overwrite) once the run's inputs have loaded: nothing is removed
+    before that.
 
     Raises ``AlreadyTrained`` when it holds a finished run of this very configuration. The checkpoint's
     identity (``checkpoint.json``) is compared before any of its state is read.
     """
-    info_path, checkpoint_path = output / STUDENT_INFO, output / CHECKPOINT
     fix = "pass --overwrite to start over, or choose another --output"
-    changed: list[str] = []
-    try:
-        if info_path.exists():
-            info = read_json(info_path, fix)
+    checkpoint: dict[str, Any] | None = None
+
+    def inspect(folder: Path) -> Found:
+        nonlocal checkpoint
+        if (folder / STUDENT_INFO).exists():
+            info = read_json(folder / STUDENT_INFO, fix)
             changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
-            if not changed:
-                raise AlreadyTrained(output)
-        elif checkpoint_path.exists():
-            if not (output / CHECKPOINT_INFO).exists():
-                changed = ["(a checkpoint of an older version, whose format is not loaded: it could run code)"]
-            else:
-                held = read_json(output / CHECKPOINT_INFO, fix)
-                changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
-                if not changed:
-                    return load_checkpoint(checkpoint_path), False
-        elif holds_anything(output):
-            changed = ["(it is not a student folder)"]
-    except UserError:
-        if config.overwrite:
-            return None, True
-        raise
-    if changed:
-        if not config.overwrite:
-            raise UserError(
-                f"{output} holds a student trained with a different configuration (differs in: "
-                f"{', '.join(changed)}); choose another --output or pass --overwrite"
-            )
-        return None, True
-    return None, False
+            return Found(Holds.OTHER, tuple(changed)) if changed else Found(Holds.FINISHED)
+        if (folder / CHECKPOINT).exists():
+            if not (folder / CHECKPOINT_INFO).exists():
+                return Found(Holds.OTHER, ("(a checkpoint of an older version, whose format is not loaded: it "
+                                           "could run code)",))
+            held = read_json(folder / CHECKPOINT_INFO, fix)
+            changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
+            if changed:
+                return Found(Holds.OTHER, tuple(changed))
+            checkpoint = load_checkpoint(folder / CHECKPOINT)  # a damaged one is refused, or cleared (--overwrite)
+            return Found(Holds.PARTIAL)
+        return Found(Holds.FOREIGN)
+
+    found = open_output(output, STUDENT_FOLDER, inspect, config.overwrite)
+    if found.holds is Holds.FINISHED:
+        raise AlreadyTrained(output)
+    return checkpoint if found.holds is Holds.PARTIAL else None, found.clear
