@@ -3,6 +3,7 @@ and plain values only, so that it loads with ``weights_only=True``) and what a f
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -26,6 +27,8 @@ IDENTITY_VERSION = 3
 # them resumes when its YAML pins them (max_grad_norm: 0), and a run at the new default never takes it for its own.
 _VERSION_2 = {"max_grad_norm": 0.0}
 
+log = logging.getLogger(__name__)
+
 
 def run_identity(config: TrainConfig) -> str:
     """The hash of the settings that change the weights. Settings at their default are left out, so that an
@@ -43,7 +46,7 @@ def run_identity(config: TrainConfig) -> str:
     return config_hash({"identity_version": version, **chosen})
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """Every generator's state as tensors and plain values, so that the checkpoint loads with
     ``weights_only=True`` (no pickled objects: a checkpoint file never runs code)."""
     name, keys, position, has_gauss, cached = np.random.get_state()
@@ -57,7 +60,7 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, cached = state["numpy"]
@@ -65,6 +68,19 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rank_rng_state(checkpoint: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
+    """This process's random state in ``checkpoint``: its own where the run had as many processes (a checkpoint
+    written before they were all kept holds the main process's alone)."""
+    states = checkpoint.get("rng_by_rank")
+    if isinstance(states, list) and len(states) == world:
+        return states[rank]
+    if world > 1 or states is not None:
+        log.warning("resuming with %d processes a run checkpointed with %s: every process takes the main process's "
+                    "random state, so the result is not bit-identical to an uninterrupted run", world,
+                    len(states) if isinstance(states, list) else "an unknown number of")
+    return checkpoint["rng"]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

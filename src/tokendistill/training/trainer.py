@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -51,12 +52,13 @@ from tokendistill.tasks import Example, input_digest, materialized
 from tokendistill.training.batching import DEFAULT_PASS_COST, PASS_COST, forward_batches
 from tokendistill.training.checkpoints import (
     AlreadyTrained,
-    _rng_state,
-    _set_rng_state,
     input_fingerprints,
     prepare_output,
+    rank_rng_state,
+    rng_state,
     run_identity,
     save_checkpoint,
+    set_rng_state,
 )
 from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.distill import AnswerDistiller
@@ -247,7 +249,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         if validator is not None:
             validator.resume(history)
         first_step = checkpoint["step"]
-        _set_rng_state(checkpoint["rng"])
+        set_rng_state(rank_rng_state(checkpoint, state.process_index, state.num_processes))
         log.info("resuming %s at step %d of %d", output, first_step, config.steps)
         if checkpoint.get("threads") not in (None, torch.get_num_threads()):
             log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
@@ -299,23 +301,27 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             if accelerator.trackers:
                 accelerator.log({**{k: v for k, v in history[-1].items() if k != "step"},
                                  "learning_rate": scheduler.get_last_lr()[0]}, step=done)
-            if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps
-                    and accelerator.is_main_process):
-                if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
-                    write_json_atomic(output / CHECKPOINT_INFO,
-                                      {"identity": identity, "config": to_dict(config), "inputs": fingerprints})
-                save_checkpoint(
-                    output / CHECKPOINT,
-                    {
-                        "threads": torch.get_num_threads(),
-                        "step": done,
-                        "model": accelerator.unwrap_model(model).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": _rng_state(),
-                        "history": history,
-                    },
-                )
+            if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
+                # Every process hands in its random state (its rows, and so its dropout draws, differ); the main
+                # process writes the one checkpoint.
+                rng = gather_object([rng_state()]) if world > 1 else [rng_state()]
+                if accelerator.is_main_process:
+                    if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
+                        write_json_atomic(output / CHECKPOINT_INFO,
+                                          {"identity": identity, "config": to_dict(config), "inputs": fingerprints})
+                    save_checkpoint(
+                        output / CHECKPOINT,
+                        {
+                            "threads": torch.get_num_threads(),
+                            "step": done,
+                            "model": accelerator.unwrap_model(model).state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "rng": rng[0],
+                            "rng_by_rank": rng,
+                            "history": history,
+                        },
+                    )
             crash_point("train.after_step")
     finally:
         bar.close()  # on errors too, so that an error message starts a line of its own
