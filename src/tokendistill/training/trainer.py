@@ -202,14 +202,11 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     device = resolve_device(config.device)
     # The main process checks the folder first; the others then read what it left.
     checkpoint, finished, to_clear = None, False, False
-    for turn in (True, False):
-        if state.is_main_process == turn:
-            try:
-                checkpoint, to_clear = prepare_output(output, config)
-            except AlreadyTrained:
-                finished = True
-        if turn:
-            state.wait_for_everyone()
+    with state.main_process_first():
+        try:
+            checkpoint, to_clear = prepare_output(output, config)
+        except AlreadyTrained:
+            finished = True
     if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
