@@ -156,8 +156,10 @@ def _inspect(folder: Path, config: EvaluateConfig) -> Found:
     if (folder / METRICS).is_file():
         if finished_metrics(config) is not None:
             return Found(Holds.FINISHED)
-        held = read_json(folder / METRICS, "pass --overwrite to evaluate again").get("identity")
-        return Found(Holds.OTHER, _changed(held, config) if held is not None else ("model_identity", "limit"))
+        metrics = read_json(folder / METRICS, "pass --overwrite to evaluate again")
+        if "identity" in metrics:
+            return Found(Holds.OTHER, _changed(metrics["identity"], config))
+        return Found(Holds.OTHER, ("(an evaluation recorded before identities: another student, limit or answer)",))
     if (folder / PARTIAL_PREDICTIONS).is_file():
         changed = _changed(_partial_identity(folder / PARTIAL_PREDICTIONS), config)
         return Found(Holds.OTHER, changed) if changed else Found(Holds.PARTIAL)
