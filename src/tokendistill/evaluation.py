@@ -116,12 +116,12 @@ def evaluation_identity(config: EvaluateConfig) -> dict[str, Any]:
         key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}}, default=str))
 
 
-def _changed(held: Any, config: EvaluateConfig) -> tuple[str, ...]:
-    """The settings in which a recorded evaluation identity differs from ``config``'s (a setting added later counts
-    as its default, as for every stage)."""
+def _changed(held: Any, identity: dict[str, Any]) -> tuple[str, ...]:
+    """The settings in which a recorded evaluation identity differs from ``identity`` (a setting added later
+    counts as its default, as for every stage)."""
     if not isinstance(held, dict):
         return ("(an evaluation of an unknown configuration)",)
-    return tuple(differing_keys(held, evaluation_identity(config), field_defaults(EvaluateConfig)))
+    return tuple(differing_keys(held, identity, field_defaults(EvaluateConfig)))
 
 
 def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
@@ -132,7 +132,7 @@ def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
         return None
     metrics = read_json(output / METRICS, "pass --overwrite to evaluate again")
     if "identity" in metrics:
-        return None if _changed(metrics["identity"], config) else metrics
+        return None if _changed(metrics["identity"], evaluation_identity(config)) else metrics
     # Written before metrics recorded their identity: done when the student, the rows and the answer reading
     # agree (the rule `run` applied then), so that a grid begun then does not evaluate its cells again.
     student = Path(config.model) / STUDENT_INFO
@@ -158,10 +158,10 @@ def _inspect(folder: Path, config: EvaluateConfig) -> Found:
             return Found(Holds.FINISHED)
         metrics = read_json(folder / METRICS, "pass --overwrite to evaluate again")
         if "identity" in metrics:
-            return Found(Holds.OTHER, _changed(metrics["identity"], config))
+            return Found(Holds.OTHER, _changed(metrics["identity"], evaluation_identity(config)))
         return Found(Holds.OTHER, ("(an evaluation recorded before identities: another student, limit or answer)",))
     if (folder / PARTIAL_PREDICTIONS).is_file():
-        changed = _changed(_partial_identity(folder / PARTIAL_PREDICTIONS), config)
+        changed = _changed(_partial_identity(folder / PARTIAL_PREDICTIONS), evaluation_identity(config))
         return Found(Holds.OTHER, changed) if changed else Found(Holds.PARTIAL)
     if (folder / PREDICTIONS).is_file():
         return Found(Holds.PARTIAL)  # killed before its metrics: predicted again, then written whole
@@ -172,10 +172,10 @@ def _inspect(folder: Path, config: EvaluateConfig) -> Found:
 EVALUATION_CHUNK = int(os.environ.get("TOKENDISTILL_EVALUATION_CHUNK", "256"))
 
 
-def _resume_predictions(partial: Path, config: EvaluateConfig) -> dict[str, dict[str, Any]]:
+def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The rows an interrupted evaluation of this very configuration finished (its first line is the
     identity); anything else there is started over. A damaged line is dropped and its row predicted again."""
-    if partial.is_file() and not _changed(_partial_identity(partial), config):
+    if partial.is_file() and not _changed(_partial_identity(partial), identity):
         done = {}
         for line in partial.read_text(encoding="utf-8").splitlines()[1:]:
             try:
@@ -185,7 +185,7 @@ def _resume_predictions(partial: Path, config: EvaluateConfig) -> dict[str, dict
             if isinstance(record, dict) and "id" in record:
                 done[record["id"]] = record
         return done
-    partial.write_text(json.dumps(evaluation_identity(config), default=str) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(identity, default=str) + "\n", encoding="utf-8")
     return {}
 
 
@@ -201,7 +201,7 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     write_config(config, output)
     partial = output / PARTIAL_PREDICTIONS
     identity = evaluation_identity(config)
-    done = _resume_predictions(partial, config)
+    done = _resume_predictions(partial, identity)
     if done:
         log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
     todo = [example for example in examples if example.id not in done]

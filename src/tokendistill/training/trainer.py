@@ -301,7 +301,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
                 # Every process hands in its random state (its rows, and so its dropout draws, differ); the main
                 # process writes the one checkpoint.
-                rng = gather_object([rng_state()]) if world > 1 else [rng_state()]
+                rng = gather_object([rng_state()])  # one process: the list as it is
                 if accelerator.is_main_process:
                     if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
                         write_json_atomic(output / CHECKPOINT_INFO,
