@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+FSDP_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "8gpu-fsdp.yaml"
+FSDP_ON_CPU = Path(__file__).with_name("fsdp_on_cpu.py")
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -25,6 +28,10 @@ def launch(arguments: list[str], processes: int, kill_at: str | None = None, lau
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", f"--num_processes={processes}",
                    "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
                    "-m", "tokendistill.cli", *arguments]
+    elif launcher == "fsdp":
+        # The shipped FSDP config on CPU processes: tests/fsdp_on_cpu.py turns on what accelerate keeps for GPUs.
+        command = [sys.executable, "-m", "accelerate.commands.launch", f"--config_file={FSDP_CONFIG}",
+                   f"--num_processes={processes}", "--mixed_precision=no", str(FSDP_ON_CPU), *arguments]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                    "-m", "tokendistill.cli", *arguments]
@@ -117,3 +124,59 @@ def test_two_process_training_killed_between_steps_resumes_to_identical_weights(
     assert info["resumed_at_step"] == 3
     for name in ("model.safetensors", "train_log.jsonl"):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def read_log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_fsdp_training_checkpoints_the_gathered_shards_and_resumes_to_identical_weights(
+        tmp_path: Path, t5_dir: Path, llama_dir: Path, family: str) -> None:
+    """Under the shipped FSDP config (FSDP2, here on CPU processes) each process holds a shard of the weights and
+    of the optimizer state. A checkpoint gathers the whole state; a killed run resumes from it to the bytes of an
+    uninterrupted one, and one process can resume it too. The T5 student ties one embedding matrix to four
+    modules, which FSDP takes in one group only."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tokendistill.training.checkpoints import load_checkpoint
+
+    student = t5_dir if family == "seq2seq" else llama_dir
+    rationales = tmp_path / "r"
+    assert launch(extract_arguments(t5_dir, rationales), 1) == 0
+
+    def arguments(output: Path) -> list[str]:
+        return [*train_arguments(student, rationales, output), "--steps", "8", "--checkpoint-every", "3"]
+
+    assert launch(arguments(tmp_path / "one"), 1) == 0
+    assert launch(arguments(tmp_path / "whole"), 2, launcher="fsdp") == 0
+    info = json.loads((tmp_path / "whole" / "tokendistill.json").read_text())
+    assert (info["processes"], info["distributed_type"]) == (2, "FSDP")
+    for ours, theirs in zip(read_log(tmp_path / "whole"), read_log(tmp_path / "one"), strict=True):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4, abs=1e-5)
+
+    killed = tmp_path / "killed"
+    assert launch(arguments(killed), 2, kill_at="train.after_step:5", launcher="fsdp") != 0
+    checkpoint = load_checkpoint(killed / "checkpoint.pt")
+    weights = checkpoint["model"]
+    assert {type(tensor) for tensor in weights.values()} == {torch.Tensor}  # whole tensors, not DTensor shards
+    for name, tensor in load_file(tmp_path / "one" / "model.safetensors").items():
+        assert weights[name].shape == tensor.shape, name
+    moments = checkpoint["optimizer"]["state"]
+    assert moments and all(state["exp_avg"].shape == weights[name].shape for name, state in moments.items())
+    assert checkpoint["step"] == 3
+    shutil.copytree(killed, tmp_path / "killed-then-one-process")
+
+    assert launch(arguments(killed), 2, launcher="fsdp") == 0
+    assert json.loads((killed / "tokendistill.json").read_text())["resumed_at_step"] == 3
+    for name in ("model.safetensors", "train_log.jsonl"):
+        assert (killed / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+    alone = tmp_path / "killed-then-one-process"
+    assert launch(arguments(alone), 1) == 0
+    assert json.loads((alone / "tokendistill.json").read_text())["resumed_at_step"] == 3
+    resumed, expected = load_file(alone / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-3, atol=1e-5)

@@ -162,10 +162,11 @@ def test_max_grad_norm_clips_every_step_and_logs_the_norm(tmp_path: Path, llama_
     assert moved["1e-9"] < 0.01 * moved["0"]
 
 
-def test_periodic_checkpoints_are_refused_under_sharding() -> None:
+def test_periodic_checkpoints_are_refused_under_deepspeed_alone() -> None:
+    """FSDP runs checkpoint their gathered shards (tests/test_distributed.py kills and resumes one)."""
     from tokendistill.training.trainer import sharded_checkpoint_problem
 
-    for sharded in ("FSDP", "DEEPSPEED"):
-        assert "--checkpoint-every 0" in sharded_checkpoint_problem(sharded, 100)
-        assert sharded_checkpoint_problem(sharded, 0) is None
-    assert sharded_checkpoint_problem("MULTI_CPU", 100) is None and sharded_checkpoint_problem("NO", 25) is None
+    assert "--checkpoint-every 0" in sharded_checkpoint_problem("DEEPSPEED", 100)
+    assert sharded_checkpoint_problem("DEEPSPEED", 0) is None
+    for unsharded_or_fsdp in ("FSDP", "MULTI_CPU", "MULTI_GPU", "NO"):
+        assert sharded_checkpoint_problem(unsharded_or_fsdp, 100) is None

@@ -1,5 +1,6 @@
 """A student folder's run identity and resume rule: which settings make another run, the checkpoint (tensors
-and plain values only, so that it loads with ``weights_only=True``) and what a folder holds on arrival."""
+and plain values only, so that it loads with ``weights_only=True``; the whole model and optimizer state however
+they are sharded) and what a folder holds on arrival."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.optimizer import AcceleratedOptimizer
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_state_dict
 
 from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER, STUDENT_INFO
 from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
@@ -26,6 +30,10 @@ IDENTITY_VERSION = 3
 # version 2 did. A run at these values keeps its version-2 identity, so that a folder (a grid) trained before
 # them resumes when its YAML pins them (max_grad_norm: 0), and a run at the new default never takes it for its own.
 _VERSION_2 = {"max_grad_norm": 0.0}
+
+# 2: the optimizer's state keyed by parameter name, as torch's distributed state-dict API gives it whatever the
+# sharding; 1 (no "format" field, written before FSDP runs could checkpoint) keyed it by position.
+CHECKPOINT_FORMAT = 2
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,42 @@ def rank_rng_state(checkpoint: dict[str, Any], rank: int, world: int) -> dict[st
                     "random state, so the result is not bit-identical to an uninterrupted run", world,
                     len(states) if isinstance(states, list) else "an unknown number of")
     return checkpoint["rng"]
+
+
+def training_state(accelerator: Accelerator, model: torch.nn.Module,
+                   optimizer: AcceleratedOptimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole model's and optimizer's state as plain CPU tensors, gathered from every process's shard under
+    FSDP. Every process must call it (it gathers); the main process receives the tensors to write.
+
+    Not accelerate's ``save_state``: that writes a folder per process count and loads the scheduler (and, in
+    versions our floor allows, the random states) by unpickling, where this one file of full tensors loads with
+    ``weights_only=True`` and resumes with any process count. A student's full state fits the main process's
+    memory, which sharding is for on the GPUs.
+    """
+    optimizer_state = get_optimizer_state_dict(model, optimizer.optimizer,
+                                               options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return accelerator.get_state_dict(model), optimizer_state
+
+
+def restore_training_state(accelerator: Accelerator, model: torch.nn.Module, optimizer: AcceleratedOptimizer,
+                           checkpoint: dict[str, Any]) -> None:
+    """Load a checkpoint's whole state into a prepared model and optimizer: under FSDP each process keeps its
+    own shard of it."""
+    if checkpoint.get("format", 1) == 1:  # keyed by position, written without sharding: loads as it was saved
+        accelerator.unwrap_model(model).load_state_dict(checkpoint["model"])
+        optimizer.optimizer.load_state_dict(checkpoint["optimizer"])
+        return
+    # A tensor tied to several modules (T5's one embedding matrix) is saved under each of their names; FSDP's
+    # loader shards it under its first name and fails on the others, so those are left out, and checked below.
+    unwrapped = accelerator.unwrap_model(model)
+    first_names = {name for name, _ in unwrapped.named_parameters()} | {name for name, _ in unwrapped.named_buffers()}
+    result = set_state_dict(model, optimizer.optimizer,
+                            model_state_dict={k: v for k, v in checkpoint["model"].items() if k in first_names},
+                            optim_state_dict=checkpoint["optimizer"],
+                            options=StateDictOptions(full_state_dict=True, strict=False))
+    if missing := sorted(set(result.missing_keys) - set(checkpoint["model"])) + sorted(result.unexpected_keys):
+        raise UserError(f"the checkpoint does not fit this student ({', '.join(missing[:3])}); pass --overwrite to "
+                        "start over")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

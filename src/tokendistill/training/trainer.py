@@ -51,14 +51,17 @@ from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import Example, input_digest, materialized
 from tokendistill.training.batching import DEFAULT_PASS_COST, PASS_COST, forward_batches
 from tokendistill.training.checkpoints import (
+    CHECKPOINT_FORMAT,
     AlreadyTrained,
     input_fingerprints,
     prepare_output,
     rank_rng_state,
+    restore_training_state,
     rng_state,
     run_identity,
     save_checkpoint,
     set_rng_state,
+    training_state,
 )
 from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.distill import AnswerDistiller
@@ -184,14 +187,14 @@ def _step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, d
 
 
 def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
-    """Periodic checkpoints hold the main process's full weights and optimizer state: under FSDP or DeepSpeed
-    each process holds a shard of them, and a checkpoint of rank 0's would resume a different run. Refused
-    (before the model loads) until checkpoints go through accelerate's sharding-aware save_state; the final
-    weights are gathered from every shard and are right."""
-    if checkpoint_every and distributed_type in ("FSDP", "DEEPSPEED"):
-        return (f"--checkpoint-every {checkpoint_every} under {distributed_type}: periodic checkpoints do not yet "
-                "hold sharded weights and optimizer state; pass --checkpoint-every 0 (the run cannot resume), or "
-                "train without sharding")
+    """Periodic checkpoints gather the whole model and optimizer state through torch's distributed state-dict
+    API, which knows FSDP's shards but not DeepSpeed's engine (its ZeRO partitions of the optimizer state).
+    Refused under DeepSpeed before the model loads; the final weights are gathered from every shard and are
+    right."""
+    if checkpoint_every and distributed_type == "DEEPSPEED":
+        return (f"--checkpoint-every {checkpoint_every} under DEEPSPEED: periodic checkpoints cannot gather "
+                "DeepSpeed's partitioned optimizer state; pass --checkpoint-every 0 (the run cannot resume), or "
+                "shard with FSDP (configs/accelerate/8gpu-fsdp.yaml), whose runs checkpoint and resume")
     return None
 
 
@@ -238,9 +241,13 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     )
     history: list[dict[str, Any]] = []
     first_step = 0
+    if accelerator.distributed_type.value == "FSDP":
+        # T5 and BART keep their one embedding matrix in three modules (shared, encoder's and decoder's
+        # embed_tokens): FSDP refuses a parameter in two of its groups. Their own setter makes it one module.
+        loaded.model.set_input_embeddings(loaded.model.get_input_embeddings())
+    model, optimizer = accelerator.prepare(model, optimizer)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_training_state(accelerator, model, optimizer, checkpoint)  # prepared: under FSDP, into shards
         scheduler.load_state_dict(checkpoint["scheduler"])
         history = checkpoint["history"]
         if validator is not None:
@@ -252,7 +259,6 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
             log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
                         "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
                         checkpoint["threads"])
-    model, optimizer = accelerator.prepare(model, optimizer)
     if config.report_to:
         accelerator.init_trackers(output.name, config={key: value for key, value in to_dict(config).items()
                                                        if isinstance(value, (int, float, str, bool))})
@@ -302,6 +308,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                 # Every process hands in its random state (its rows, and so its dropout draws, differ); the main
                 # process writes the one checkpoint.
                 rng = gather_object([rng_state()])  # one process: the list as it is
+                model_state, optimizer_state = training_state(accelerator, model, optimizer)
                 if accelerator.is_main_process:
                     if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
                         write_json_atomic(output / CHECKPOINT_INFO,
@@ -309,10 +316,11 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                     save_checkpoint(
                         output / CHECKPOINT,
                         {
+                            "format": CHECKPOINT_FORMAT,
                             "threads": torch.get_num_threads(),
                             "step": done,
-                            "model": accelerator.unwrap_model(model).state_dict(),
-                            "optimizer": optimizer.state_dict(),
+                            "model": model_state,
+                            "optimizer": optimizer_state,
                             "scheduler": scheduler.state_dict(),
                             "rng": rng[0],
                             "rng_by_rank": rng,
