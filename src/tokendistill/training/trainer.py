@@ -14,7 +14,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ from tokendistill.rationales import (
 )
 from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import Example, input_digest, materialized
-from tokendistill.training.batching import DEFAULT_PASS_COST, PASS_COST, forward_batches
 from tokendistill.training.checkpoints import (
     CHECKPOINT_FORMAT,
     AlreadyTrained,
@@ -63,12 +62,9 @@ from tokendistill.training.checkpoints import (
     set_rng_state,
     training_state,
 )
-from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.distill import AnswerDistiller
 from tokendistill.training.modes import (
-    LABEL,
     MODES,
-    RATIONALE,
     Mode,
     TrainingRow,
 )
@@ -81,11 +77,10 @@ from tokendistill.training.setup import (
     trackers,
     training_inputs,
 )
+from tokendistill.training.step import step_loss
+from tokendistill.training.validation import PeriodicEvaluation
 
 log = logging.getLogger(__name__)
-
-# The run a checkpoint belongs to, as JSON: compared before the checkpoint itself is read.
-LOSS_GROUPS = (LABEL, RATIONALE)
 
 
 def save_student(
@@ -130,62 +125,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     return output
 
 
-def _step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, distiller: AnswerDistiller | None,
-               device: torch.device, local_rows: list[TrainingRow]) -> tuple[float, dict[str, float]]:
-    """One optimizer step's loss and its parts, gradients accumulated (the optimizer does not step here).
-
-    ``local_rows``: this process's share of the step's rows (every world-th example); they are split into
-    forward passes (at least one per accumulation step; by length, unless told not to).
-    """
-    world = accelerator.num_processes
-    chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
-                                 config.batch_by_length, PASS_COST.get(device.type, DEFAULT_PASS_COST))
-    encoded = [
-        encode_rows(
-            loaded.tokenizer, part_rows, loaded.is_encoder_decoder, config.max_input_length,
-            config.max_target_length,
-        )
-        for part_rows in chunk_rows
-    ]
-    plans = [
-        distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
-    ] if distiller else []
-    kd_tokens = float(sum(plan.tokens for plan in plans))
-    totals = None
-    if world > 1 or len(encoded) > 1:
-        # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
-        # parts' losses add up to the loss of the full batch exactly as one process would compute it.
-        local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
-        counts = torch.tensor(
-            [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
-        )
-        if world > 1:
-            counts = accelerator.reduce(counts, "sum")
-        *group_counts, kd_tokens = counts.tolist()
-        totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
-    value, parts = 0.0, {}
-    for number, part in enumerate(encoded):
-        # Gradients are averaged across processes once per step, after the last micro-batch.
-        sync = number == len(encoded) - 1
-        with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
-            loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
-                                                  config.alpha, totals, base_model=loaded.model)
-            if distiller is not None:
-                kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
-                loss = loss + config.kd_weight * kd
-                part_losses["kd_loss"] = float(kd.detach())
-            value += float(loss.detach())
-            for name, amount in part_losses.items():
-                parts[name] = parts.get(name, 0.0) + amount
-            # Data parallelism averages gradients over processes; the parts here are already shares of the
-            # whole batch's loss, so they are scaled back up.
-            accelerator.backward(loss * world)
-    if world > 1:
-        summed = accelerator.reduce(torch.tensor([value, *parts.values()], device=accelerator.device), "sum")
-        value, parts = float(summed[0]), dict(zip(parts, summed[1:].tolist()))
-    return value, parts
-
-
 def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
     """Periodic checkpoints gather the whole model and optimizer state through torch's distributed state-dict
     API, which knows FSDP's shards but not DeepSpeed's engine (its ZeRO partitions of the optimizer state).
@@ -198,13 +137,33 @@ def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> 
     return None
 
 
+@dataclass
+class _Run:
+    """One training run's parts, as the recipe's steps hand them on."""
+
+    config: TrainConfig
+    mode: Mode
+    output: Path
+    identity: str
+    fingerprints: dict[str, Any]
+    device: torch.device
+    accelerator: Accelerator
+    loaded: Any
+    rows: list[list[TrainingRow]]
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    distiller: AnswerDistiller | None = None
+    validator: PeriodicEvaluation | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    first_step: int = 0
+
+
 def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
+    """The recipe: check the folder, read and check every input, then load, train, checkpoint and save."""
     output = Path(config.output)
-    identity = run_identity(config)
-    fingerprints = input_fingerprints(config)
-    device = resolve_device(config.device)
     # The main process checks the folder first; the others then read what it left.
-    checkpoint, finished, to_clear = None, False, False
+    checkpoint, to_clear, finished = None, False, False
     with state.main_process_first():
         try:
             checkpoint, to_clear = prepare_output(output, config)
@@ -217,6 +176,17 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         check_task_marker(mode, config.student, state.num_processes, config.task_marker)
     task, examples, rows, examples_per_step, validator = read_inputs(config, mode, state, output)
     seed_everything(config.seed)
+    device = resolve_device(config.device)
+    accelerator = _accelerator(config, device, output)
+    loaded = load_model(config.student, init=config.init, device="cpu")
+    run = _Run(config, mode, output, run_identity(config), input_fingerprints(config), device, accelerator, loaded,
+               rows, validator=validator)
+    _prepare(run, state, checkpoint, clear_first=to_clear)
+    elapsed = _steps(run, len(examples), examples_per_step, progress)
+    return _save(run, task, examples, elapsed)
+
+
+def _accelerator(config: TrainConfig, device: torch.device, output: Path) -> Accelerator:
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no",
                               log_with=trackers(config) or None, project_dir=str(output))
     sharding = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"]
@@ -226,64 +196,69 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                     "whole model", sharding[0], device.type, accelerator.distributed_type.value)
     if problem := sharded_checkpoint_problem(accelerator.distributed_type.value, config.checkpoint_every):
         raise UserError(problem)
-    loaded = load_model(config.student, init=config.init, device="cpu")
+    return accelerator
+
+
+def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_first: bool) -> None:
+    """The model (LoRA, the rows' layout), the optimizer and schedule, prepared by accelerate, and a checkpoint's
+    state restored into them; the folder is cleared (--overwrite) only now that every input has loaded."""
+    config, accelerator, loaded = run.config, run.accelerator, run.loaded
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
-    if config.task_marker == "shared_prompt" and not packing_works(loaded, rows, config):
-        rows = [[replace(row, shared_prompt=False) for row in example_rows] for example_rows in rows]
-    if to_clear and state.is_main_process:
-        clear(output)  # --overwrite: only now that every input has loaded
+    if config.task_marker == "shared_prompt" and not packing_works(loaded, run.rows, config):
+        run.rows = [[replace(row, shared_prompt=False) for row in example_rows] for example_rows in run.rows]
+    if clear_first and state.is_main_process:
+        clear(run.output)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    scheduler = get_scheduler(
+    run.scheduler = get_scheduler(
         config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps
     )
-    history: list[dict[str, Any]] = []
-    first_step = 0
     if accelerator.distributed_type.value == "FSDP":
         # T5 and BART keep their one embedding matrix in three modules (shared, encoder's and decoder's
         # embed_tokens): FSDP refuses a parameter in two of its groups. Their own setter makes it one module.
         loaded.model.set_input_embeddings(loaded.model.get_input_embeddings())
-    model, optimizer = accelerator.prepare(model, optimizer)
+    run.model, run.optimizer = accelerator.prepare(model, optimizer)
     if checkpoint is not None:
-        restore_training_state(accelerator, model, optimizer, checkpoint)  # prepared: under FSDP, into shards
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        history = checkpoint["history"]
-        if validator is not None:
-            validator.resume(history)
-        first_step = checkpoint["step"]
-        set_rng_state(rank_rng_state(checkpoint, state.process_index, state.num_processes))
-        log.info("resuming %s at step %d of %d", output, first_step, config.steps)
-        if checkpoint.get("threads") not in (None, torch.get_num_threads()):
-            log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
-                        "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
-                        checkpoint["threads"])
+        _resume(run, checkpoint, state)
     if config.report_to:
-        accelerator.init_trackers(output.name, config={key: value for key, value in to_dict(config).items()
-                                                       if isinstance(value, (int, float, str, bool))})
-    distiller = None
-    if mode.needs_teacher:
-        distiller = AnswerDistiller(config.teacher, loaded.tokenizer, config.max_input_length,  # type: ignore[arg-type]
-                                    config.kd_temperature, accelerator.device)
+        accelerator.init_trackers(run.output.name, config={key: value for key, value in to_dict(config).items()
+                                                           if isinstance(value, (int, float, str, bool))})
+    if run.mode.needs_teacher:
+        run.distiller = AnswerDistiller(config.teacher, loaded.tokenizer,  # type: ignore[arg-type]
+                                        config.max_input_length, config.kd_temperature, accelerator.device)
 
-    order = example_order(len(examples), config.seed, skip=first_step * examples_per_step)
-    output.mkdir(parents=True, exist_ok=True)
+
+def _resume(run: _Run, checkpoint: dict[str, Any], state: Any) -> None:
+    restore_training_state(run.accelerator, run.model, run.optimizer, checkpoint)  # under FSDP, into shards
+    run.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.history = checkpoint["history"]
+    if run.validator is not None:
+        run.validator.resume(run.history)
+    run.first_step = checkpoint["step"]
+    set_rng_state(rank_rng_state(checkpoint, state.process_index, state.num_processes))
+    log.info("resuming %s at step %d of %d", run.output, run.first_step, run.config.steps)
+    if checkpoint.get("threads") not in (None, torch.get_num_threads()):
+        log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
+                    "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
+                    checkpoint["threads"])
+
+
+def _steps(run: _Run, example_count: int, examples_per_step: int, progress: bool) -> float:
+    """The loop from the first step not yet taken; returns its seconds."""
+    config, accelerator, history = run.config, run.accelerator, run.history
+    order = example_order(example_count, config.seed, skip=run.first_step * examples_per_step)
+    run.output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    bar = tqdm(
-        range(first_step, config.steps),
-        desc=f"train {mode.name}",
-        disable=not progress,
-        unit="step",
-        initial=first_step,
-        total=config.steps,
-    )
+    bar = tqdm(range(run.first_step, config.steps), desc=f"train {run.mode.name}", disable=not progress,
+               unit="step", initial=run.first_step, total=config.steps)
     rank, world = accelerator.process_index, accelerator.num_processes
     try:
         for step in bar:
             step_examples = [next(order) for _ in range(examples_per_step)]
-            value, parts = _step_loss(config, loaded, model, accelerator, distiller, device,
-                                      [row for index in step_examples[rank::world] for row in rows[index]])
+            value, parts = step_loss(config, run.loaded, run.model, accelerator, run.distiller, run.device,
+                                      [row for index in step_examples[rank::world] for row in run.rows[index]])
             if not math.isfinite(value):
                 raise UserError(
                     f"the training loss became {value} at step {step + 1}; lower --learning-rate "
@@ -291,72 +266,84 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
                 )
             if config.max_grad_norm:
                 # The norm before clipping, as HF's Trainer logs it: how often the clip bites shows in the log.
-                parts["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+                parts["grad_norm"] = float(accelerator.clip_grad_norm_(run.model.parameters(), config.max_grad_norm))
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
             history.append({"step": step + 1, "loss": value, **parts})
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{value:.3f}")
             done = step + 1
-            if validator is not None and validator.due(done):
-                history[-1]["eval_accuracy"] = validator.run(loaded, model, done)
+            if run.validator is not None and run.validator.due(done):
+                history[-1]["eval_accuracy"] = run.validator.run(run.loaded, run.model, done)
             if accelerator.trackers:
                 accelerator.log({**{k: v for k, v in history[-1].items() if k != "step"},
-                                 "learning_rate": scheduler.get_last_lr()[0]}, step=done)
+                                 "learning_rate": run.scheduler.get_last_lr()[0]}, step=done)
             if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
-                # Every process hands in its random state (its rows, and so its dropout draws, differ); the main
-                # process writes the one checkpoint.
-                rng = gather_object([rng_state()])  # one process: the list as it is
-                model_state, optimizer_state = training_state(accelerator, model, optimizer)
-                if accelerator.is_main_process:
-                    if not (output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
-                        write_json_atomic(output / CHECKPOINT_INFO,
-                                          {"identity": identity, "config": to_dict(config), "inputs": fingerprints})
-                    save_checkpoint(
-                        output / CHECKPOINT,
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            "threads": torch.get_num_threads(),
-                            "step": done,
-                            "model": model_state,
-                            "optimizer": optimizer_state,
-                            "scheduler": scheduler.state_dict(),
-                            "rng": rng[0],
-                            "rng_by_rank": rng,
-                            "history": history,
-                        },
-                    )
+                _checkpoint(run, done)
             crash_point("train.after_step")
     finally:
         bar.close()  # on errors too, so that an error message starts a line of its own
         if accelerator.trackers:
             accelerator.end_training()
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def _checkpoint(run: _Run, done: int) -> None:
+    """Every process hands in its random state (its rows, and so its dropout draws, differ) and its shard of the
+    model and optimizer; the main process writes the one checkpoint."""
+    accelerator = run.accelerator
+    rng = gather_object([rng_state()])  # one process: the list as it is
+    model_state, optimizer_state = training_state(accelerator, run.model, run.optimizer)
+    if not accelerator.is_main_process:
+        return
+    if not (run.output / CHECKPOINT_INFO).exists():  # the same for every checkpoint of the run
+        write_json_atomic(run.output / CHECKPOINT_INFO,
+                          {"identity": run.identity, "config": to_dict(run.config), "inputs": run.fingerprints})
+    save_checkpoint(
+        run.output / CHECKPOINT,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "threads": torch.get_num_threads(),
+            "step": done,
+            "model": model_state,
+            "optimizer": optimizer_state,
+            "scheduler": run.scheduler.state_dict(),
+            "rng": rng[0],
+            "rng_by_rank": rng,
+            "history": run.history,
+        },
+    )
+
+
+def _save(run: _Run, task: Any, examples: list[Example], elapsed: float) -> Path:
+    """The student (the best step's weights under --keep-best) and its record; the main process writes."""
+    config, accelerator, validator, history = run.config, run.accelerator, run.validator, run.history
     accelerator.wait_for_everyone()
     # Every process takes part: under FSDP or DeepSpeed ZeRO-3 the full weights are gathered from all shards.
-    state_dict = None if config.lora_rank > 0 else accelerator.get_state_dict(model)
+    state_dict = None if config.lora_rank > 0 else accelerator.get_state_dict(run.model)
     if not accelerator.is_main_process:
-        return output
+        return run.output
 
     best = validator.best_state() if validator is not None else None
     if best is not None:
-        accelerator.unwrap_model(model).load_state_dict(best)
+        accelerator.unwrap_model(run.model).load_state_dict(best)
         state_dict = None if config.lora_rank > 0 else best
-    save_student(accelerator.unwrap_model(model), loaded.tokenizer, output, config.lora_rank > 0, state_dict)
+    save_student(accelerator.unwrap_model(run.model), run.loaded.tokenizer, run.output, config.lora_rank > 0,
+                 state_dict)
     info = {
-        "identity": identity,
-        "mode": mode.name,
+        "identity": run.identity,
+        "mode": run.mode.name,
         # Under shared_prompt the label row reads the plain input, as a standard student's does.
-        "predict_prefix": "" if config.task_marker == "shared_prompt" else mode.predict_prefix,
+        "predict_prefix": "" if config.task_marker == "shared_prompt" else run.mode.predict_prefix,
         "task_marker": config.task_marker,
-        "answer_separator": mode.answer_separator,
+        "answer_separator": run.mode.answer_separator,
         "task": config.task,
-        "is_encoder_decoder": loaded.is_encoder_decoder,
+        "is_encoder_decoder": run.loaded.is_encoder_decoder,
         "steps": config.steps,
-        "resumed_at_step": first_step or None,
+        "resumed_at_step": run.first_step or None,
         # How it ran: the process count and accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, ...).
-        "processes": world,
+        "processes": accelerator.num_processes,
         # CPU results are bit-identical only at the same thread count (docs/reliability.md).
         "threads": torch.get_num_threads(),
         "distributed_type": str(accelerator.distributed_type.value),
@@ -370,10 +357,10 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
         "labels": list(task.labels) if task.labels else None,
         "command": COMMAND.get(),
         "config": to_dict(config),
-        "inputs": fingerprints,
+        "inputs": run.fingerprints,
     }
-    _write_student_files(config, output, history, examples, info)
-    return output
+    _write_student_files(config, run.output, history, examples, info)
+    return run.output
 
 
 def _write_student_files(config: TrainConfig, output: Path, history: list[dict[str, Any]], examples: list[Example],
