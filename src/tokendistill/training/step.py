@@ -22,7 +22,7 @@ def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, di
     """One optimizer step's loss and its parts, gradients accumulated (the optimizer does not step here).
 
     ``local_rows``: this process's share of the step's rows (every world-th example); they are split into
-    forward passes (at least one per accumulation step; by length, unless told not to).
+    forward passes (each of at most 1 / --gradient-accumulation of them; cut by length, unless told not to).
     """
     world = accelerator.num_processes
     chunk_rows = forward_batches(loaded.tokenizer, local_rows, config.gradient_accumulation,
