@@ -83,3 +83,23 @@ def test_a_checkpoint_by_name_or_by_position_restores_the_same_training_state() 
         restore_training_state(accelerator, restored, restored_optimizer, checkpoint)
         _step(restored, restored_optimizer)
         assert all(torch.equal(a, b) for a, b in zip(restored.parameters(), expected, strict=True))
+
+
+@pytest.mark.parametrize("change", ["a weight missing", "a weight of another model"])
+def test_a_checkpoint_that_does_not_fit_the_student_is_one_line(change: str) -> None:
+    from accelerate import Accelerator
+
+    from tokendistill.errors import UserError
+    from tokendistill.training.checkpoints import restore_training_state, training_state
+
+    accelerator = Accelerator(cpu=True)
+    model, optimizer = _prepared(0, accelerator)
+    _step(model, optimizer)
+    model_state, optimizer_state = copy.deepcopy(training_state(accelerator, model, optimizer))
+    if change == "a weight missing":
+        del model_state["2.bias"]
+    else:
+        model_state["3.weight"] = torch.zeros(2)
+    with pytest.raises(UserError, match="does not fit this student"):
+        restore_training_state(accelerator, *_prepared(1, accelerator),
+                               {"format": 2, "model": model_state, "optimizer": optimizer_state})

@@ -96,10 +96,10 @@ def training_state(accelerator: Accelerator, model: torch.nn.Module,
     """The whole model's and optimizer's state as plain CPU tensors, gathered from every process's shard under
     FSDP. Every process must call it (it gathers); the main process receives the tensors to write.
 
-    Not accelerate's ``save_state``: that writes a folder per process count and loads the scheduler (and, in
-    versions our floor allows, the random states) by unpickling, where this one file of full tensors loads with
-    ``weights_only=True`` and resumes with any process count. A student's full state fits the main process's
-    memory, which sharding is for on the GPUs.
+    Not accelerate's ``save_state``: that writes files per process and loads what it registers (the scheduler;
+    the random states too, in versions our floor allows) by unpickling, where this one file of whole tensors
+    loads with ``weights_only=True`` and resumes with any process count. The whole state must fit the main
+    process's CPU memory: a student's does; sharding is for the GPUs' memory.
     """
     optimizer_state = get_optimizer_state_dict(model, optimizer.optimizer,
                                                options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -110,21 +110,22 @@ def restore_training_state(accelerator: Accelerator, model: torch.nn.Module, opt
                            checkpoint: dict[str, Any]) -> None:
     """Load a checkpoint's whole state into a prepared model and optimizer: under FSDP each process keeps its
     own shard of it."""
+    unwrapped = accelerator.unwrap_model(model)
+    held, wanted = set(checkpoint["model"]), set(unwrapped.state_dict())
+    if held != wanted:  # the identity matched, so the file was edited: refused in one line, not mid-load
+        raise UserError(f"{CHECKPOINT} does not fit this student ({', '.join(sorted(held ^ wanted)[:3])}); pass "
+                        "--overwrite to start over")
     if checkpoint.get("format", 1) == 1:  # keyed by position, written without sharding: loads as it was saved
-        accelerator.unwrap_model(model).load_state_dict(checkpoint["model"])
+        unwrapped.load_state_dict(checkpoint["model"])
         optimizer.optimizer.load_state_dict(checkpoint["optimizer"])
         return
     # A tensor tied to several modules (T5's one embedding matrix) is saved under each of their names; FSDP's
-    # loader shards it under its first name and fails on the others, so those are left out, and checked below.
-    unwrapped = accelerator.unwrap_model(model)
+    # loader shards it under its first name and fails on the others, so those are left out (loading the first
+    # fills them all).
     first_names = {name for name, _ in unwrapped.named_parameters()} | {name for name, _ in unwrapped.named_buffers()}
-    result = set_state_dict(model, optimizer.optimizer,
-                            model_state_dict={k: v for k, v in checkpoint["model"].items() if k in first_names},
-                            optim_state_dict=checkpoint["optimizer"],
-                            options=StateDictOptions(full_state_dict=True, strict=False))
-    if missing := sorted(set(result.missing_keys) - set(checkpoint["model"])) + sorted(result.unexpected_keys):
-        raise UserError(f"the checkpoint does not fit this student ({', '.join(missing[:3])}); pass --overwrite to "
-                        "start over")
+    set_state_dict(model, optimizer.optimizer,
+                   model_state_dict={key: value for key, value in checkpoint["model"].items() if key in first_names},
+                   optim_state_dict=checkpoint["optimizer"], options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
