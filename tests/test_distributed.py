@@ -66,6 +66,10 @@ def test_two_process_extraction_resumes_per_shard(tmp_path: Path, t5_dir: Path) 
     assert (tmp_path / "two" / "records.jsonl").read_bytes() == (tmp_path / "one" / "records.jsonl").read_bytes()
 
 
+def read_log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
 def train_arguments(student: Path, rationales: Path, output: Path) -> list[str]:
     return ["train", "--task", "keywords", "--student", str(student), "--output", str(output), "--mode", "multitask",
             "--rationales", str(rationales), "--limit", "24", "--steps", "6", "--batch-size", "8",
@@ -87,9 +91,9 @@ def test_two_process_training_matches_one_process(tmp_path: Path, t5_dir: Path) 
     for folder in ("two", "two-accelerate"):
         info = json.loads((tmp_path / folder / "tokendistill.json").read_text())
         assert (info["processes"], info["distributed_type"]) == (2, "MULTI_CPU")
-    reference = [json.loads(line) for line in (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()]
+    reference = read_log(tmp_path / "one")
     for other in ("acc", "two", "two-accelerate"):
-        history = [json.loads(line) for line in (tmp_path / other / "train_log.jsonl").read_text().splitlines()]
+        history = read_log(tmp_path / other)
         assert len(history) == len(reference) == 6
         for ours, theirs in zip(history, reference):
             for key in ("loss", "label_loss", "rationale_loss"):
@@ -124,10 +128,6 @@ def test_two_process_training_killed_between_steps_resumes_to_identical_weights(
     assert info["resumed_at_step"] == 3
     for name in ("model.safetensors", "train_log.jsonl"):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
-
-
-def read_log(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
