@@ -92,6 +92,8 @@ def attribute_batch(
         merge = "max" if config.method == "occlusion" else config.merge
         scores = merge_to_words(token_scores[row], batch.offsets[row], words, merge)
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
+        if word_stage := getattr(method, "word_stage", None):  # a control that redraws the words (controls.py)
+            scores = word_stage(scores, [word.role for word in words], candidates, example.id)
         chosen = select_top_k(scores, candidates, config.top_k)
         correct = None if teacher_answers[row] is None else task.score(teacher_answers[row], example)
         withheld = config.only_correct and not correct

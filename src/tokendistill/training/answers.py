@@ -17,7 +17,7 @@ from tokendistill.folders import read_json
 from tokendistill.models import LoadedModel, greedy_generate
 from tokendistill.tasks import Example, Task
 from tokendistill.training.data import CAUSAL_CUE, causal_prompt
-from tokendistill.training.modes import answer_part
+from tokendistill.training.modes.base import answer_part
 
 AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-from tokendistill.training.modes import TrainingRow
+from tokendistill.training.modes.base import TrainingRow
 
 # What running one more forward pass costs, in padded tokens, by device type. Measured on a 2-core CPU with
 # bench/train_throughput.py (--pass-costs): 64 lost up to 10% to DSS's two passes on real e-SNLI inputs

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
-from tokendistill.training.modes import LABEL, RATIONALE, TrainingRow
+from tokendistill.training.modes.base import LABEL, RATIONALE, TrainingRow
 
 # A decoder-only student reads the source, this cue, then writes the target (the cue is the same at test time).
 CAUSAL_CUE = "\nAnswer:"

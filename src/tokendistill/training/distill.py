@@ -1,4 +1,5 @@
-"""multitask_kd: a KL term that pulls the student's label-token distributions towards the teacher's.
+"""The KL term of the distillation modes (kd, multitask_kd): it pulls the student's label-token distributions
+towards the teacher's.
 
 Beyond the paper. The teacher's full distribution at each gold-label position says more than the label alone
 (how sure it is, which wrong labels it finds close); matching it needs one vocabulary for both models, so
@@ -19,7 +20,7 @@ from tokendistill.attribution.teacher import Teacher, TeacherBatch
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
 from tokendistill.training.data import EncodedRows, RowLosses
-from tokendistill.training.modes import TrainingRow
+from tokendistill.training.modes.base import TrainingRow
 
 
 def check_shared_vocabulary(teacher_tokenizer: object, student_tokenizer: object, teacher_name: str) -> None:
@@ -28,9 +29,9 @@ def check_shared_vocabulary(teacher_tokenizer: object, student_tokenizer: object
     if teacher_vocab != student_vocab:
         shared = len(teacher_vocab.keys() & student_vocab.keys())
         raise UserError(
-            f"multitask_kd needs a teacher with the student's vocabulary: {teacher_name} has {len(teacher_vocab)} "
+            f"distillation (kd, multitask_kd) needs a teacher with the student's vocabulary: {teacher_name} has {len(teacher_vocab)} "
             f"tokens, the student {len(student_vocab)} ({shared} shared); pick a student of the teacher's family "
-            "or use --mode multitask"
+            "or use --mode multitask or standard (no teacher)"
         )
 
 
@@ -58,8 +59,14 @@ class DistillationPlan:
 
 
 class AnswerDistiller:
+    """The KL term as a mode's training signal (``modes.base.Signal``): ``weight`` x the summed KL over the step's
+    aligned tokens / their count, added to ``label_scale`` x the rows' loss."""
+
+    name = "kd_loss"
+
     def __init__(self, teacher_path: str, student_tokenizer: object, max_input_length: int, temperature: float,
-                 device: torch.device) -> None:
+                 device: torch.device, weight: float = 1.0, label_scale: float = 1.0) -> None:
+        self.weight, self.label_scale = weight, label_scale
         if temperature <= 0:
             raise UserError(f"--kd-temperature must be positive, got {temperature}")
         loaded = load_model(teacher_path, device=str(device), offsets=True)
@@ -91,6 +98,9 @@ class AnswerDistiller:
         if not kept:
             return DistillationPlan(None, [], [], [])
         return DistillationPlan(batch, [indices[i] for i in kept], kept, lengths)
+
+    def tokens(self, plan: DistillationPlan) -> int:
+        return plan.tokens
 
     def loss_sum(self, plan: DistillationPlan, student: RowLosses) -> Tensor:
         """Summed KL over the plan's aligned tokens, from the student's losses of the whole micro-batch."""

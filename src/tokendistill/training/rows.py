@@ -12,7 +12,7 @@ from tokendistill.errors import UserError
 from tokendistill.rationales import extraction_settings, iter_rationales, reselect
 from tokendistill.tasks import Example
 from tokendistill.training.llm_rationales import load_llm_rationales
-from tokendistill.training.modes import Mode, TrainingRow
+from tokendistill.training.modes.base import Mode, TrainingRow
 
 
 def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list[list[TrainingRow]]:

@@ -15,7 +15,7 @@ from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training.data import encode_rows, pass_loss
-from tokendistill.training.modes import Mode, TrainingRow, marker_after_input, marker_to_decoder
+from tokendistill.training.modes.base import Mode, TrainingRow, marker_after_input, marker_to_decoder
 from tokendistill.training.rows import build_rows
 from tokendistill.training.validation import PeriodicEvaluation
 

@@ -11,13 +11,12 @@ import torch
 from tokendistill.config import TrainConfig
 from tokendistill.training.batching import DEFAULT_PASS_COST, PASS_COST, forward_batches
 from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
-from tokendistill.training.distill import AnswerDistiller
-from tokendistill.training.modes import LABEL, RATIONALE, TrainingRow
+from tokendistill.training.modes.base import LABEL, RATIONALE, Signal, TrainingRow
 
 LOSS_GROUPS = (LABEL, RATIONALE)
 
 
-def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, distiller: AnswerDistiller | None,
+def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, signal: Signal | None,
                device: torch.device, local_rows: list[TrainingRow]) -> tuple[float, dict[str, float]]:
     """One optimizer step's loss and its parts, gradients accumulated (the optimizer does not step here).
 
@@ -34,21 +33,22 @@ def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, di
         )
         for part_rows in chunk_rows
     ]
+    # The mode's own loss term (a KL to the teacher), if it has one: which rows of each pass it reads.
     plans = [
-        distiller.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
-    ] if distiller else []
-    kd_tokens = float(sum(plan.tokens for plan in plans))
+        signal.plan(part_rows, part, loaded.is_encoder_decoder) for part_rows, part in zip(chunk_rows, encoded)
+    ] if signal else []
+    signal_tokens = float(sum(signal.tokens(plan) for plan in plans)) if signal else 0.0
     totals = None
     if world > 1 or len(encoded) > 1:
         # Per-group token counts of the whole step (all micro-batches, summed over processes), so that the
         # parts' losses add up to the loss of the full batch exactly as one process would compute it.
         local_counts = group_token_totals(encoded, loaded.is_encoder_decoder)
         counts = torch.tensor(
-            [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [kd_tokens], device=accelerator.device
+            [float(local_counts.get(g, 0)) for g in LOSS_GROUPS] + [signal_tokens], device=accelerator.device
         )
         if world > 1:
             counts = accelerator.reduce(counts, "sum")
-        *group_counts, kd_tokens = counts.tolist()
+        *group_counts, signal_tokens = counts.tolist()
         totals = {group: float(count) for group, count in zip(LOSS_GROUPS, group_counts)}
     value, parts = 0.0, {}
     for number, part in enumerate(encoded):
@@ -57,10 +57,10 @@ def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, di
         with accelerator.autocast(), (nullcontext() if sync else accelerator.no_sync(model)):
             loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
                                                   config.alpha, totals, base_model=loaded.model)
-            if distiller is not None:
-                kd = distiller.loss_sum(plans[number], losses) / max(kd_tokens, 1)
-                loss = loss + config.kd_weight * kd
-                part_losses["kd_loss"] = float(kd.detach())
+            if signal is not None:
+                term = signal.loss_sum(plans[number], losses) / max(signal_tokens, 1)
+                loss = signal.label_scale * loss + signal.weight * term
+                part_losses[signal.name] = float(term.detach())
             value += float(loss.detach())
             for name, amount in part_losses.items():
                 parts[name] = parts.get(name, 0.0) + amount

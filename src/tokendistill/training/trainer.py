@@ -62,12 +62,7 @@ from tokendistill.training.checkpoints import (
     set_rng_state,
     training_state,
 )
-from tokendistill.training.distill import AnswerDistiller
-from tokendistill.training.modes import (
-    MODES,
-    Mode,
-    TrainingRow,
-)
+from tokendistill.training.modes import MODES, Mode, Signal, TrainingRow
 from tokendistill.training.rows import example_order
 from tokendistill.training.setup import (
     apply_lora,
@@ -106,8 +101,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     """
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     mode = MODES.get(config.mode)
-    if mode.needs_teacher and not config.teacher:
-        raise UserError(f"mode {mode.name!r} matches the teacher's answer distribution: pass --teacher MODEL")
+    if problem := mode.problem(config):
+        raise UserError(problem)
     refuse_overlap(config.output, training_inputs(config))
     trackers(config)  # an unknown or missing tracker fails now, not after the model has loaded
     if mode.needs_rationales and config.rationales:
@@ -153,7 +148,7 @@ class _Run:
     model: Any = None
     optimizer: Any = None
     scheduler: Any = None
-    distiller: AnswerDistiller | None = None
+    signal: Signal | None = None
     validator: PeriodicEvaluation | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     first_step: int = 0
@@ -208,6 +203,8 @@ def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_fir
         model = apply_lora(model, config, loaded.is_encoder_decoder)
     if config.task_marker == "shared_prompt" and not packing_works(loaded, run.rows, config):
         run.rows = [[replace(row, shared_prompt=False) for row in example_rows] for example_rows in run.rows]
+    # The mode's own models (a KL term's teacher) load before anything is cleared: one that fails costs nothing.
+    run.signal = run.mode.signal(config, loaded.tokenizer, accelerator.device)
     if clear_first and state.is_main_process:
         clear(run.output)
     model.train()
@@ -225,9 +222,6 @@ def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_fir
     if config.report_to:
         accelerator.init_trackers(run.output.name, config={key: value for key, value in to_dict(config).items()
                                                            if isinstance(value, (int, float, str, bool))})
-    if run.mode.needs_teacher:
-        run.distiller = AnswerDistiller(config.teacher, loaded.tokenizer,  # type: ignore[arg-type]
-                                        config.max_input_length, config.kd_temperature, accelerator.device)
 
 
 def _resume(run: _Run, checkpoint: dict[str, Any], state: Any) -> None:
@@ -257,7 +251,7 @@ def _steps(run: _Run, example_count: int, examples_per_step: int, progress: bool
     try:
         for step in bar:
             step_examples = [next(order) for _ in range(examples_per_step)]
-            value, parts = step_loss(config, run.loaded, run.model, accelerator, run.distiller, run.device,
+            value, parts = step_loss(config, run.loaded, run.model, accelerator, run.signal, run.device,
                                       [row for index in step_examples[rank::world] for row in run.rows[index]])
             if not math.isfinite(value):
                 raise UserError(

@@ -1,18 +1,25 @@
-"""Training modes: how an example (and its rationale) becomes the student's training rows.
-
-A mode is a small object: which rows an example gives, which loss group each row feeds, and the prefix the
-student sees at test time. Adding a mode touches only this file.
+"""What a training mode is: the rows an example gives, the loss group each row feeds, the prefix the student sees at
+test time, and any training signal beyond the rows' token losses (a KL term to a teacher's distribution) with the
+models it loads. The trainer calls these hooks and knows no mode by name, so a mode is one module (the built-in ones
+are in this package; a user's own registers itself in ``MODES`` from anywhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokendistill.registry import Registry
 from tokendistill.tasks.base import Example
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from tokendistill.config import TrainConfig
+    from tokendistill.training.data import EncodedRows, RowLosses
 
 
 class LossGroup(str, Enum):
@@ -55,6 +62,23 @@ class TrainingRow:
     shared_prompt: bool = False
 
 
+class Signal(Protocol):
+    """A loss term a mode adds to its rows' token losses: per forward pass, ``plan`` says which rows it reads,
+    ``tokens`` how many positions it sums over (added up over the step's passes and processes, as the token losses
+    are), ``loss_sum`` the term summed over them. The step's loss is then
+    ``label_scale * rows' loss + weight * sum / tokens``."""
+
+    name: str  # its key in the training log, e.g. "kd_loss"
+    weight: float
+    label_scale: float
+
+    def plan(self, rows: Sequence[TrainingRow], encoded: EncodedRows, is_encoder_decoder: bool) -> Any: ...
+
+    def tokens(self, plan: Any) -> int: ...
+
+    def loss_sum(self, plan: Any, losses: RowLosses) -> Tensor: ...
+
+
 @dataclass(frozen=True)
 class Mode:
     name: str
@@ -75,6 +99,17 @@ class Mode:
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
         raise NotImplementedError
 
+    def problem(self, config: TrainConfig) -> str | None:
+        """What is missing from ``config`` for this mode, checked before anything loads (None: nothing)."""
+        if self.needs_teacher and not config.teacher:
+            return f"mode {self.name!r} matches the teacher's answer distribution: pass --teacher MODEL"
+        return None
+
+    def signal(self, config: TrainConfig, student_tokenizer: Any, device: torch.device) -> Signal | None:
+        """The mode's loss term beyond its rows' token losses, with the models it needs loaded (None: none).
+        Called before the output folder is cleared, so that a model that fails to load costs nothing."""
+        return None
+
 
 MODES: Registry[Mode] = Registry("training mode")
 
@@ -82,63 +117,6 @@ MODES: Registry[Mode] = Registry("training mode")
 def rationale_text(record: Mapping[str, Any]) -> str:
     """The teacher's words joined by spaces, in input order: the ``explain:`` target."""
     return " ".join(record.get("rationale", []))
-
-
-@dataclass(frozen=True)
-class Standard(Mode):
-    """Input -> gold label: plain fine-tuning."""
-
-    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        return [TrainingRow(self.predict_prefix + example.input, example.target, LABEL)]
-
-
-@dataclass(frozen=True)
-class Multitask(Mode):
-    """The paper's method: ``predict:`` input -> label and ``explain:`` input -> the teacher's top-k words."""
-
-    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        rows = [TrainingRow(self.predict_prefix + example.input, example.target, LABEL)]
-        words = rationale_text(rationale) if rationale else ""
-        if words:
-            rows.append(TrainingRow(EXPLAIN_PREFIX + example.input, words, RATIONALE))
-        return rows
-
-
-@dataclass(frozen=True)
-class DistillingStepByStep(Mode):
-    """Hsieh et al. 2023: ``predict:`` -> label and ``explain:`` -> the LLM's chain-of-thought rationale."""
-
-    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        rows = [TrainingRow(self.predict_prefix + example.input, example.target, LABEL)]
-        text = (rationale or {}).get("llm_rationale", "")
-        if text:
-            rows.append(TrainingRow(EXPLAIN_PREFIX + example.input, text, RATIONALE))
-        return rows
-
-
-@dataclass(frozen=True)
-class MultitaskDistillation(Multitask):
-    """Multitask, plus a KL term pulling the student's distribution over each label token towards the
-    teacher's (beyond the paper; teacher and student must share a vocabulary). The label rows carry their
-    example so that the trainer can show it to the teacher."""
-
-    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        label, *rest = super().rows(example, rationale)
-        return [TrainingRow(label.source, label.target, LABEL, example), *rest]
-
-
-LABEL_THEN_TOKENS_SEPARATOR = " because:"
-
-
-@dataclass(frozen=True)
-class LabelThenTokens(Mode):
-    """One target: the label, a separator, then the teacher's words (Wadhwa et al. 2024: a rationale after
-    the label helps without any reasoning at test time; the label is read off before the separator)."""
-
-    def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
-        words = rationale_text(rationale) if rationale else ""
-        target = f"{example.target}{LABEL_THEN_TOKENS_SEPARATOR} {words}" if words else example.target
-        return [TrainingRow(example.input, target, LABEL)]
 
 
 def marker_to_decoder(row: TrainingRow) -> TrainingRow:
@@ -167,13 +145,3 @@ def marker_after_input(row: TrainingRow, shared_prompt: bool = True) -> Training
 def answer_part(prediction: str, separator: str | None) -> str:
     """The label part of a prediction made by a mode that writes more after it."""
     return prediction.split(separator)[0].strip() if separator else prediction
-
-
-WORDS, LLM = RationaleSource.TEACHER_WORDS, RationaleSource.LLM
-MODES.register("standard")(Standard("standard", RationaleSource.NONE, predict_prefix=""))
-MODES.register("multitask")(Multitask("multitask", WORDS, predict_prefix=PREDICT_PREFIX))
-MODES.register("multitask_kd")(MultitaskDistillation("multitask_kd", WORDS, PREDICT_PREFIX, needs_teacher=True))
-MODES.register("dss")(DistillingStepByStep("dss", LLM, predict_prefix=PREDICT_PREFIX))
-MODES.register("label_then_tokens")(
-    LabelThenTokens("label_then_tokens", WORDS, predict_prefix="", answer_separator=LABEL_THEN_TOKENS_SEPARATOR)
-)
