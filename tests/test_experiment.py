@@ -95,13 +95,17 @@ def test_controls_train_multitask_on_random_words(tmp_path: Path, t5_dir: Path) 
 
 def test_a_grid_whose_setting_cannot_decide_stops_or_warns(tmp_path: Path, t5_dir: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    # A random tiny teacher is near chance on keywords: the check stops the grid before any rationale is made.
+    # A random tiny teacher is near chance on keywords: the check, on validation rows, stops the grid before any
+    # rationale is made and before any test row is scored.
     tasks = [{"name": "keywords", "train_sizes": [16], "test_limit": 8}]
     path = grid_yaml(tmp_path, t5_dir, t5_dir, tasks=tasks, seeds=[0], competence={})  # the default: stop
     assert main(["run", str(path)]) == 2
     error = [line for line in capsys.readouterr().err.splitlines() if "competence" in line]
     assert len(error) == 1 and "competence check: the teacher reaches" in error[0]  # one line (the bars aside)
-    assert (tmp_path / "grid" / "keywords" / "teacher-eval" / "teacher_eval.json").exists()
+    check = json.loads((tmp_path / "grid" / "keywords" / "teacher-eval-valid" / "teacher_eval.json").read_text())
+    assert check["split"] == "train[16:516]" and check["examples"] == 500  # rows after the student's 16
+    assert not (tmp_path / "grid" / "keywords" / "teacher-eval").exists()  # the teacher's test check
+    assert not list((tmp_path / "grid").rglob("predictions.jsonl"))  # nor any student's
     assert not list((tmp_path / "grid").rglob("records.jsonl")) and not list((tmp_path / "grid").rglob("cell.json"))
     path = grid_yaml(tmp_path, t5_dir, t5_dir, tasks=tasks, seeds=[0], competence={"on_failure": "warn"})
     assert main(["run", str(path)]) == 0
@@ -109,6 +113,8 @@ def test_a_grid_whose_setting_cannot_decide_stops_or_warns(tmp_path: Path, t5_di
     assert "WARNING competence check: the teacher reaches" in out
     assert "WARNING competence check: the standard student reaches" in out
     assert len(list((tmp_path / "grid").rglob("cell.json"))) == 2
+    competence = json.loads(next((tmp_path / "grid").rglob("eval-valid/metrics.json")).read_text())
+    assert competence["split"] == "train[16:516]" and competence["mode"] == "standard"
 
 
 @pytest.mark.slow

@@ -37,10 +37,14 @@ PREDICTIONS = "predictions.jsonl"
 PARTIAL_PREDICTIONS = "predictions.partial.jsonl"  # an unfinished evaluation's rows: its identity, then a row a line
 METRICS = "metrics.json"
 TEACHER_CHECK = "teacher_eval.json"
+TEACHER_CHECK_PREDICTIONS = "teacher_predictions.jsonl"  # per row: each reading's answer and whether it is right
 # A grid's teacher checks, per task, each folder named after the command that writes it: of the teacher it trains
 # students with, and of that teacher's base model before fine-tuning
 TEACHER_CHECK_FOLDER = "teacher-eval"
 TEACHER_CHECK_BEFORE_FOLDER = f"{TEACHER_CHECK_FOLDER}-before"
+# A grid's competence checks read validation rows, never test rows: the teacher's, and a standard student's.
+TEACHER_CHECK_VALID_FOLDER = f"{TEACHER_CHECK_FOLDER}-valid"
+COMPETENCE_EVAL_FOLDER = "eval-valid"
 
 # A grid folder (run)
 CELL_INFO = "cell.json"  # a cell's grid factors, beside its student and evaluation

@@ -27,8 +27,8 @@ class Competence:
     goes on (``warn``: a grid run to see what happens anyway).
     """
 
-    student_margin: float = 0.15  # the `standard` student above the majority class of the test rows
-    teacher_margin: float = 0.10  # the teacher above the `standard` student, same test rows
+    student_margin: float = 0.15  # the `standard` student above the majority class of the validation rows
+    teacher_margin: float = 0.10  # the teacher above the `standard` student, same validation rows
     on_failure: str = "stop"
 
 
@@ -52,8 +52,8 @@ def parse_competence(raw: Any, path: str | Path) -> Competence:
 
 
 def majority_share(evaluation_folder: str | Path) -> tuple[float, float]:
-    """The student's accuracy and the majority class's share of its test rows (the accuracy of always
-    answering the commonest target)."""
+    """The student's accuracy and the majority class's share of the rows it was evaluated on (the accuracy of
+    always answering the commonest target)."""
     folder = Path(evaluation_folder)
     accuracy = read_json(folder / METRICS, "evaluate that student again")["accuracy"]
     with (folder / PREDICTIONS).open(encoding="utf-8") as handle:
@@ -66,7 +66,7 @@ def teacher_problem(competence: Competence, check: dict[str, Any]) -> str | None
     known = [value for value in (check.get("chance_accuracy"), check.get("majority_accuracy")) if value is not None]
     chance = max(known) if known else None
     if chance is not None and best < chance + competence.student_margin + competence.teacher_margin:
-        return (f"the teacher reaches {100 * best:.1f}% on the test rows, chance (or the majority label) is "
+        return (f"the teacher reaches {100 * best:.1f}% on the {check.get('split', 'validation')} rows, chance (or the majority label) is "
                 f"{100 * chance:.1f}%: it cannot "
                 f"beat a competent student (chance + {100 * competence.student_margin:g}) by "
                 f"{100 * competence.teacher_margin:g} points; fine-tune it on more rows (teacher.finetune)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokendistill.artefacts import TEACHER_CHECK_FOLDER
+from tokendistill.artefacts import COMPETENCE_EVAL_FOLDER, TEACHER_CHECK_FOLDER, TEACHER_CHECK_VALID_FOLDER
 from tokendistill.competence import Competence, parse_competence
 from tokendistill.config import (
     EvaluateConfig,
@@ -39,6 +39,10 @@ class TaskSpec:
     input_column: str | None = None
     label_column: str | None = None
     test_fraction: float | None = None
+    # Where the competence checks read (never the test split): a split, or a slice of one, that no stage trains
+    # on. Default: the training split's rows after every row the student or the teacher trains on.
+    valid_split: str | None = None
+    valid_limit: int = 500
 
 
 @dataclass(kw_only=True)
@@ -55,7 +59,13 @@ class Experiment:
     # Attribution methods whose words also train the grid's `multitask` cells, as controls (e.g. `random`:
     # input words without the teacher's knowledge).
     controls: list[str] = field(default_factory=list)
+    # The modes whose cells the controls train too (each must read the teacher's words).
+    control_modes: list[str] = field(default_factory=lambda: ["multitask"])
     competence: Competence = field(default_factory=lambda: Competence())
+    # What the grid was designed to decide, declared before any test row is scored: the smallest effect (points)
+    # worth finding, and the comparisons the verdict rests on ("a vs b", cells named as in the results table).
+    effect_of_interest: float | None = None
+    primary: list[str] = field(default_factory=list)
 
 
 def _path(value: str | None, base: Path) -> str | None:
@@ -80,6 +90,11 @@ def _check_task_spec(spec: TaskSpec, path: str | Path) -> None:
             _whole(size) and size > 0 for size in spec.train_sizes):
         raise UserError(f"{where}: train_sizes should be a list of positive whole numbers, e.g. [1000], "
                         f"got {spec.train_sizes!r}")
+    if not (_whole(spec.valid_limit) and spec.valid_limit > 0):
+        raise UserError(f"{where}: valid_limit should be a positive whole number, got {spec.valid_limit!r}")
+    if spec.valid_split is not None and spec.valid_split.partition("[")[0] == spec.test_split:
+        raise UserError(f"{where}: valid_split {spec.valid_split!r} is the test split; the competence checks "
+                        "never read test rows")
     if spec.test_limit is not None and not (_whole(spec.test_limit) and spec.test_limit > 0):
         raise UserError(f"{where}: test_limit should be a positive whole number, got {spec.test_limit!r}")
     for key in ("name", "train_split", "test_split"):
@@ -91,7 +106,7 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
     values = load_yaml(path)
     base = Path(path).resolve().parent
     known = {"output", "tasks", "teacher", "student", "modes", "top_k", "targets", "seeds", "device", "controls",
-             "competence"}
+             "control_modes", "competence", "effect_of_interest", "primary"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -99,7 +114,8 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         if key not in values:
             raise UserError(f"{path}: missing key {key!r}")
     for key, kind in (("tasks", list), ("teacher", dict), ("student", dict), ("modes", list), ("top_k", list),
-                      ("targets", list), ("seeds", list), ("controls", list)):
+                      ("targets", list), ("seeds", list), ("controls", list), ("control_modes", list),
+                      ("primary", list)):
         if key in values and not isinstance(values[key], kind):
             shape = "a list, e.g. [a, b]" if kind is list else "a mapping with a 'model' key"
             raise UserError(f"{path}: {key} should be {shape}, got {values[key]!r}")
@@ -125,6 +141,16 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
             METHODS.get(method)
         if not any(MODES.get(mode).needs_rationales for mode in values["modes"]):
             raise UserError(f"{path}: controls train `multitask` cells; add multitask to modes")
+    reading = [mode for mode in values["modes"] if MODES.get(mode).needs_rationales]
+    default_controlled = ["multitask"] if "multitask" in reading else reading[:1]
+    control_modes = list(values.get("control_modes", default_controlled))
+    for mode in control_modes:
+        if mode not in values["modes"] or not MODES.get(mode).needs_rationales:
+            raise UserError(f"{path}: control_modes: {mode!r} should be one of the grid's modes that read the "
+                            "teacher's words (multitask, multitask_kd, ...)")
+    effect = values.get("effect_of_interest")
+    if effect is not None and (isinstance(effect, bool) or not isinstance(effect, (int, float)) or effect <= 0):
+        raise UserError(f"{path}: effect_of_interest should be a positive number of points, e.g. 2, got {effect!r}")
     teacher, student = dict(values["teacher"]), dict(values["student"])
     for part, where in ((teacher, "teacher"), (student, "student")):
         if "model" not in part:
@@ -147,7 +173,10 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         seeds=[_seed(s, path) for s in values.get("seeds", [0])],
         device=device or values.get("device", "auto"),
         controls=controls,
+        control_modes=control_modes,
         competence=parse_competence(values.get("competence"), path),
+        effect_of_interest=None if effect is None else float(effect),
+        primary=[str(item) for item in values.get("primary", [])],
     )
     plan(experiment)  # every stage config is built now, so that a typo fails before any compute
     return experiment
@@ -180,6 +209,8 @@ class Cell:
     evaluate: EvaluateConfig
     student: str
     marker: str | None = None  # the multitask rows' --task-marker where it is not the paper's
+    # The competence check's evaluation on the validation rows (the first seed's standard cells), before any test row.
+    competence: EvaluateConfig | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -194,6 +225,7 @@ class TaskPlan:
     teacher_eval: dict[str, Any]
     extractions: dict[tuple[str, str], ExtractConfig]  # by (method, target)
     cells: list[Cell]
+    teacher_competence: dict[str, Any] = field(default_factory=dict)  # the teacher check on the validation rows
 
 
 def _common(spec: TaskSpec, device: str) -> dict[str, Any]:
@@ -231,8 +263,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                         "split": spec.train_split, "limit": max(spec.train_sizes), "top_k": max(experiment.top_k),
                         "output": str(task_root / f"rationales-{target}{suffix}"),
                     })
-        # Controls train the mode they control for: multitask (or the first mode that reads rationales).
-        controlled = "multitask" if "multitask" in rationale_modes else (rationale_modes or [None])[0]
+        valid = valid_split(spec, finetune)
         # The grid owns its checks' and evaluations' folders: one of another teacher or student (retrained), or of
         # other evaluate options, is made again (overwrite), as the grid's results must describe the cells as planned.
         teacher_eval = {**common, "teacher": teacher_model, "split": spec.test_split, "limit": spec.test_limit,
@@ -249,7 +280,8 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         modes = sorted(experiment.modes, key=lambda name: name != "standard")
         for seed, size, student_model, mode in itertools.product(experiment.seeds, spec.train_sizes, students, modes):
             uses_rationales = MODES.get(mode).needs_rationales
-            methods = ([method, *experiment.controls] if mode == controlled else [method]) if uses_rationales else [None]
+            methods = ([method, *experiment.controls] if mode in experiment.control_modes else [method]
+                       ) if uses_rationales else [None]
             # A task marker places `predict:` / `explain:`; a mode without them (standard) has one layout.
             mode_markers = markers if MODES.get(mode).predict_prefix else [PAPER_MARKER]
             for k, target, chosen, marker in itertools.product(experiment.top_k if uses_rationales else [None],
@@ -273,10 +305,27 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                     **common, "overwrite": True, **evaluate_options, "model": train.output, "split": spec.test_split,
                     "limit": spec.test_limit, "output": str(folder / "eval"),
                 })
+                # The competence check reads the first seed's standard students on the validation rows.
+                competence = dataclasses.replace(evaluate, split=valid, limit=spec.valid_limit, output=str(
+                    folder / COMPETENCE_EVAL_FOLDER)) if valid and mode == "standard" and seed == experiment.seeds[0] else None
                 cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,
-                                  Path(student_model).name, marker_factor(marker)))
-        plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells))
+                                  Path(student_model).name, marker_factor(marker), competence))
+        teacher_competence = {**teacher_eval, "split": valid, "limit": spec.valid_limit,
+                              "output": str(task_root / TEACHER_CHECK_VALID_FOLDER)} if valid else {}
+        plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells, teacher_competence))
     return plans
+
+
+def valid_split(spec: TaskSpec, finetune: TrainConfig | None) -> str | None:
+    """The split the competence checks read: the task's own, or the training split's rows after every row that a
+    student (the first max(train_sizes)) or the fine-tuned teacher (its limit) trains on. None where none is
+    left (a teacher fine-tuned on the whole split): the checks are then not run, as they never read test rows."""
+    if spec.valid_split:
+        return spec.valid_split
+    if spec.test_fraction is not None or (finetune is not None and finetune.limit is None):
+        return None
+    first = max([*spec.train_sizes, finetune.limit if finetune is not None else 0])  # type: ignore[list-item]
+    return f"{spec.train_split}[{first}:{first + spec.valid_limit}]"
 
 
 def _markers(value: Any) -> list[str]:
@@ -329,7 +378,7 @@ def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
             read = {(cell.method, cell.target) for cell in kept}
             extractions = {key: c for key, c in task_plan.extractions.items() if key in read}
             needs_teacher = bool(extractions) or any(cell.train.teacher for cell in kept)
-            teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}}
+            teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}, "teacher_competence": {}}
             selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions, **teacher))
     return selected
 

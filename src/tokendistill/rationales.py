@@ -53,6 +53,17 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
+def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Write text lines through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
 def read_valid_ids(path: Path) -> tuple[set[str], int]:
     """Ids of the complete records and the byte length they occupy; anything after the first bad line is
     discarded (a reader's view: `RationaleStore.open` repairs a damaged file instead)."""

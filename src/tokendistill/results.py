@@ -19,6 +19,7 @@ from typing import Any
 
 from tokendistill.artefacts import (
     CELL_INFO,
+    COMPETENCE_EVAL_FOLDER,
     MANIFEST,
     METRICS,
     PREDICTIONS,
@@ -28,6 +29,7 @@ from tokendistill.artefacts import (
     TEACHER_CHECK,
     TEACHER_CHECK_BEFORE_FOLDER,
     TEACHER_CHECK_FOLDER,
+    TEACHER_CHECK_VALID_FOLDER,
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
@@ -129,6 +131,8 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
     rows = []
     for metrics_path in sorted(root.rglob(METRICS)):
         predictions_path = metrics_path.parent / PREDICTIONS
+        if metrics_path.parent.name == COMPETENCE_EVAL_FOLDER:
+            continue  # a competence check on validation rows, not a result
         metrics = read_json_or_empty(metrics_path)
         if "accuracy" not in metrics or not predictions_path.exists():
             continue
@@ -152,7 +156,8 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
     teachers: dict[str, dict[str, Any]] = {}
     # A grid's check sits in teacher-eval/; a user's own `teacher-eval --output` anywhere. Per task, a grid's
     # check wins over others (a grid folder may hold a user's side checks too), then the first by path.
-    paths = sorted((path for path in root.rglob(TEACHER_CHECK) if path.parent.name != TEACHER_CHECK_BEFORE_FOLDER),
+    paths = sorted((path for path in root.rglob(TEACHER_CHECK)
+                    if path.parent.name not in (TEACHER_CHECK_BEFORE_FOLDER, TEACHER_CHECK_VALID_FOLDER)),
                    key=lambda path: (path.parent.name != TEACHER_CHECK_FOLDER, str(path)))
     for path in paths:
         result = read_json_or_empty(path)

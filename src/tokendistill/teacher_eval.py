@@ -10,13 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import TEACHER_CHECK, TEACHER_CHECK_FOLDER, TEACHER_CHECK_OUTPUT
+from tokendistill.artefacts import (
+    TEACHER_CHECK,
+    TEACHER_CHECK_FOLDER,
+    TEACHER_CHECK_OUTPUT,
+    TEACHER_CHECK_PREDICTIONS,
+)
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import (
@@ -32,7 +38,7 @@ from tokendistill.config import (
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.folders import Found, Holds, clear, locked, open_output, read_json, refuse_overlap
 from tokendistill.models import load_model
-from tokendistill.rationales import write_json_atomic
+from tokendistill.rationales import write_json_atomic, write_lines_atomic
 from tokendistill.tasks import (
     chance_accuracy,
     get_task,
@@ -99,7 +105,9 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
     refused when it holds another, returned as it is when it holds this one)."""
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     if not config.output:
-        return _check(config, progress)
+        result = _check(config, progress)
+        del result["_rows"]
+        return result
     output = Path(config.output)
     refuse_overlap(output, {"teacher": config.teacher, "data": config.data}, may_nest=frozenset({"teacher"}))
     with locked(output):
@@ -108,8 +116,11 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
             log.info("%s already holds this teacher check; nothing to do", output)
             return read_json(output / TEACHER_CHECK, "pass --overwrite to check the teacher again")
         result = {**_check(config, progress), "identity": check_identity(config)}
+        rows = result.pop("_rows")
         if found.clear:
             clear(output)  # --overwrite: only now that the check is done
+        # Each row's answers: the check's accuracy can be recomputed, and compared row by row with a student's.
+        write_lines_atomic(output / TEACHER_CHECK_PREDICTIONS, (json.dumps(row) + "\n" for row in rows))
         write_json_atomic(output / TEACHER_CHECK, result)
         write_config(config, output)
     return result
@@ -123,21 +134,28 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
                       config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
-    correct = {"generation": 0, "choice_sum": 0, "choice_mean": 0}
+    readings = ("generation", "choice_sum", "choice_mean") if has_choices else ("generation",)
+    rows: dict[str, dict[str, Any]] = {}  # per example: each reading's answer and whether it is right
     bar = tqdm(total=len(examples), desc=TEACHER_CHECK_FOLDER, disable=not progress, unit="ex")
     for batch in length_buckets(examples, config.batch_size):
-        answers = teacher.generate(batch, config.max_new_tokens)
-        correct["generation"] += sum(task.score(answer, example) for answer, example in zip(answers, batch))
+        answers = {"generation": teacher.generate(batch, config.max_new_tokens)}
         if has_choices:
             scores = score_choices(teacher, batch, task.name)
-            for scoring in ("sum", "mean"):
-                picked = scores.best(scoring)
-                correct[f"choice_{scoring}"] += sum(task.score(p, e) for p, e in zip(picked, batch))
+            answers.update({f"choice_{scoring}": scores.best(scoring) for scoring in ("sum", "mean")})
+        for position, example in enumerate(batch):
+            rows[example.id] = {"id": example.id, "target": example.target, **{
+                reading: {"answer": answers[reading][position],
+                          "correct": bool(task.score(answers[reading][position], example))}
+                for reading in readings}}
         bar.update(len(batch))
     bar.close()
-    accuracy = {name: count / len(examples) for name, count in correct.items()
-                if has_choices or name == "generation"}
-    best = max(accuracy, key=lambda name: accuracy[name])
+    ordered = [rows[example.id] for example in examples]
+    accuracy = {reading: sum(row[reading]["correct"] for row in ordered) / len(examples) for reading in readings}
+    # A reading that gives (nearly) one answer to every row scores the majority label's share, not knowledge.
+    constant = {reading: _top_share([str(row[reading]["answer"]) for row in ordered]) >= CONSTANT_SHARE
+                for reading in readings}
+    varied = [reading for reading in readings if not constant[reading]] or list(readings)
+    best = max(varied, key=lambda name: accuracy[name])
     chance = chance_accuracy(task, examples)
     advice = {
         "generation": "--target teacher",
@@ -156,8 +174,18 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
         "best": best,
         "extract_with": advice,
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,
+        "constant_readings": sorted(reading for reading, flag in constant.items() if flag),
+        "_rows": ordered,
     }
     return result
+
+
+# A reading whose commonest answer covers this share of the rows answers (nearly) the same to every row.
+CONSTANT_SHARE = 0.95
+
+
+def _top_share(answers: list[str]) -> float:
+    return max(Counter(answers).values()) / len(answers) if answers else 0.0
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -167,6 +195,9 @@ def format_result(result: dict[str, Any]) -> str:
         lines.append(f"| {name.replace('_', ' ')} | {100 * value:.1f}% |")
     if result["chance_accuracy"] is not None:
         lines.append(f"| chance | {100 * result['chance_accuracy']:.1f}% |")
+    for reading in result.get("constant_readings", []):
+        lines.append(f"{reading.replace('_', ' ')}: (nearly) the same answer for every row: it measures the majority "
+                     "label's share, not the teacher; never recommended")
     lines.append(f"best reading: {result['best']}; extract with {result['extract_with']}")
     if result["near_chance"]:
         lines.append("WARNING: the teacher is near chance; fine-tune it first (tokendistill train --mode standard "

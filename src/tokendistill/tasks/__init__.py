@@ -19,7 +19,7 @@ from tokendistill.tasks.base import (
     normalize_answer,
 )
 from tokendistill.tasks.builtin import TASKS
-from tokendistill.tasks.loading import iter_examples, load_examples, materialized, raw_records
+from tokendistill.tasks.loading import iter_examples, load_examples, materialized, parse_split, raw_records
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -46,5 +46,6 @@ __all__ = [
     "load_examples",
     "materialized",
     "normalize_answer",
+    "parse_split",
     "raw_records",
 ]

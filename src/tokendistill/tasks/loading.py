@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -187,6 +188,23 @@ def normalized(example: Example) -> Example:
     )
 
 
+_SLICE = re.compile(r"^(?P<split>[^\[\]]+)\[(?P<start>\d*):(?P<stop>\d*)\]$")
+
+
+def parse_split(split: str) -> tuple[str, int, int | None]:
+    """``name`` or ``name[start:stop]`` (Hugging Face datasets' slice syntax, over the split's examples in file
+    order): a validation part carved from rows that no stage trains on, e.g. ``valid[4000:4500]``."""
+    if "[" not in split:
+        return split, 0, None
+    match = _SLICE.match(split)
+    if not match:
+        raise UserError(f"split {split!r}: write a slice as name[start:stop], e.g. valid[4000:4500]")
+    start, stop = int(match["start"] or 0), int(match["stop"]) if match["stop"] else None
+    if stop is not None and stop <= start:
+        raise UserError(f"split {split!r}: the slice is empty; its end must come after its start")
+    return match["split"], start, stop
+
+
 def iter_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
     test_fraction: float | None = None,
@@ -197,12 +215,18 @@ def iter_examples(
     a test file): a row is a test row by its content (``held_out``), and every other split leaves those rows
     out, so that no stage can report training rows as test rows.
     """
+    named, start, stop = parse_split(split)
+    if (start or stop is not None) and test_fraction is not None:
+        raise UserError(f"split {split!r}: a slice and --test-fraction do not combine; use one of them")
+    split = named
     source = "train" if test_fraction is not None and split == "test" else split
     if getattr(task, "observes_labels", False):
         task.observe(raw_records(task, source, data, seed))  # type: ignore[attr-defined]
     if test_fraction is None:
         records = raw_records(task, split, data, seed)
-        rows: Iterable[tuple[int, Mapping[str, Any]]] = enumerate(itertools.islice(records, limit))
+        end = stop if limit is None else min(start + limit, stop if stop is not None else start + limit)
+        # The row number stays the file's, so that files aligned by row (DSS's LLM rationales) still join.
+        rows: Iterable[tuple[int, Mapping[str, Any]]] = enumerate(itertools.islice(records, start, end), start=start)
     else:
         records = raw_records(task, source, data, seed)
         rows = enumerate(records)
