@@ -191,3 +191,40 @@ def test_a_teacher_check_is_found_wherever_the_user_wrote_it_and_a_grids_wins(tm
     check(tmp_path / "b" / "teacher-eval", 0.8)
     teacher = collect(tmp_path)[1]["text"]
     assert teacher["accuracy"]["generation"] == 0.8 and teacher["before_finetuning"]["accuracy"]["generation"] == 0.3
+
+
+def _cell_rows(mode: str, method: str | None, accuracies: dict[int, float], rows: int = 400) -> list[dict]:
+    """A cell's per-seed rows: seed s answers the first accuracy x rows test rows right."""
+    ids = [f"r{i}" for i in range(rows)]
+    return [{"task": "t", "student": "s", "size": 10, "mode": mode, "method": method, "k": 5.0 if method else None,
+             "target": "teacher" if method else None, "marker": None, "seed": seed, "accuracy": accuracy,
+             "examples": rows, "ids": frozenset(ids), "right": frozenset(ids[: round(accuracy * rows)])}
+            for seed, accuracy in accuracies.items()]
+
+
+def test_the_verdict_puts_declared_comparisons_first_and_claims_at_the_seed_level() -> None:
+    from tokendistill.results import summarize, verdict
+
+    rows = (_cell_rows("standard", None, {0: 0.60, 1: 0.62, 2: 0.61, 3: 0.60})
+            + _cell_rows("multitask", "saliency", {0: 0.70, 1: 0.71, 2: 0.69, 3: 0.70})
+            + _cell_rows("multitask", "random_matched", {0: 0.70, 1: 0.70, 2: 0.70, 3: 0.70}))
+    found = verdict(summarize(rows), rows, 0.02, ["multitask saliency vs multitask random_matched"])
+    first = found[0]
+    assert first["primary"] and first["comparison"] == "multitask saliency vs multitask random_matched"
+    # Level with its control on every seed, within ±2 points at the seed level: the words' effect is excluded.
+    assert first["claim"] == "excluded" and first["seeds"] == 4 and -0.02 < first["low"] < first["high"] < 0.02
+    versus_standard = next(row for row in found if row["comparison"] == "multitask saliency vs standard")
+    assert not versus_standard["primary"] and versus_standard["claim"] == "established"
+    assert versus_standard["p_holm"] >= versus_standard["p"]
+    # The control's comparison names the matched control, not the uniform one.
+    assert not any(row["comparison"].endswith(" random") for row in found)
+
+
+def test_declarations_come_from_the_grid_plans(tmp_path: Path) -> None:
+    from tokendistill.results import declarations
+
+    (tmp_path / "experiment.yaml").write_text("# tokendistill run x.yaml\neffect_of_interest: 2\nprimary: [a vs b]\n")
+    (tmp_path / "experiment-other.yaml").write_text("effect_of_interest: 1\nprimary: [c vs d]\n")
+    (tmp_path / "experiment-broken.yaml").write_bytes(b"\xff\xfe: [")
+    effect, primary = declarations(tmp_path)
+    assert effect == 0.02 and sorted(primary) == ["a vs b", "c vs d"]

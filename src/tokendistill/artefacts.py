@@ -50,6 +50,7 @@ COMPETENCE_EVAL_FOLDER = "eval-valid"
 CELL_INFO = "cell.json"  # a cell's grid factors, beside its student and evaluation
 GRID_PLAN = "experiment.yaml"  # the experiment as resolved
 RESULTS_MD, RESULTS_CSV = "results.md", "results.csv"
+VERDICT_CSV = "verdict.csv"  # each declared and secondary comparison at the seed level, with what it may claim
 
 
 def of_experiment(name: str, experiment: str) -> str:

@@ -9,17 +9,19 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tokendistill.artefacts import (
     CELL_INFO,
     COMPETENCE_EVAL_FOLDER,
+    GRID_PLAN,
     MANIFEST,
     METRICS,
     PREDICTIONS,
@@ -30,76 +32,33 @@ from tokendistill.artefacts import (
     TEACHER_CHECK_BEFORE_FOLDER,
     TEACHER_CHECK_FOLDER,
     TEACHER_CHECK_VALID_FOLDER,
+    VERDICT_CSV,
+    is_grid_file,
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json_or_empty
+from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
+    Z_95,
+    Z_POWER_80,
+    PairedDifference,
+    SeedLevel,
+    claim,
+    holm,
+    paired_difference,
+    random_effects,
+    seed_interval,
+    seed_variances,
+)
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
 # A cell's `marker`: its multitask rows' layout (--task-marker) where it is not the paper's (None: the paper's,
 # `predict:` / `explain:` before the input, two rows), so that folders written before the factor keep their key.
 PAPER_MARKER = "encoder"
-# The attribution method whose words are the control: random input words, no teacher knowledge.
-CONTROL_METHOD = "random"
-
-Z_95 = 1.959963984540054  # two-sided 95%
-# Student's t, two-sided 95%, by degrees of freedom (1-30; beyond, the normal's): the seeds' interval. A table,
-# since no dependency of ours has the quantile function and these are the textbook values.
-T_95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-Z_POWER_80 = 0.8416212335729143  # one-sided 80% power
-
-
-# ----- the statistics ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PairedDifference:
-    """Accuracy here minus accuracy there on the same test rows and seeds, pooled over the seeds.
-
-    ``low``/``high``: the 95% interval of the mean difference (normal approximation over test rows, each row's
-    difference averaged over the paired seeds; with one seed it is the Wald interval of McNemar's paired
-    proportions). ``detectable``: the smallest difference this design detects at 80% power (two-sided 5%),
-    (z_0.975 + z_0.8) times the standard error. The interval covers the sampling of test rows; the spread
-    between training seeds shows in the per-seed table, and three seeds are too few for an interval of it.
-    """
-
-    mean: float
-    low: float
-    high: float
-    detectable: float
-    rows: int
-    seeds: int
-    only_here: int
-    only_there: int
-
-
-def paired_difference(here: dict[int, frozenset[str]], there: dict[int, frozenset[str]],
-                      ids: Iterable[str]) -> PairedDifference | None:
-    """``here``/``there``: per seed, the ids of the test rows answered right; ``ids``: every test row."""
-    seeds = sorted(set(here) & set(there))
-    rows = sorted(set(ids))
-    if not seeds or not rows:
-        return None
-    per_row = [statistics.fmean((row in here[s]) - (row in there[s]) for s in seeds) for row in rows]
-    mean = statistics.fmean(per_row)
-    error = statistics.stdev(per_row) / math.sqrt(len(rows)) if len(rows) > 1 else 0.0
-    return PairedDifference(
-        mean=mean, low=mean - Z_95 * error, high=mean + Z_95 * error, detectable=(Z_95 + Z_POWER_80) * error,
-        rows=len(rows), seeds=len(seeds),
-        only_here=sum(len(here[s] - there[s]) for s in seeds), only_there=sum(len(there[s] - here[s]) for s in seeds),
-    )
-
-
-def seed_interval(differences: Sequence[float]) -> tuple[float, float] | None:
-    """The 95% t-interval of the mean of per-seed differences: what the training seeds' spread allows (each seed
-    one observation), beside the rows' interval. None under two seeds."""
-    if len(differences) < 2:
-        return None
-    mean = statistics.fmean(differences)
-    half = (T_95[len(differences) - 2] if len(differences) - 1 <= len(T_95) else Z_95) * statistics.stdev(
-        differences) / math.sqrt(len(differences))
-    return mean - half, mean + half
-
+# The attribution methods whose words are the control (no teacher knowledge), the closer match first: other words
+# of the same segments in the teacher's counts, then uniformly random input words.
+CONTROL_METHODS = ("random_matched", "random")
 
 # ----- collecting -------------------------------------------------------------------------------------------
 def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -179,12 +138,16 @@ def teacher_accuracy(teacher: dict[str, Any] | None) -> float | None:
     return None if not teacher else teacher["accuracy"][teacher["best"]]
 
 
-def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Mean ± sd over seeds per cell (every factor but the seed), and the paired differences to `standard` and
-    to the random-word control of the same task, student and size.
+def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | None = None,
+              effect: float | None = None, keep_rows: bool = False) -> list[dict[str, Any]]:
+    """Mean ± sd over seeds per cell (every factor but the seed), and the paired differences to `standard`, to the
+    control words and to the paper's layout of the same task, student and size: over test rows (conditional on the
+    trained students) and over seeds (random effects: the level a claim about the method rests on).
 
     A difference is taken over the seeds both cells have, so that a grid cut short, where modes have run
     different seeds, compares like with like. The sd is None for a single seed (no spread was measured).
+    ``effect``: the effect of interest (a share), which the seeds needed and the claims are reckoned against.
+    ``keep_rows``: keep each cell's per-seed rows (private fields) for further comparisons.
     """
     teachers = teachers or {}
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -203,8 +166,33 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
             "_right": {seed: row["right"] for seed, row in by_seed.items() if row.get("right") is not None},
             "_ids": frozenset().union(*(row.get("ids") or frozenset() for row in members)),
         })
+    for entry in summary:
+        for name, base in _references(entry, summary).items():
+            for field_name, value in compare(entry, base, effect).items():
+                entry[f"vs_{name}{field_name}"] = value
+            if name == "standard":
+                entry["only_here"], entry["only_standard"] = entry.pop("vs_standard_only_here"), entry.pop(
+                    "vs_standard_only_there")
+            else:
+                del entry[f"vs_{name}_only_here"], entry[f"vs_{name}_only_there"]
+    if not keep_rows:
+        for entry in summary:
+            del entry["_accuracy"], entry["_right"], entry["_ids"]
+            for name in ("standard", "control", "format"):
+                del entry[f"vs_{name}_level"]
+    return summary
 
-    def reference(entry: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
+
+def _same_setting(entry: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Two cells that may be compared: the same task, student and size (and k and target where both have them)."""
+    return (all(other[f] == entry[f] for f in ("task", "student", "size"))
+            and all(other[f] == entry[f] or other[f] is None or entry[f] is None for f in ("k", "target")))
+
+
+def _references(entry: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The cells ``entry`` is compared with, by comparison name (None: no such cell, or not applicable)."""
+
+    def reference(wanted: dict[str, Any]) -> dict[str, Any] | None:
         # Same task, student and size; the wanted factors; and, of several candidates, the one of the same k and
         # target.
         same = [other for other in summary if other is not entry
@@ -215,37 +203,119 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
             return exact[0]
         return same[0] if not exact and len(same) == 1 else None
 
-    for entry in summary:
-        for name, wanted, skip in (
-            ("standard", {"mode": "standard"}, entry["mode"] == "standard"),
-            ("control", {"method": CONTROL_METHOD, "marker": entry["marker"]},
-             entry["mode"] == "standard" or entry["method"] == CONTROL_METHOD),
-            # The same cell in the paper's layout: what a different --task-marker changes.
-            ("format", {"mode": entry["mode"], "method": entry["method"], "marker": None}, entry["marker"] is None),
-        ):
-            base = None if skip else reference(entry, wanted)
-            shared = sorted(set(entry["_accuracy"]) & set(base["_accuracy"])) if base else []
-            difference = None
-            if shared and all(s in entry["_right"] and s in base["_right"] for s in shared):
-                difference = paired_difference({s: entry["_right"][s] for s in shared},
-                                               {s: base["_right"][s] for s in shared}, entry["_ids"] & base["_ids"])
-            # The mean difference of the seeds' accuracies (the pooled rows' mean when the test rows agree);
-            # the interval and the power need the rows (predictions), which a table of accuracies lacks.
-            entry[f"vs_{name}"] = (statistics.fmean(entry["_accuracy"][s] - base["_accuracy"][s] for s in shared)
-                                   if shared else None)
-            entry[f"vs_{name}_seeds"] = len(shared) if shared else None
-            # Each seed's own difference: the interval covers test rows, and the seeds' spread can be larger.
-            entry[f"vs_{name}_per_seed"] = [entry["_accuracy"][s] - base["_accuracy"][s] for s in shared] if shared else []
-            over_seeds = seed_interval(entry[f"vs_{name}_per_seed"])
-            entry[f"vs_{name}_seed_low"], entry[f"vs_{name}_seed_high"] = over_seeds or (None, None)
-            for field in ("low", "high", "detectable"):
-                entry[f"vs_{name}_{field}"] = None if difference is None else getattr(difference, field)
-            if name == "standard":
-                entry["only_here"] = None if difference is None else difference.only_here
-                entry["only_standard"] = None if difference is None else difference.only_there
-    for entry in summary:
-        del entry["_accuracy"], entry["_right"], entry["_ids"]
-    return summary
+    control = None
+    if entry["mode"] != "standard" and entry["method"] not in CONTROL_METHODS:
+        candidates = (reference({"mode": entry["mode"], "method": method, "marker": entry["marker"]})
+                      for method in CONTROL_METHODS)
+        # The control of the same mode where the grid has one (multitask_kd's own), else multitask's.
+        control = next((c for c in candidates if c is not None), None) or next(
+            (c for c in (reference({"method": method, "marker": entry["marker"]}) for method in CONTROL_METHODS)
+             if c is not None), None)
+    return {
+        "standard": None if entry["mode"] == "standard" else reference({"mode": "standard"}),
+        "control": control,
+        # The same cell in the paper's layout: what a different --task-marker changes.
+        "format": None if entry["marker"] is None else reference(
+            {"mode": entry["mode"], "method": entry["method"], "marker": None}),
+    }
+
+
+def compare(entry: dict[str, Any], base: dict[str, Any] | None, effect: float | None) -> dict[str, Any]:
+    """``entry`` minus ``base`` over the seeds both have: the mean of the seeds' accuracy differences, the rows'
+    interval and power (conditional on these students), each seed's difference, the seeds' t-interval, the random
+    effects over seeds (interval, between-seed sd, heterogeneity, p, seeds needed) and the claim it allows."""
+    shared = sorted(set(entry["_accuracy"]) & set(base["_accuracy"])) if base else []
+    with_rows = bool(shared) and all(s in entry["_right"] and s in base["_right"] for s in shared)
+    here = {s: entry["_right"][s] for s in shared} if with_rows else {}
+    there = {s: base["_right"][s] for s in shared} if with_rows and base else {}
+    ids = entry["_ids"] & base["_ids"] if base else frozenset()
+    difference = paired_difference(here, there, ids) if with_rows else None
+    per_seed = [entry["_accuracy"][s] - base["_accuracy"][s] for s in shared] if base else []
+    over_seeds = seed_interval(per_seed)
+    # The rows' own variance of each seed's difference: random effects need it, and a table of accuracies lacks it.
+    level = random_effects(list(seed_variances(here, there, ids).values()), effect) if with_rows else None
+    fields: dict[str, Any] = {
+        # The mean difference of the seeds' accuracies (the pooled rows' mean when the test rows agree).
+        "": statistics.fmean(per_seed) if per_seed else None,
+        "_seeds": len(shared) if shared else None,
+        "_per_seed": per_seed,
+        "_seed_low": over_seeds[0] if over_seeds else None, "_seed_high": over_seeds[1] if over_seeds else None,
+    }
+    for name in ("low", "high", "detectable", "only_here", "only_there"):
+        fields[f"_{name}"] = None if difference is None else getattr(difference, name)
+    for name in ("low", "high", "tau", "i2", "q", "p", "seeds_needed"):
+        fields[f"_re_{name}"] = None if level is None else getattr(level, name)
+    fields["_claim"] = claim(level, effect)
+    fields["_level"] = level
+    return fields
+
+
+def declarations(root: Path) -> tuple[float | None, list[str]]:
+    """What the grids planned in ``root`` declared before their test rows were scored: the effect of interest (a
+    share; the largest declared) and the primary comparisons ("A vs B", cells named as ``cell_label`` names them)."""
+    effect, primary = None, []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (path.is_file() and is_grid_file(path.name, GRID_PLAN)):
+            continue
+        try:
+            plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            continue
+        if not isinstance(plan, dict):
+            continue
+        declared = plan.get("effect_of_interest")
+        if isinstance(declared, (int, float)) and not isinstance(declared, bool) and declared > 0:
+            effect = max(effect or 0.0, declared / 100)
+        primary += [str(item) for item in plan.get("primary") or [] if str(item) not in primary]
+    return effect, primary
+
+
+def cell_label(entry: dict[str, Any]) -> str:
+    """A cell as a comparison names it: its mode (and layout), then the method of its words, if any."""
+    return _mode_text(entry) + (f" {entry['method']}" if entry.get("method") else "")
+
+
+def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: float | None,
+            primary: Sequence[str]) -> list[dict[str, Any]]:
+    """Every comparison at the seed level: the declared primary ones first, then each cell's comparisons with
+    standard, the control and the paper's layout (secondary: Holm-adjusted p-values over all of them), each with
+    the claim it allows against ``effect``."""
+    work = summarize(rows, effect=effect, keep_rows=True) if rows else []
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in work:
+        by_label[cell_label(entry)].append(entry)
+    found = []
+    for text in primary:
+        left, _, right = text.partition(" vs ")
+        for entry in by_label.get(left.strip(), []):
+            for base in by_label.get(right.strip(), []):
+                if _same_setting(entry, base):
+                    found.append({**_verdict_row(entry, base, compare(entry, base, effect)), "primary": True})
+    for entry in work:
+        for base in _references(entry, work).values():
+            if base is None:
+                continue
+            pair = f"{cell_label(entry)} vs {cell_label(base)}"
+            if any(row["comparison"] == pair and row["task"] == entry["task"] for row in found):
+                continue  # declared primary
+            found.append({**_verdict_row(entry, base, compare(entry, base, effect)), "primary": False})
+    found = [row for row in found if row["seeds"]]
+    secondary = [row for row in found if not row["primary"] and row["p"] is not None]
+    for row, adjusted in zip(secondary, holm([row["p"] for row in secondary])):
+        row["p_holm"] = adjusted
+        row["claim"] = claim(row.pop("_level"), effect, adjusted)
+    for row in found:
+        row.pop("_level", None)
+    return found
+
+
+def _verdict_row(entry: dict[str, Any], base: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    return {"task": entry["task"], "student": entry["student"], "size": entry["size"],
+            "comparison": f"{cell_label(entry)} vs {cell_label(base)}", "seeds": fields["_seeds"],
+            "difference": fields[""], "per_seed": fields["_per_seed"],
+            **{name: fields[f"_re_{name}"] for name in ("low", "high", "tau", "i2", "q", "p", "seeds_needed")},
+            "rows_low": fields["_low"], "rows_high": fields["_high"], "p_holm": None, "claim": fields["_claim"],
+            "_level": fields["_level"]}
 
 
 # ----- tables -----------------------------------------------------------------------------------------------
@@ -346,22 +416,62 @@ CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seed
                "vs_standard_seeds", "only_here", "only_standard", "vs_control", "vs_control_low", "vs_control_high",
                "vs_control_detectable", "vs_control_seeds", "vs_standard_seed_low", "vs_standard_seed_high",
                "vs_control_seed_low", "vs_control_seed_high", "marker", "vs_format", "vs_format_low", "vs_format_high",
-               "vs_format_detectable", "vs_format_seeds", "vs_format_seed_low", "vs_format_seed_high")
+               "vs_format_detectable", "vs_format_seeds", "vs_format_seed_low", "vs_format_seed_high",
+               # The seed level (random effects over seeds) and the claim it allows, per comparison.
+               *(f"vs_{name}_{field}" for name in ("standard", "control", "format")
+                 for field in ("re_low", "re_high", "re_tau", "re_i2", "re_p", "re_seeds_needed", "claim")))
+VERDICT_COLUMNS = ("task", "student", "size", "comparison", "primary", "seeds", "difference", "low", "high", "tau",
+                   "i2", "q", "p", "p_holm", "seeds_needed", "claim", "rows_low", "rows_high")
+
+
+def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> str:
+    """The comparisons at the level of training seeds, the declared ones first, with what each may claim."""
+    if not found:
+        return ""
+    against = f"±{100 * effect:g} points, the effect of interest the grid declared" if effect else "no declared effect"
+    lines = [
+        "Every comparison at the level of training seeds: each seed's difference is one observation (random effects "
+        "over seeds, DerSimonian-Laird; 95% interval by Hartung-Knapp on seeds - 1 degrees of freedom). A claim "
+        f"about the method rests on it; the rows' interval holds the trained students fixed. Claims against {against}: "
+        "established (the seed-level interval excludes 0; for a secondary comparison, Holm-adjusted p < 0.05 too), "
+        "excluded (the interval lies inside the effect), else inconclusive.",
+        "",
+        "| task | comparison | primary | seeds | difference | by seed | seed-level 95% interval | between-seed sd | I² "
+        "| p (Holm-adjusted, secondary) | seeds to detect the effect | claim | rows' 95% interval (these students) |",
+        "|---" * 13 + "|",
+    ]
+    for row in found:
+        p_value = row["p"] if row["primary"] else row["p_holm"]
+        lines.append("| " + " | ".join([
+            str(row["task"]), row["comparison"], "yes" if row["primary"] else "", str(row["seeds"]),
+            _pct(row["difference"], True), ", ".join(_pct(value, True) for value in row["per_seed"]),
+            "" if row["low"] is None else f"[{_pct(row['low'], True)}, {_pct(row['high'], True)}]",
+            _pct(row["tau"]), "" if row["i2"] is None else f"{100 * row['i2']:.0f}%",
+            "" if p_value is None else f"{p_value:.2g}", "" if row["seeds_needed"] is None else str(row["seeds_needed"]),
+            row["claim"] or "",
+            "" if row["rows_low"] is None else f"[{_pct(row['rows_low'], True)}, {_pct(row['rows_high'], True)}]",
+        ]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_results(root: Path) -> str:
     """results.md and results.csv of every finished cell under ``root``; returns the Markdown."""
     rows, teachers = collect(root)
-    summary = summarize(rows, teachers)
+    effect, primary = declarations(root)
+    summary = summarize(rows, teachers, effect)
     table = results_markdown(summary, teachers)
+    found = verdict(summary, rows, effect, primary)
+    if found:
+        table += "\n" + verdict_markdown(found, effect)
     if rows:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
     (root / RESULTS_MD).write_text(table, encoding="utf-8")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")  # per-seed lists: Markdown
-    writer.writeheader()
-    writer.writerows(summary)
-    (root / RESULTS_CSV).write_text(buffer.getvalue(), encoding="utf-8")
+    for name, columns, records in ((RESULTS_CSV, CSV_COLUMNS, summary), (VERDICT_CSV, VERDICT_COLUMNS, found)):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")  # per-seed lists: Markdown
+        writer.writeheader()
+        writer.writerows(records)
+        (root / name).write_text(buffer.getvalue(), encoding="utf-8")
     return table
 
 

@@ -119,7 +119,7 @@ def test_occlusion_matches_leaving_each_word_out(teacher: Teacher) -> None:
 
 
 def test_unknown_method_lists_the_valid_ones() -> None:
-    with pytest.raises(UserError, match="grad_x_input, integrated_gradients, occlusion, random, saliency"):
+    with pytest.raises(UserError, match="grad_x_input, integrated_gradients, occlusion, random, random_matched, saliency"):
         METHODS.get("lime")
 
 
