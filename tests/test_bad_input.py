@@ -123,7 +123,10 @@ def test_folder_that_is_no_rationale_folder(tmp_path: Path, capsys: pytest.Captu
     (tmp_path / "o" / "notes.txt").write_text("mine")
     arguments = ["extract", "--task", "keywords", "--teacher", str(t5_dir), "--output", str(tmp_path / "o"),
                  "--limit", "2", "--top-k", "2", "--device", "cpu"]
-    fails_with(capsys, arguments, "not a rationale folder", "--overwrite")
+    fails_with(capsys, arguments, "not a rationale folder", "a new or empty folder")
+    # A folder that is not ours is never cleared: --overwrite is refused the same way (and no refusal suggests it).
+    message = fails_with(capsys, [*arguments, "--overwrite"], "not a rationale folder", "a new or empty folder")
+    assert "--overwrite" not in message
     assert (tmp_path / "o" / "notes.txt").read_text() == "mine"
 
 

@@ -39,9 +39,10 @@ def test_someone_elses_config_yaml_is_never_taken_for_ours(tmp_path: Path) -> No
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "config.yaml").write_text("learning_rate: 3\n")
-    with pytest.raises(UserError, match=r"project exists and is not a widget folder; choose another --output or "
-                                        r"pass --overwrite"):
-        open_output(folder, KIND, lambda _: Found(Holds.FOREIGN), False)
+    for overwrite in (False, True):  # never ours to clear, so --overwrite is refused too, and never suggested
+        with pytest.raises(UserError, match=r"project exists and is not a widget folder \(it holds files tokendistill "
+                                            r"did not write\); choose another --output: a new or empty folder$"):
+            open_output(folder, KIND, lambda _: Found(Holds.FOREIGN), overwrite)
     assert (folder / "config.yaml").read_text() == "learning_rate: 3\n"
 
 
@@ -88,9 +89,11 @@ def test_every_stage_names_its_kind_in_the_same_refusal(tmp_path: Path, capsys: 
         "teacher check folder": ["teacher-eval", *common, "--teacher", str(llama_dir), "--output", str(folder)],
     }
     for name, arguments in commands.items():
-        assert main(arguments) == 2, name
-        message = capsys.readouterr().err.strip().splitlines()[-1]
-        assert f"exists and is not a {name}; choose another --output or pass --overwrite" in message, message
+        for overwrite in ([], ["--overwrite"]):
+            assert main([*arguments, *overwrite]) == 2, name
+            message = capsys.readouterr().err.strip().splitlines()[-1]
+            assert f"exists and is not a {name} (it holds files tokendistill did not write); choose another --output" \
+                in message and "--overwrite" not in message, message
     assert sorted(entry.name for entry in folder.iterdir()) == [".tokendistill.lock", "notes.txt"]
 
 

@@ -170,8 +170,13 @@ def test_the_student_leaves_with_a_card_and_answers_as_evaluated(tmp_path: Path,
                  "--rationales", str(tmp_path / "r"), "--steps", "3", "--batch-size", "4", "--learning-rate",
                  "1e-3"]) == 0
     assert not list(student.glob("chat_template*"))
+    before = {path.name: path.read_bytes() for path in student.iterdir() if path.is_file()}
     assert main(["evaluate", *carve, "--model", str(student), "--output", str(tmp_path / "e"),
                  "--max-new-tokens", "4"]) == 0
+    # Inputs are read-only: without --update-card the student's folder is as it was, byte for byte.
+    assert {path.name: path.read_bytes() for path in student.iterdir() if path.is_file()} == before
+    assert main(["evaluate", *carve, "--model", str(student), "--output", str(tmp_path / "e"),
+                 "--max-new-tokens", "4", "--update-card"]) == 0
     card = (student / "README.md").read_text()
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert card.startswith("---\nlibrary_name: transformers\n") and f"base_model: {llama_dir}" in card

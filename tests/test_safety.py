@@ -250,7 +250,7 @@ def test_a_damaged_record_in_the_middle_is_reported_and_recomputed(
 def test_a_full_disk_is_one_line_and_the_rerun_finishes_identically(
     tmp_path: Path, t5_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tokendistill import rationales
+    from tokendistill import folders
 
     reference, full = tmp_path / "reference", tmp_path / "full"
     assert main(extract_arguments(t5_dir, reference)) == 0
@@ -262,10 +262,10 @@ def test_a_full_disk_is_one_line_and_the_rerun_finishes_identically(
             raise OSError(errno.ENOSPC, "No space left on device", str(full / "records.jsonl"))
         return real_write(descriptor, data)
 
-    monkeypatch.setattr(rationales.os, "write", write_until_full)
+    monkeypatch.setattr(folders.os, "write", write_until_full)  # append_lines: the one way records are written
     one_line_error(capsys, extract_arguments(t5_dir, full), "No space left on device", "records.jsonl",
                    "run the same command again")
-    monkeypatch.setattr(rationales.os, "write", real_write)
+    monkeypatch.setattr(folders.os, "write", real_write)
     assert main(extract_arguments(t5_dir, full)) == 0
     assert (full / "records.jsonl").read_bytes() == (reference / "records.jsonl").read_bytes()
 

@@ -24,6 +24,7 @@ from tokendistill.artefacts import ANALYSIS_JSON, ANALYSIS_MD
 from tokendistill.attribution.words import WORD_PATTERN
 from tokendistill.config import option
 from tokendistill.errors import UserError
+from tokendistill.folders import write_file
 from tokendistill.rationales import extraction_settings, iter_rationales, read_manifest, write_json_atomic
 from tokendistill.selection import STOPWORDS, candidate_flags, is_punctuation
 from tokendistill.tasks.base import TEMPLATE
@@ -336,7 +337,7 @@ def analyze(config: AnalyzeConfig) -> dict[str, Any]:
     output = Path(config.output or config.rationales[0]) / "analysis"
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / ANALYSIS_JSON, analysis)
-    (output / ANALYSIS_MD).write_text(markdown(analysis), encoding="utf-8")
+    write_file(output / ANALYSIS_MD, markdown(analysis))
     analysis["output"] = str(output)
     return analysis
 

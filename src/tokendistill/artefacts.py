@@ -75,3 +75,18 @@ ANALYSIS_JSON, ANALYSIS_MD = "analysis.json", "analysis.md"
 FAITHFULNESS = "faithfulness.json"
 DEMO_SUMMARY = "summary.json"
 REPORT = "report.html"
+
+
+# Every name a stage (or save_pretrained, for the student) writes into its own folder: what --overwrite may remove.
+# Anything else in the folder is a user's and stays.
+OWN_NAMES = (
+    STUDENT_INFO, CHECKPOINT, CHECKPOINT_INFO, TRAIN_LOG, TRAIN_IDS, TRAIN_INPUTS, MODEL_CARD, CARD_METRICS,
+    BEST_WEIGHTS, MANIFEST, RECORDS, PREDICTIONS, PARTIAL_PREDICTIONS, METRICS, TEACHER_CHECK,
+    TEACHER_CHECK_PREDICTIONS, CONFIG, ANALYSIS_JSON, ANALYSIS_MD, FAITHFULNESS, REPORT, "parts",
+    # save_pretrained's files (weights, configs, tokenizers, LoRA adapters)
+    "*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "config.json", "generation_config.json",
+    "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt", "spiece.model",
+    "sentencepiece.bpe.model", "chat_template.j*", "adapter_*",
+    # temporary files and folders of an interrupted write
+    ".*.tmp", "*.tmp", ".save-*",
+)

@@ -4,9 +4,7 @@ the exact prompt that makes it answer as `tokendistill evaluate` read it, as a s
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import tempfile
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import yaml
 
 from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD, STUDENT_INFO
-from tokendistill.folders import read_json
+from tokendistill.folders import read_json, write_file
 from tokendistill.rationales import extraction_settings
 
 CAUSAL_CUE = "\nAnswer:"  # what a decoder student reads after its input (training.data.CAUSAL_CUE)
@@ -135,10 +133,7 @@ def write_card(folder: str | Path, metrics: dict[str, Any] | None = None) -> Pat
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+    write_file(path, text)
 
 
 # The command line being run, set by the CLI, so that a card can say how its model was made.

@@ -173,6 +173,8 @@ class EvaluateConfig(TaskOptions):
     )
     device: str = option("auto", "auto, cpu or cuda", check=device_problem)
     overwrite: bool = option(False, "replace an output folder that holds a different evaluation")
+    update_card: bool = option(False, "add the accuracy to the student's model card (the one write into the "
+                                      "student's folder, under its lock; without it the student's folder is only read)")
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
@@ -320,8 +322,9 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def write_config(config: Any, folder: Path, name: str = CONFIG) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    from tokendistill.folders import write_file
+
+    write_file(folder / name, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def config_hash(values: dict[str, Any]) -> str:

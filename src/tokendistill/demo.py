@@ -23,6 +23,7 @@ from tokendistill.attribution import extract
 from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, option, write_config
 from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate
+from tokendistill.folders import write_file
 from tokendistill.models import save_architecture, tiny_t5_config
 from tokendistill.rationales import load_rationales
 from tokendistill.report import ReportConfig, build_report
@@ -146,7 +147,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
         "output": str(root),
     }
-    (root / DEMO_SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_file(root / DEMO_SUMMARY, json.dumps(summary, indent=2))
     print(format_summary(summary, config))
     report = build_report(ReportConfig(run_dir=str(root)))
     print(f"report: {report}  (open it in a browser)")

@@ -40,6 +40,7 @@ from tokendistill.folders import (
     open_output,
     read_json,
     refuse_overlap,
+    write_file,
 )
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
@@ -107,7 +108,7 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
 
 
 # Settings that do not change an evaluation's predictions: where and how fast it runs, and what happens to a folder.
-_NOT_IDENTITY = ("output", "device", "batch_size", "overwrite")
+_NOT_IDENTITY = ("output", "device", "batch_size", "overwrite", "update_card")
 
 
 def evaluation_identity(config: EvaluateConfig) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, di
             if isinstance(record, dict) and "id" in record:
                 done[record["id"]] = record
         return done
-    partial.write_text(json.dumps(identity, default=str) + "\n", encoding="utf-8")
+    write_file(partial, json.dumps(identity, default=str) + "\n")
     return {}
 
 
@@ -196,8 +197,12 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     refuse_training_rows(config.model, examples, config.split)
     info = student_info(config.model)
     output = Path(config.output)
+    loaded = None
     if to_clear:
-        clear(output)  # --overwrite: only now that the rows and the student's record have loaded
+        # --overwrite: the student loads first, so that a missing or broken one leaves the earlier evaluation as it
+        # was; only then is the folder cleared.
+        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
+        clear(output)
     write_config(config, output)
     partial = output / PARTIAL_PREDICTIONS
     identity = evaluation_identity(config)
@@ -205,7 +210,8 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     if done:
         log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
     todo = [example for example in examples if example.id not in done]
-    loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation") if todo else None
+    if todo and loaded is None:
+        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
     # In chunks appended as they finish: a killed evaluation resumes where it stopped (a long choice-scored
     # split takes many minutes on a CPU), each chunk one write to a file opened for appending.
     bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="evaluate", disable=not progress,
@@ -226,10 +232,7 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
         bar.close()
     records = [done[example.id] for example in examples]
     accuracy = sum(record["correct"] for record in records) / len(records)
-    temporary = output / f".{PREDICTIONS}.tmp"
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    temporary.replace(output / PREDICTIONS)
+    write_file(output / PREDICTIONS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     partial.unlink(missing_ok=True)
     metrics = {
         "task": config.task,
@@ -246,8 +249,19 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)
     write_json_atomic(output / METRICS, metrics)
-    if (Path(config.model) / STUDENT_INFO).is_file() and info.get("config", {}).get("split") != config.split:
-        # The card is ours (written whole from tokendistill.json) and is the one file of the model folder that an
-        # evaluation changes, atomically: the weights and every other file stay as they are.
-        write_card(config.model, metrics)
+    if config.update_card:
+        update_card(config, metrics, info)
     return metrics
+
+
+def update_card(config: EvaluateConfig, metrics: dict[str, Any], info: dict[str, Any]) -> None:
+    """The one write of an evaluation into the student's folder, asked for with --update-card: the card (written
+    whole from tokendistill.json, atomically) under the folder's lock, so that no training run is mid-write there."""
+    if not (Path(config.model) / STUDENT_INFO).is_file():
+        raise UserError(f"--update-card: {config.model} is not a student folder written by `train`; its card is "
+                        "not ours to change")
+    if info.get("config", {}).get("split") == config.split:
+        log.warning("--update-card: %s rows are the student's training split; the card is left as it was", config.split)
+        return
+    with locked(config.model, "--model"):
+        write_card(config.model, metrics)

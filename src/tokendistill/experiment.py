@@ -29,7 +29,7 @@ from tokendistill.artefacts import (
 from tokendistill.competence import judge, student_problem, teacher_problem, words_problem
 from tokendistill.config import build, device_problem, option, write_config
 from tokendistill.errors import UserError
-from tokendistill.folders import locked
+from tokendistill.folders import locked, write_file
 from tokendistill.grid import Experiment, TaskPlan, load_experiment, plan, select_cells
 from tokendistill.rationales import write_json_atomic
 from tokendistill.results import FACTORS, write_results
@@ -142,9 +142,8 @@ def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan],
     root = Path(experiment.output)
     cells = [cell for task_plan in plans for cell in task_plan.cells]
     header = _plan_header(config.experiment)
-    _grid_file(root, GRID_PLAN, config.experiment).write_text(
-        header + yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False), encoding="utf-8"
-    )
+    write_file(_grid_file(root, GRID_PLAN, config.experiment),
+               header + yaml.safe_dump(dataclasses.asdict(experiment), sort_keys=False))
     done = 0
     for task_plan in plans:
         name = task_plan.spec.name

@@ -1,18 +1,24 @@
 """Output folders that other people's work can trust: one run at a time, never inside an input, cleared only
-when asked and only once the inputs are loaded, damaged files reported in one line.
+when asked, only once every input has loaded and only of the tool's own files, never written through a link,
+damaged files reported in one line.
 
-Every stage that writes a folder (`extract`, `train`, `evaluate`, `teacher-eval`, `run`) goes through here, and
-`open_output` is the one rule of what a stage may do with the folder it is given.
+Every stage that writes a folder (`extract`, `train`, `evaluate`, `teacher-eval`, `run`, `report`) goes through
+here: `open_output` is the one rule of what a stage may do with the folder it is given, and `write_file` /
+`append_lines` the one way a file is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fnmatch
 import json
 import os
 import shutil
 import socket
+import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from tokendistill.artefacts import CONFIG, LOCK, FolderKind
+from tokendistill.artefacts import CONFIG, LOCK, OWN_NAMES, FolderKind
 from tokendistill.errors import UserError
 
 
@@ -56,7 +62,7 @@ def locked(folder: str | Path, option: str = "--output") -> Iterator[Path]:
         logging.getLogger(__name__).warning("file locks are not available here; do not run two commands on %s", folder)
         yield folder
         return
-    handle = (folder / LOCK).open("a+", encoding="utf-8")
+    handle = _open_lock(folder / LOCK)
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,18 +86,97 @@ def locked(folder: str | Path, option: str = "--output") -> Iterator[Path]:
         handle.close()  # closing releases the flock
 
 
+def _open_lock(path: Path) -> Any:
+    """The lock file, created or opened without following a link (a planted link would have the lock's holder
+    record written into whatever it points to) and refused where it is anything but a regular file."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise  # the CLI says what the system said (a read-only disk, no permission) in one line
+        raise UserError(f"{path} is a symbolic link; tokendistill never writes through a link: remove it") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UserError(f"{path} is not a regular file; remove it (tokendistill keeps its lock there)")
+    return os.fdopen(descriptor, "r+", encoding="utf-8")
+
+
+def is_own(name: str) -> bool:
+    """Whether a folder entry is one that tokendistill (or save_pretrained, for it) writes."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in OWN_NAMES)
+
+
 def clear(folder: str | Path) -> None:
-    """Remove what ``folder`` holds, except the lock its own run holds."""
+    """Remove the tool's own files from ``folder`` (--overwrite), except the lock its own run holds; anything else
+    (a user's file beside them) stays, and is named in a warning."""
     folder = Path(folder)
     if not folder.is_dir():
         return
+    kept = []
     for entry in folder.iterdir():
         if entry.name == LOCK:
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        if not is_own(entry.name):
+            kept.append(entry.name)
+        elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink()
+    if kept:
+        import logging
+
+        logging.getLogger(__name__).warning("%s: kept %d entries tokendistill did not write: %s", folder, len(kept),
+                                            ", ".join(sorted(kept)[:5]))
+
+
+def refuse_links(folder: str | Path, option: str = "--output") -> None:
+    """Refuse a folder of ours that holds a symbolic link anywhere: the tool writes no file through a link, and a
+    link planted where it writes would have it overwrite (or, under --overwrite, delete) what the link points to."""
+    folder = Path(folder)
+    if folder.is_symlink() and not folder.exists():
+        raise UserError(f"{option} {folder} is a broken or looping link; choose another {option}")
+    for root, folders, files in os.walk(folder):
+        for name in (*folders, *files):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise UserError(f"{path} is a symbolic link; tokendistill never writes through a link: remove it, "
+                                f"or choose another {option}")
+            if name in files and not (path.is_file() or name == LOCK):
+                raise UserError(f"{path} is not a regular file (a pipe or a device); remove it, or choose another "
+                                f"{option}")
+
+
+def write_file(path: str | Path, data: str | bytes | Callable[[Any], None], crash: str | None = None) -> None:
+    """The one way tokendistill writes a whole file: into a new temporary file of the same folder (created
+    exclusively, so never through a link), flushed to disk, then renamed over ``path``. A reader sees the old
+    file or the new one, never half of one; a link at ``path`` is refused, and what it points to is never touched.
+    ``data``: text (UTF-8), bytes, or a function that writes to the binary handle it is given; ``crash``: a
+    fault-injection point between the write and the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; tokendistill never writes through a link: remove it")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} exists and is not a regular file; remove it or choose another output")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        if crash:
+            from tokendistill.faults import crash_point
+
+            crash_point(crash)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 class Holds(Enum):
@@ -141,6 +226,8 @@ def open_output(folder: str | Path, kind: FolderKind, inspect: Callable[[Path], 
     naming what differs, or, under ``overwrite``, returned with ``clear`` set.
     """
     folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        refuse_links(folder, option)
     if not folder.is_dir() or _only_a_start(folder):
         return Found(Holds.NOTHING)
     try:
@@ -149,12 +236,14 @@ def open_output(folder: str | Path, kind: FolderKind, inspect: Callable[[Path], 
         if overwrite:
             return Found(Holds.OTHER, ("(a damaged file)",), clear=True)
         raise
-    if found.holds not in (Holds.OTHER, Holds.FOREIGN):
+    if found.holds is Holds.FOREIGN:
+        # Not ours: never cleared, with --overwrite or without (a user's project, someone's export).
+        raise UserError(f"{folder} exists and is not a {kind.name} (it holds files tokendistill did not write); "
+                        f"choose another {option}: a new or empty folder")
+    if found.holds is not Holds.OTHER:
         return found
     if overwrite:
         return Found(found.holds, found.changed, clear=True)
-    if found.holds is Holds.FOREIGN:
-        raise UserError(f"{folder} exists and is not a {kind.name}; choose another {option} or pass --overwrite")
     raise UserError(f"{folder} holds {kind.holds} of a different configuration (differs in: "
                     f"{', '.join(found.changed)}); choose another {option} or pass --overwrite")
 
@@ -219,7 +308,15 @@ def append_lines(path: Path, lines: list[str], crash: str | None = None) -> None
     from tokendistill.faults import crash_point
 
     text = "".join(line + "\n" for line in lines).encode("utf-8")
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise UserError(f"{path} is a symbolic link; tokendistill never writes through a link: remove it") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UserError(f"{path} is not a regular file; remove it")
     try:
         if crash:
             crash_point(crash, lambda: os.write(descriptor, text[: len(text) // 2]))

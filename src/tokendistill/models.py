@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -54,6 +56,23 @@ def _split_gguf(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def refuse_remote_code(folder: str) -> None:
+    """A local model folder whose config or tokenizer config names its own Python classes (``auto_map``) is refused:
+    tokendistill never runs code shipped in a model folder (pass trust_remote_code=False everywhere, and say so in
+    one line before transformers would ask)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # transformers' own loading reports a damaged file
+        if isinstance(held, dict) and held.get("auto_map"):
+            raise UserError(f"{path} names code of its own (auto_map); tokendistill runs no code from a model folder: "
+                            "use a model whose architecture transformers supports natively")
+
+
 def load_model(
     name: str,
     *,
@@ -69,7 +88,9 @@ def load_model(
     tokens back to characters.
     """
     folder, gguf_file = _split_gguf(name)
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    refuse_remote_code(folder)
+    # No code from a model folder ever runs: transformers would otherwise ask on a terminal, and run it on "y".
+    extra: dict[str, Any] = {"trust_remote_code": False, **({"gguf_file": gguf_file} if gguf_file else {})}
     try:
         config = AutoConfig.from_pretrained(folder, **extra)
         tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
@@ -87,9 +108,14 @@ def load_model(
     is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
     model_class = AutoModelForSeq2SeqLM if is_encoder_decoder else AutoModelForCausalLM
     if init == "random":
-        model = model_class.from_config(config)
+        model = model_class.from_config(config, trust_remote_code=False)
     else:
-        model = model_class.from_pretrained(folder, dtype=dtype, **extra)
+        try:
+            model = model_class.from_pretrained(folder, dtype=dtype, **extra)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+            # Truncated or crafted weights: one line naming the folder, not a traceback.
+            raise UserError(f"cannot load the weights of {name}: {str(error).splitlines()[0][:200] if str(error) else type(error).__name__}; "
+                            "the folder's weight files are damaged or not this model's: save or download it again") from None
     model.to(resolve_device(device))
     if tokenizer.pad_token is None:
         # Decoder-only checkpoints often ship without a pad token; any token works under the attention mask.

@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 from tokendistill.artefacts import MANIFEST, RATIONALE_FOLDER, RECORDS
 from tokendistill.config import ExtractConfig, config_hash, differing_keys, json_normal
 from tokendistill.errors import UserError
-from tokendistill.folders import Found, Holds, append_lines, clear, open_output, read_json
+from tokendistill.folders import Found, Holds, append_lines, clear, open_output, read_json, write_file
 from tokendistill.selection import candidate_flags, select_top_k
 
 log = logging.getLogger(__name__)
@@ -43,25 +42,13 @@ def library_versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write through a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """A JSON file, whole or not at all (folders.write_file)."""
+    write_file(path, json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
-    """Write text lines through a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.writelines(lines)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Text lines, whole or not at all (folders.write_file)."""
+    write_file(path, "".join(lines))
 
 
 def read_valid_ids(path: Path) -> tuple[set[str], int]:
@@ -111,12 +98,7 @@ def repair_records(path: Path) -> tuple[set[str], int]:
         ids.add(identifier)
         kept.append(line)
     if len(kept) < len(lines):
-        temporary = path.with_name(path.name + ".tmp")
-        with temporary.open("wb") as handle:
-            handle.writelines(kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        write_file(path, b"".join(kept))
     return ids, dropped
 
 
@@ -135,8 +117,10 @@ class RationaleStore:
         identity: dict[str, Any],
         overwrite: bool = False,
         defaults: dict[str, Any] | None = None,
+        before_clear: Callable[[], Any] | None = None,
     ) -> RationaleStore:
-        """Open ``folder`` for writing the run described by ``identity`` (the settings that change results)."""
+        """Open ``folder`` for writing the run described by ``identity`` (the settings that change results);
+        ``before_clear``: run before --overwrite clears the folder (the stage loads its models there)."""
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         # Settings at their default are left out of the hash (the fingerprint students record of these
@@ -157,6 +141,8 @@ class RationaleStore:
                 Holds.FINISHED if held.get("complete") else Holds.PARTIAL)
 
         if open_output(folder, RATIONALE_FOLDER, inspect, overwrite).clear:
+            if before_clear is not None:
+                before_clear()  # --overwrite: what the new records need (the teacher) loads before the old go
             clear(folder)
             held = None
         folder.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from tokendistill.artefacts import (
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
-from tokendistill.folders import read_json_or_empty
+from tokendistill.folders import read_json_or_empty, write_file
 from tokendistill.plots import (
     plot_accuracy,
     plot_accuracy_by_k,
@@ -339,7 +339,7 @@ def build_report(config: ReportConfig) -> Path:
             f"<body><main>{''.join(sections)}</main><script>{SCRIPT}</script></body></html>")
     output = Path(config.output) if config.output else run_dir / REPORT
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    write_file(output, page)
     if config.open:
         webbrowser.open(output.resolve().as_uri())
     return output

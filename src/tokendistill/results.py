@@ -37,7 +37,7 @@ from tokendistill.artefacts import (
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
-from tokendistill.folders import read_json_or_empty
+from tokendistill.folders import read_json_or_empty, write_file
 from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
     Z_95,
     Z_POWER_80,
@@ -465,13 +465,13 @@ def write_results(root: Path) -> str:
         table += "\n" + verdict_markdown(found, effect)
     if rows:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
-    (root / RESULTS_MD).write_text(table, encoding="utf-8")
+    write_file(root / RESULTS_MD, table)
     for name, columns, records in ((RESULTS_CSV, CSV_COLUMNS, summary), (VERDICT_CSV, VERDICT_COLUMNS, found)):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")  # per-seed lists: Markdown
         writer.writeheader()
         writer.writerows(records)
-        (root / name).write_text(buffer.getvalue(), encoding="utf-8")
+        write_file(root / name, buffer.getvalue())
     return table
 
 

@@ -234,8 +234,17 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
     rank, world = state.process_index, state.num_processes
+    loaded: list[Teacher] = []
+
+    def load_teacher() -> Teacher:
+        if not loaded:
+            loaded.append(Teacher(load_model(config.teacher, device=config.device, offsets=True),
+                                  config.max_input_length, config.prompt_suffix, config.chat_template))
+        return loaded[0]
+
     if state.is_main_process:
-        store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig))
+        store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig),
+                                    before_clear=load_teacher)
         write_config(config, Path(config.output))
     state.wait_for_everyone()
     main_done = store.done if state.is_main_process else finished_ids(Path(config.output) / RECORDS)
@@ -255,8 +264,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             if index % world != rank or all(example.id in done for example in batch_examples):
                 continue
             if teacher is None:
-                teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True),
-                                  config.max_input_length, config.prompt_suffix, config.chat_template)
+                teacher = load_teacher()
                 bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
                            disable=not progress, unit="ex")
             records = attribute_batch(teacher, task, batch_examples, config)

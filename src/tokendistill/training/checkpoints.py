@@ -5,7 +5,6 @@ they are sharded) and what a folder holds on arrival."""
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimi
 from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER, STUDENT_INFO
 from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
 from tokendistill.errors import UserError
-from tokendistill.faults import crash_point
-from tokendistill.folders import Found, Holds, open_output, read_json
+from tokendistill.folders import Found, Holds, open_output, read_json, write_file
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
@@ -130,13 +128,7 @@ def restore_training_state(accelerator: Accelerator, model: torch.nn.Module, opt
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """One file, written beside and renamed into place: a kill leaves the previous checkpoint intact."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    crash_point("train.mid_checkpoint")
-    os.replace(temporary, path)
+    write_file(path, lambda handle: torch.save(state, handle), crash="train.mid_checkpoint")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def check_task_marker(mode: Mode, student: str, processes: int, marker: str = "d
     from transformers import AutoConfig
 
     try:
-        is_encoder_decoder = AutoConfig.from_pretrained(student).is_encoder_decoder
+        is_encoder_decoder = AutoConfig.from_pretrained(student, trust_remote_code=False).is_encoder_decoder
     except OSError:  # not found: loading the student reports it, with what to do
         return
     if not mode.predict_prefix:

@@ -12,6 +12,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -41,7 +43,7 @@ from tokendistill.config import (
 )
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
-from tokendistill.folders import clear, locked, refuse_overlap
+from tokendistill.folders import clear, locked, refuse_links, refuse_overlap, write_file
 from tokendistill.models import load_model, resolve_device
 from tokendistill.rationales import (
     summary_problems,
@@ -81,16 +83,30 @@ log = logging.getLogger(__name__)
 def save_student(
     model: Any, tokenizer: Any, output: Path, merge_lora: bool, state_dict: dict[str, Any] | None = None
 ) -> None:
-    """Weights and tokenizer loadable with plain ``from_pretrained``; LoRA adapters are merged in first."""
+    """Weights and tokenizer loadable with plain ``from_pretrained``; LoRA adapters are merged in first.
+
+    save_pretrained writes through whatever is at a file's path (a planted link included): it writes into a new
+    folder of ours instead, whose files are then renamed into place (a link at their name is replaced, never
+    followed)."""
     if merge_lora:
         model = model.merge_and_unload()
         state_dict = None
-    model.save_pretrained(output, state_dict=state_dict)
     # The student never saw a chat template (an instruct base model's would be left behind, and a user who
     # applied it would prompt the student in a format it was not trained on).
     if getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = None
-    tokenizer.save_pretrained(output)
+    refuse_links(output)
+    staging = Path(tempfile.mkdtemp(dir=output, prefix=".save-"))
+    try:
+        model.save_pretrained(staging, state_dict=state_dict)
+        tokenizer.save_pretrained(staging)
+        for entry in sorted(staging.iterdir()):
+            target = output / entry.name
+            if target.is_dir() and not target.is_symlink():
+                raise UserError(f"{target} is a folder where the student's file {entry.name} goes; remove it")
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
@@ -362,12 +378,11 @@ def _write_student_files(config: TrainConfig, output: Path, history: list[dict[s
     """Everything beside the weights, the identity last (its presence marks the run as finished), then the
     mid-run state goes."""
     write_config(config, output)
-    with (output / TRAIN_LOG).open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(entry) + "\n" for entry in history)
+    write_file(output / TRAIN_LOG, "".join(json.dumps(entry) + "\n" for entry in history))
     # Which examples the model saw: extraction marks a fine-tuned teacher's rationales for them, and evaluation
     # refuses to report them as test rows.
-    (output / TRAIN_IDS).write_text("".join(example.id + "\n" for example in examples), encoding="utf-8")
-    (output / TRAIN_INPUTS).write_text("".join(input_digest(e.input) + "\n" for e in examples), encoding="utf-8")
+    write_file(output / TRAIN_IDS, "".join(example.id + "\n" for example in examples))
+    write_file(output / TRAIN_INPUTS, "".join(input_digest(e.input) + "\n" for e in examples))
     write_json_atomic(output / STUDENT_INFO, info)
     write_card(output)
     for name in (CHECKPOINT, CHECKPOINT_INFO, BEST_WEIGHTS):

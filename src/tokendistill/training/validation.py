@@ -13,6 +13,7 @@ import torch
 from tokendistill.artefacts import BEST_WEIGHTS
 from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
+from tokendistill.folders import write_file
 from tokendistill.models import LoadedModel
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training import answers
@@ -60,9 +61,7 @@ class PeriodicEvaluation:
         if self.config.keep_best and (self.best_accuracy is None or accuracy > self.best_accuracy):
             self.best_step, self.best_accuracy = step, accuracy
             state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
-            temporary = self.output / f".{BEST_WEIGHTS}.tmp"
-            torch.save(state, temporary)
-            temporary.replace(self.output / BEST_WEIGHTS)  # atomic: a kill never leaves half a file
+            write_file(self.output / BEST_WEIGHTS, lambda handle: torch.save(state, handle))  # whole or not at all
         return accuracy
 
     def best_state(self) -> dict[str, torch.Tensor] | None:
