@@ -248,11 +248,20 @@ def open_output(folder: str | Path, kind: FolderKind, inspect: Callable[[Path], 
                     f"{', '.join(found.changed)}); choose another {option} or pass --overwrite")
 
 
-def _local(location: str | None) -> Path | None:
+def resolved(path: str | Path, what: str) -> Path:
+    """``path`` made absolute through its links, or one line where its links run in a circle."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as error:  # pathlib raises RuntimeError for a symlink loop
+        raise UserError(f"{what} {path} cannot be resolved ({error}); it is a link loop or unreadable: fix or "
+                        "remove it") from None
+
+
+def _local(location: str | None, name: str) -> Path | None:
     if not location:
         return None
-    path = Path(location).expanduser()
-    return path.resolve() if path.exists() else None
+    path = resolved(location, f"the {name}")
+    return path if path.exists() else None
 
 
 def refuse_overlap(output: str | Path, inputs: Mapping[str, str | None], option: str = "--output",
@@ -264,9 +273,9 @@ def refuse_overlap(output: str | Path, inputs: Mapping[str, str | None], option:
     inputs a new sub-folder may sit inside, because the stage only ever adds files there (an evaluation in
     ``STUDENT/eval`` leaves the student's own files alone).
     """
-    target = Path(output).expanduser().resolve()
+    target = resolved(output, option)
     for name, location in inputs.items():
-        source = _local(location)
+        source = _local(location, name)
         if source is None:
             continue
         if target == source:

@@ -247,8 +247,29 @@ def _resolved(path: Any) -> str | None:
     return str(Path(str(path)).resolve()) if path else None
 
 
+PAGE_START = "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tokendistill report</title>"
+
+
+def report_output_problem(output: Path) -> str | None:
+    """Where a report may go: a new file, or a report of ours (replaced). Never a link, a folder, or any other
+    file (the records it reads, a user's page): writing there would destroy it."""
+    if output.is_symlink():
+        return f"--output {output} is a symbolic link; tokendistill never writes through a link: remove it"
+    if output.exists():
+        if not output.is_file():
+            return f"--output {output} is not a file; give a path for the HTML report, e.g. report.html"
+        with output.open("rb") as handle:
+            if not handle.read(len(PAGE_START)).decode("utf-8", errors="replace").startswith(PAGE_START):
+                return (f"--output {output} exists and is not a tokendistill report; writing there would replace "
+                        "it: choose a new path, e.g. report.html")
+    return None
+
+
 def build_report(config: ReportConfig) -> Path:
     run_dir = Path(config.run_dir)
+    output = Path(config.output) if config.output else run_dir / REPORT
+    if problem := report_output_problem(output):
+        raise UserError(problem)
     contents = discover(run_dir)
     analyzed = [analyze_folder(folder, config.max_k) for folder in contents.rationale_folders]
     analyses = [result for result, _ in analyzed]
@@ -334,11 +355,11 @@ def build_report(config: ReportConfig) -> Path:
         sections.append(f"<details><summary>{html.escape(str(relative))}</summary><pre>"
                         f"{html.escape(path.read_text(encoding='utf-8'))}</pre></details>")
 
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tokendistill report</title>"
+    page = (f"{PAGE_START}"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
             f"<body><main>{''.join(sections)}</main><script>{SCRIPT}</script></body></html>")
-    output = Path(config.output) if config.output else run_dir / REPORT
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if problem := report_output_problem(output):  # again: the page took a while, and the path may have changed
+        raise UserError(problem)
     write_file(output, page)
     if config.open:
         webbrowser.open(output.resolve().as_uri())

@@ -32,7 +32,7 @@ from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_d
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import locked, refuse_overlap
-from tokendistill.models import load_model
+from tokendistill.models import load_model, refuse_remote_code
 from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids, teacher_problems
 from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import (
@@ -210,6 +210,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     """
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
+    refuse_remote_code(config.teacher)  # the teacher loads only once the folder is open: refused before that
     refuse_overlap(config.output, {"teacher": config.teacher, "data": config.data})
     state = process_state(config.device)
     # The main process holds the folder for the whole run: a second run into it is refused, never interleaved.

@@ -131,8 +131,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_file(path, lambda handle: torch.save(state, handle), crash="train.mid_checkpoint")
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint this tool wrote, loaded without unpickling any object (``weights_only=True``).
+def load_checkpoint(path: Path, steps: int | None = None) -> dict[str, Any]:
+    """A checkpoint this tool wrote, loaded without unpickling any object (``weights_only=True``), every field
+    checked by type, shape and range (``steps``: the run's, which its step must be under) before any is used.
 
     A crafted file cannot run code here; a damaged or foreign one is refused in one line.
     """
@@ -142,10 +143,59 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is damaged or not a checkpoint of this tool ({type(error).__name__}); nothing "
                         "was loaded from it: pass --overwrite to start over, or delete the file") from None
     wanted = {"step", "model", "optimizer", "scheduler", "rng", "history"}
-    if not isinstance(state, dict) or not wanted <= set(state) or not isinstance(state["step"], int):
+    if not isinstance(state, dict) or not wanted <= set(state):
         raise UserError(f"{path} is not a checkpoint of this tool (missing fields); pass --overwrite to start "
                         "over, or delete the file")
+    if problem := checkpoint_problem(state, steps):
+        raise UserError(f"{path} is damaged ({problem}); nothing was loaded from it: pass --overwrite to start "
+                        "over, or delete the file")
     return state
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _rng_problem(rng: Any) -> str | None:
+    if not isinstance(rng, dict) or not {"python", "numpy", "torch"} <= set(rng):
+        return "its random state lacks python, numpy or torch"
+    python, numpy_state = rng["python"], rng["numpy"]
+    if not (isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(python[1], (list, tuple))
+            and len(python[1]) == 625 and all(_is_int(v) for v in python[1])):
+        return "its python random state is not Python's (625 integers)"
+    if not (isinstance(numpy_state, (list, tuple)) and len(numpy_state) == 5 and isinstance(numpy_state[1], torch.Tensor)
+            and numpy_state[1].shape == (624,) and _is_int(numpy_state[2])):
+        return "its numpy random state is not numpy's (624 keys and a position)"
+    if not (isinstance(rng["torch"], torch.Tensor) and rng["torch"].dtype == torch.uint8):
+        return "its torch random state is not a byte tensor"
+    return None
+
+
+def checkpoint_problem(state: dict[str, Any], steps: int | None) -> str | None:
+    """What is wrong with a loaded checkpoint's fields, or None."""
+    step, history = state["step"], state["history"]
+    if not _is_int(step) or step < 1 or (steps is not None and step >= steps):
+        return f"its step {step!r} is not a step before the run's last ({steps})"
+    if not (isinstance(history, list) and len(history) == step and all(
+            isinstance(entry, dict) and _is_int(entry.get("step")) and isinstance(entry.get("loss"), (int, float))
+            for entry in history)):
+        return "its history is not one entry per step taken"
+    if not (isinstance(state["model"], dict) and state["model"] and all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state["model"].items())):
+        return "its model state is not named tensors"
+    if not isinstance(state["optimizer"], dict) or not isinstance(state["scheduler"], dict):
+        return "its optimizer or scheduler state is not a mapping"
+    if problem := _rng_problem(state["rng"]):
+        return problem
+    by_rank = state.get("rng_by_rank")
+    if by_rank is not None and not (isinstance(by_rank, list) and by_rank and all(_rng_problem(r) is None
+                                                                                  for r in by_rank)):
+        return "its per-process random states are damaged"
+    if not (state.get("threads") is None or (_is_int(state["threads"]) and state["threads"] > 0)):
+        return "its thread count is not a positive whole number"
+    if state.get("format", 1) not in (1, CHECKPOINT_FORMAT):
+        return f"its format {state.get('format')!r} is not one this version reads"
+    return None
 
 
 class AlreadyTrained(Exception):  # noqa: N818 - a signal, not an error
@@ -198,7 +248,8 @@ def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | 
             changed = _differences({**held.get("config", {}), **held.get("inputs", {})}, config)
             if changed:
                 return Found(Holds.OTHER, tuple(changed))
-            checkpoint = load_checkpoint(folder / CHECKPOINT)  # a damaged one is refused, or cleared (--overwrite)
+            # A damaged one is refused, or cleared (--overwrite).
+            checkpoint = load_checkpoint(folder / CHECKPOINT, config.steps)
             return Found(Holds.PARTIAL)
         return Found(Holds.FOREIGN)
 
