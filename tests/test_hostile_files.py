@@ -140,3 +140,85 @@ def test_a_model_folder_that_ships_code_is_refused_and_its_code_never_runs(
         assert not (tmp_path / command / "manifest.json").exists()  # refused before the stage wrote records
         assert "auto_map" in message and "runs no code from a model folder" in message, command
     assert not marker.exists()
+
+
+def test_the_report_stays_readable_with_a_huge_input_a_torn_prediction_and_a_damaged_record(
+        tmp_path: Path, llama_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = tmp_path / "r"
+    assert main(commands(llama_dir, tmp_path, records)["extract"]) == 0
+    lines = (records / "records.jsonl").read_text().splitlines()
+    huge = json.loads(lines[0])
+    tail = " filler" * 150_000  # about 1 MB of input past the teacher's words
+    huge["input"] += tail
+    damaged = json.loads(lines[1])
+    damaged["word_spans"] = damaged["word_spans"][:-1]  # its word lists no longer agree
+    (records / "records.jsonl").write_text("\n".join([json.dumps(huge), json.dumps(damaged), *lines[2:]]) + "\n")
+    evaluation = tmp_path / "e"
+    assert main(commands(llama_dir, tmp_path, evaluation)["evaluate"]) == 0
+    with (evaluation / "predictions.jsonl").open("a") as handle:
+        handle.write('{"id": "torn", "predic')
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert len(page) < 400_000  # the 1 MB input shows its first 2,000 characters
+    assert "more characters: the whole input is in the records file" in page
+
+
+def test_a_config_file_inside_the_output_a_pipe_as_config_and_odd_data_are_one_line(
+        tmp_path: Path, llama_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "s"
+    output.mkdir()
+    config = output / "config.yaml"
+    config.write_text("steps: 2\n")
+    message = one_line(capsys, ["train", *COMMON, "--student", str(llama_dir), "--output", str(output), "--config",
+                                str(config), "--overwrite"])
+    assert "contains the --config file" in message and config.read_text() == "steps: 2\n"
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    assert "not a regular file" in one_line(capsys, ["train", *COMMON, "--student", str(llama_dir), "--output",
+                                                      str(tmp_path / "t"), "--config", str(fifo)])
+    (tmp_path / "bytes.yaml").write_bytes(b"steps: \xff\xfe\n")
+    assert "not UTF-8" in one_line(capsys, ["train", *COMMON, "--student", str(llama_dir), "--output",
+                                            str(tmp_path / "t"), "--config", str(tmp_path / "bytes.yaml")])
+    text = ["--task", "text", "--limit", "4", "--device", "cpu", "--teacher", str(llama_dir), "--top-k", "1",
+            "--target", "gold"]
+    (tmp_path / "twice.csv").write_text("input,label,label\na b c,x,y\nd e f,y,x\n")
+    assert "more than once" in one_line(capsys, ["extract", *text, "--data", str(tmp_path / "twice.csv"),
+                                                 "--output", str(tmp_path / "r1")])
+    (tmp_path / "lists.jsonl").write_text('{"input": "a b c", "label": ["x", "y"]}\n{"input": "d e", "label": "y"}\n')
+    assert "holds a list" in one_line(capsys, ["extract", *text, "--data", str(tmp_path / "lists.jsonl"),
+                                               "--output", str(tmp_path / "r2")])
+
+
+MANIFEST_DAMAGE = {
+    "not an object": [],
+    "identity a list": {"identity": [1, 2], "complete": True},
+    "identity text": {"identity": "x", "complete": True},
+    "summary a list": "summary",
+    "complete as text": "complete",
+    "versions a number": "versions",
+}
+
+
+@pytest.mark.parametrize("damage", list(MANIFEST_DAMAGE))
+def test_a_damaged_manifest_is_one_line_or_read_around_never_a_traceback(
+        damage: str, tmp_path: Path, llama_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = tmp_path / "r"
+    extract = commands(llama_dir, tmp_path, records)["extract"]
+    assert main(extract) == 0
+    manifest = json.loads((records / "manifest.json").read_text())
+    change = MANIFEST_DAMAGE[damage]
+    if isinstance(change, str):
+        manifest[change] = [] if change == "summary" else ("yes" if change == "complete" else 7)
+    else:
+        manifest = change
+    (records / "manifest.json").write_text(json.dumps(manifest))
+    for arguments in (extract, ["train", *COMMON, "--student", str(llama_dir), "--output", str(tmp_path / "s"),
+                                "--mode", "multitask", "--rationales", str(records), "--steps", "1",
+                                "--batch-size", "2"],
+                      ["report", str(records), "--output", str(tmp_path / "report.html")],
+                      ["analyze", str(records), "--output", str(tmp_path / "a")]):
+        code = main(arguments)
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, (arguments[0], err[-500:])
+        if code == 2:
+            assert err.strip().splitlines()[-1].startswith("tokendistill: error: ")

@@ -292,6 +292,25 @@ def test_the_thread_count_is_recorded(tmp_path: Path, t5_dir: Path) -> None:
     assert json.loads((tmp_path / "s" / "tokendistill.json").read_text())["threads"] == threads
 
 
+def test_an_extraction_resumed_at_another_thread_count_warns_and_keeps_the_history(
+        tmp_path: Path, t5_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tokendistill.faults import ENVIRONMENT_VARIABLE
+
+    output = tmp_path / "r"
+    environment = {**os.environ, ENVIRONMENT_VARIABLE: "extract.after_batch:1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "tokendistill.cli", *extract_arguments(t5_dir, output)],
+                            env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and (output / "records.jsonl").is_file(), result.stderr
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(extract_arguments(t5_dir, output)) == 0
+    finally:
+        torch.set_num_threads(previous)
+    assert "resuming with 2 threads an extraction begun with 1" in caplog.text
+    assert json.loads((output / "manifest.json").read_text())["thread_history"] == [1, 2]
+
+
 def test_a_stale_lock_file_from_a_dead_process_is_taken_over(tmp_path: Path, t5_dir: Path) -> None:
     output = tmp_path / "r"
     output.mkdir()

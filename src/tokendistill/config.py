@@ -252,9 +252,18 @@ def add_arguments(
             target.add_argument(flag, type=hint if hint in (int, float) else str, **kwargs)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config of options is a few KB; a huge file is a mistake, read in one line
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    candidate = Path(path)
+    if candidate.exists() and not candidate.is_file():
+        kind = "a folder" if candidate.is_dir() else "not a regular file (a pipe or a device)"
+        raise UserError(f"config file {path} is {kind}; pass a YAML file")
+    if candidate.is_file() and candidate.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KB: not a config; pass a YAML file")
     try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(candidate.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
     except IsADirectoryError:
@@ -314,7 +323,14 @@ def from_arguments(cls: type[C], namespace: argparse.Namespace) -> C:
     yaml_path = values.pop("config", None)
     merged = load_yaml(yaml_path) if yaml_path else {}
     merged.update(values)
-    return build(cls, merged)
+    config = build(cls, merged)
+    output = getattr(config, "output", None)
+    if yaml_path and isinstance(output, str):
+        from tokendistill.folders import refuse_overlap
+
+        # The --config file is an input too: an output that holds it would replace or delete it.
+        refuse_overlap(output, {"--config file": str(yaml_path)})
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -348,6 +364,8 @@ def differing_keys(held: dict[str, Any], current: dict[str, Any], defaults: dict
     default) does not orphan runs written before it existed; settings that no longer exist, and recorded
     facts without a default (fingerprints) that an older run did not record, are ignored.
     """
+    if not isinstance(held, dict):
+        return ["(its recorded settings are damaged)"]
     keys = {key for key in current if key in held or key in defaults} | (set(held) & set(defaults))
     return sorted(
         key for key in keys if json_normal(held.get(key, defaults.get(key))) != json_normal(current.get(key, defaults.get(key)))

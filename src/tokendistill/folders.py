@@ -311,6 +311,30 @@ def read_json_or_empty(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects with a text ``id`` of a JSON-lines file of ours (predictions, records): for readers that
+    summarize, a torn or damaged line is left out and counted in a warning, never a traceback."""
+    records, damaged = [], 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                damaged += 1
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                records.append(record)
+            else:
+                damaged += 1
+    if damaged:
+        import logging
+
+        logging.getLogger(__name__).warning("%s: %d damaged line(s) left out", path, damaged)
+    return records
+
+
 def append_lines(path: Path, lines: list[str], crash: str | None = None) -> None:
     """Lines as one ``write`` to a file opened for appending: no other writer can interleave with them mid-line,
     and a crash leaves at most a torn last line, which a reader drops (``crash``: a fault-injection point)."""

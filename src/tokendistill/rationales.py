@@ -135,7 +135,7 @@ class RationaleStore:
             nonlocal held
             if not manifest_path.exists():
                 return Found(Holds.FOREIGN)
-            held = read_json(manifest_path, fix)
+            held = checked_manifest(manifest_path, fix)
             changed = differing_keys(held.get("identity", {}), identity, known)
             return Found(Holds.OTHER, tuple(changed)) if changed else Found(
                 Holds.FINISHED if held.get("complete") else Holds.PARTIAL)
@@ -173,6 +173,17 @@ class RationaleStore:
                      crash="store.mid_write")
         self.done.update(record["id"] for record in batch)
 
+    def record_threads(self, threads: int) -> None:
+        """Each session's CPU thread count, kept as a history: a resumed extraction at another count is not
+        bit-identical to an uninterrupted one (docs/reliability.md), and says so."""
+        history = list(self.manifest.get("thread_history") or [])
+        if history and history[-1] != threads and self.done:
+            log.warning("resuming with %d threads an extraction begun with %s: on CPU its records are then not "
+                        "bit-identical to an uninterrupted run (docs/reliability.md)", threads, history[-1])
+        if not history or history[-1] != threads:
+            self.manifest["thread_history"] = [*history, threads]
+            write_json_atomic(self.folder / MANIFEST, self.manifest)
+
     def finish(self, summary: dict[str, Any]) -> None:
         self.manifest.update(summary=summary, complete=True)
         write_json_atomic(self.folder / MANIFEST, self.manifest)
@@ -182,7 +193,22 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise UserError(f"{folder} is not a rationale folder (no {MANIFEST}); run `tokendistill extract` first")
-    return read_json(path, "run the `tokendistill extract` that made it again with --overwrite")
+    return checked_manifest(path, "run the `tokendistill extract` that made it again with --overwrite")
+
+
+# A manifest's fields and the types they must have: read as possibly damaged, checked before any is used.
+_MANIFEST_FIELDS = {"identity": dict, "complete": bool, "summary": dict, "versions": dict, "thread_history": list}
+
+
+def checked_manifest(path: Path, fix: str) -> dict[str, Any]:
+    """A manifest of ours, each field of the type it must have, or one line naming the damage and what to do."""
+    manifest = read_json(path, fix)
+    for name, kind in _MANIFEST_FIELDS.items():
+        if name in manifest and not isinstance(manifest[name], kind):
+            raise UserError(f"{path} is damaged (its {name!r} is not a {kind.__name__}); {fix}")
+    if "identity" not in manifest:
+        raise UserError(f"{path} is damaged (it records no identity); {fix}")
+    return manifest
 
 
 def extraction_settings(folder: str | Path, manifest: dict[str, Any] | None = None) -> ExtractConfig:

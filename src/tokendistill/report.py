@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import logging
 import math
 import webbrowser
@@ -32,7 +31,7 @@ from tokendistill.artefacts import (
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
-from tokendistill.folders import read_json_or_empty, write_file
+from tokendistill.folders import read_json_or_empty, read_records, write_file
 from tokendistill.plots import (
     plot_accuracy,
     plot_accuracy_by_k,
@@ -96,12 +95,7 @@ def discover(run_dir: Path) -> RunContents:
             contents.students.append(path.parent)
         elif path.name == METRICS and (path.parent / PREDICTIONS).exists():
             metrics = read_json_or_empty(path)
-            predictions = {}
-            with (path.parent / PREDICTIONS).open(encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        record = json.loads(line)
-                        predictions[record["id"]] = record
+            predictions = {record["id"]: record for record in read_records(path.parent / PREDICTIONS)}
             model = Path(str(metrics.get("model", "")))
             student = read_json_or_empty(model / STUDENT_INFO) if model.is_dir() else {}
             contents.evaluations.append(Evaluation(path.parent, metrics, predictions, student))
@@ -125,38 +119,78 @@ def _teacher_answer(record: dict[str, Any]) -> str:
     return "not asked (--target gold)" if answer is None else (answer or "(nothing)")
 
 
+# Characters of an example's input that the report shows: the page grows with the number of examples, not with
+# their length (a 1 MB input made a 7.8 MB page); the whole input stays in records.jsonl.
+TEXT_CAP = 2000
+ANSWER_CAP = 200
+
+
+def _capped(text: str, cap: int = ANSWER_CAP) -> str:
+    return text if len(text) <= cap else text[:cap] + f"… ({len(text) - cap:,} more characters)"
+
+
+def _well_formed(record: dict[str, Any]) -> bool:
+    """Whether a record's word lists agree with each other and with its input (a damaged one is shown as text)."""
+    spans, words, scores = record.get("word_spans"), record.get("words"), record.get("word_scores")
+    text = record.get("input")
+    if not (isinstance(text, str) and isinstance(spans, list) and isinstance(words, list) and isinstance(scores, list)
+            and len(spans) == len(words) == len(scores)):
+        return False
+    cursor = 0
+    for span, score in zip(spans, scores):
+        if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)
+                and cursor <= span[0] <= span[1] <= len(text)) or not (score is None or isinstance(score, (int, float))):
+            return False
+        cursor = span[1]
+    return True
+
+
 def render_example(record: dict[str, Any], predictions: dict[str, dict[str, Any]]) -> str:
-    """One example: the input with each word shaded by its teacher score, then answers and predictions."""
-    text = record["input"]
-    scores = [s for s in record.get("word_scores", []) if s is not None and math.isfinite(s)]
-    top = max(scores) if scores else 0.0
-    chosen = set(record.get("rationale_positions", []))
+    """One example: the input with each word shaded by its teacher score (its first TEXT_CAP characters), then
+    answers and predictions."""
+    text = str(record.get("input", ""))
+    shown = min(len(text), TEXT_CAP)
     pieces, cursor = [], 0
-    for index, ((start, end), word, role) in enumerate(
-        zip(record["word_spans"], record["words"], record.get("word_roles", []) or [""] * len(record["words"]))
-    ):
-        pieces.append(html.escape(text[cursor:start]))
-        score = record["word_scores"][index]
-        classes = ["w"] + (["r"] if index in chosen else []) + (["t"] if role == "template" else [])
-        title = f"{score:.4g}" if score is not None else "no score"
-        pieces.append(f'<span class="{" ".join(classes)}" title="{title}"{_shade(score, top)}>{html.escape(word)}</span>')
-        cursor = end
-    pieces.append(html.escape(text[cursor:]))
+    if _well_formed(record):
+        scores = [s for s in record["word_scores"] if s is not None and math.isfinite(s)]
+        top = max(scores) if scores else 0.0
+        chosen = set(record.get("rationale_positions", []) or [])
+        roles = record.get("word_roles") or [""] * len(record["words"])
+        for index, ((start, end), word, role) in enumerate(zip(record["word_spans"], record["words"], roles)):
+            if end > shown:
+                shown = start if start <= shown else shown
+                break
+            pieces.append(html.escape(text[cursor:start]))
+            score = record["word_scores"][index]
+            if score is None and index not in chosen:
+                pieces.append(html.escape(text[start:end]))  # no score (past the teacher's truncation): plain text
+            else:
+                classes = ["w"] + (["r"] if index in chosen else []) + (["t"] if role == "template" else [])
+                title = f"{score:.4g}" if score is not None else "no score"
+                pieces.append(f'<span class="{" ".join(classes)}" title="{title}"{_shade(score, top)}>'
+                              f'{html.escape(str(word))}</span>')
+            cursor = end
+    pieces.append(html.escape(text[cursor:shown]))
+    if shown < len(text):
+        pieces.append(f'<span class="note"> … {len(text) - shown:,} more characters: the whole input is in the '
+                      "records file (records.jsonl), under this example's id</span>")
     teacher = {True: "right", False: "wrong"}.get(record.get("teacher_correct"), "unknown")
     attributes = [f'data-teacher="{teacher}"']
     lines = [
-        f'<div class="answers"><span>gold: <b>{html.escape(str(record.get("target", "")))}</b></span>',
-        f'<span class="{teacher}">teacher: <b>{html.escape(_teacher_answer(record))}</b></span>',
-        f'<span>rationale: <i>{html.escape(" ".join(record.get("rationale", [])))}</i></span></div>',
+        f'<div class="answers"><span>gold: <b>{html.escape(_capped(str(record.get("target", ""))))}</b></span>',
+        f'<span class="{teacher}">teacher: <b>{html.escape(_capped(_teacher_answer(record)))}</b></span>',
+        f'<span>rationale: <i>{html.escape(_capped(" ".join(map(str, record.get("rationale") or []))))}</i></span>'
+        "</div>",
     ]
     if predictions:
         lines.append('<div class="answers">')
         for mode, prediction in sorted(predictions.items()):
             verdict = "right" if prediction["correct"] else "wrong"
             attributes.append(f'data-student-{_slug(mode)}="{verdict}"')
-            lines.append(f'<span class="{verdict}">{html.escape(mode)}: <b>{html.escape(prediction["prediction"])}</b></span>')
+            answer = html.escape(_capped(str(prediction.get("prediction", ""))))
+            lines.append(f'<span class="{verdict}">{html.escape(mode)}: <b>{answer}</b></span>')
         lines.append("</div>")
-    return (f'<article class="example" {" ".join(attributes)}><div class="id">{html.escape(record["id"])}</div>'
+    return (f'<article class="example" {" ".join(attributes)}><div class="id">{html.escape(str(record["id"]))}</div>'
             f'<p class="text">{"".join(pieces)}</p>{"".join(lines)}</article>')
 
 
@@ -353,7 +387,7 @@ def build_report(config: ReportConfig) -> Path:
     for path in contents.configs:
         relative = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
         sections.append(f"<details><summary>{html.escape(str(relative))}</summary><pre>"
-                        f"{html.escape(path.read_text(encoding='utf-8'))}</pre></details>")
+                        f"{html.escape(path.read_text(encoding='utf-8', errors='replace')[:20_000])}</pre></details>")
 
     page = (f"{PAGE_START}"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"

@@ -129,3 +129,33 @@ def test_known_words_of_scripts_with_marks() -> None:
     for text, expected in [("हिन्दी भाषा", ["हिन्दी", "भाषा"]), ("தமிழ் மொழி", ["தமிழ்", "மொழி"]),
                            (unicodedata.normalize("NFD", "café naïve."), ["café", "naïve", "."])]:
         assert [w.text for w in split_words(_example(text))] == expected
+
+
+# Emoji that are one character to a reader and several code points: joiner sequences, skin tones, flags, keycaps,
+# presentation selectors, tag sequences (a subdivision flag).
+EMOJI = ["👨\u200d👩\u200d👧", "👩\u200d💻", "👍🏽", "🧑🏿\u200d🚀", "🇩🇪", "🇯🇵", "❤️", "1️⃣",
+         "🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F", "🏳️\u200d🌈"]
+LONE = ["\u200d", "\u200c", "\ufe0f", "\U0001F3FD", "\u0301"]
+
+
+@given(st.lists(st.one_of(st.sampled_from(EMOJI), st.sampled_from(["word", "don't", "3.5", "!", "हिन्दी"])),
+                min_size=1, max_size=8))
+def test_emoji_stay_whole_words(pieces: list[str]) -> None:
+    text = " ".join(pieces)
+    found = [w.text for w in split_words(_example(text))]
+    for piece in pieces:
+        if piece in EMOJI:
+            assert unicodedata.normalize("NFC", piece) in found  # never cut apart
+    assert all(not regex_lone(word) for word in found)
+
+
+def regex_lone(word: str) -> bool:
+    return all(character in LONE or unicodedata.category(character) in ("Mn", "Me", "Cf") for character in word)
+
+
+@given(st.lists(st.one_of(st.sampled_from(LONE), st.sampled_from(["a", " ", "b", "!", "👍", "\n"])), max_size=12))
+def test_no_joiner_selector_or_modifier_is_a_word_by_itself(pieces: list[str]) -> None:
+    example = _example("".join(pieces))
+    for word in split_words(example):
+        assert not regex_lone(word.text), word
+        assert example.input[word.start : word.end] == word.text

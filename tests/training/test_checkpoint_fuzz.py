@@ -1,6 +1,7 @@
 """A checkpoint is read as possibly hostile: every field checked by type, shape and range before any is used; a bad
 one is one line, exit 2, and the folder stays as it was (no never-trained student marked finished)."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,19 @@ def test_the_intact_checkpoint_resumes(killed_run: Path, tmp_path: Path, llama_d
     shutil.copytree(killed_run, folder)
     assert main(["train", *ARGUMENTS, "--student", str(llama_dir), "--output", str(folder)]) == 0
     assert (folder / "tokendistill.json").is_file()
+
+
+def test_a_run_resumed_at_another_thread_count_keeps_every_sessions_count(
+        killed_run: Path, tmp_path: Path, llama_dir: Path) -> None:
+    folder = tmp_path / "student"
+    shutil.copytree(killed_run, folder)
+    first = torch.load(folder / "checkpoint.pt", weights_only=True)["threads"]
+    other = 1 if first != 1 else 2
+    previous = torch.get_num_threads()
+    torch.set_num_threads(other)
+    try:
+        assert main(["train", *ARGUMENTS, "--student", str(llama_dir), "--output", str(folder)]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    info = json.loads((folder / "tokendistill.json").read_text())
+    assert info["thread_history"] == [first, other] and info["threads"] == other

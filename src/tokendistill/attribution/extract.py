@@ -246,6 +246,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     if state.is_main_process:
         store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig),
                                     before_clear=load_teacher)
+        store.record_threads(torch.get_num_threads())
         write_config(config, Path(config.output))
     state.wait_for_everyone()
     main_done = store.done if state.is_main_process else finished_ids(Path(config.output) / RECORDS)

@@ -22,12 +22,16 @@ from tokendistill.selection import (  # noqa: F401  (re-exported: the selection 
 )
 from tokendistill.tasks.base import Example
 
-# A word: letters/digits with inner apostrophes or decimal points ("don't", "3.5"), or one other visible
-# character. Combining marks (\p{M}: Devanagari and Tamil vowel signs, Thai tone marks, a decomposed accent)
-# and the zero-width joiners belong to the word they sit in: Python's `re` counts them as non-word
-# characters and cut "हिन्दी" into fragments, hence the `regex` module and its Unicode properties.
-# \x1c-\x1f are whitespace to Python's str.split, not to Unicode's \s. Inputs reach this in NFC (tasks normalise them), so an NFD text gives the same words as its NFC twin.
-WORD_PATTERN = regex.compile(r"[\w\p{M}\u200c\u200d]+(?:['’.,][\w\p{M}\u200c\u200d]+)*|[^\w\s\x1c-\x1f\p{M}]\p{M}*")
+# A word is made of grapheme clusters (\X: what a reader sees as one character): letters/digits with inner apostrophes
+# or decimal points ("don't", "3.5"), or one other visible cluster. A cluster keeps its combining marks (Devanagari and
+# Tamil vowel signs, Thai tone marks, a decomposed accent) and joiners, so "हिन्दी" stays one word, and an emoji with
+# joiners, skin tones or variation selectors ("👩‍👩‍👧", "👍🏽", "❤️") or a flag ("🇩🇪") is one word of its own.
+# Python's `re` has no \X, hence the `regex` module. \x1c-\x1f are whitespace to Python's str.split, not to
+# Unicode's \s. Inputs reach this in NFC (tasks normalise them), so an NFD text gives the same words as its NFC twin.
+WORD_PATTERN = regex.compile(r"(?:(?=[\w\p{M}])\X)+(?:['’.,](?:(?=[\w\p{M}])\X)+)*|(?=[^\w\s\x1c-\x1f])\X")
+# A cluster of nothing but marks, joiners, variation selectors, emoji modifiers or tag characters (one left at the
+# start of a text, or cut from its base): never a word by itself.
+_NO_WORD = regex.compile(r"[\p{M}\p{Cf}\uFE00-\uFE0F\U0001F3FB-\U0001F3FF\U000E0020-\U000E007F]+")
 
 Merge = Literal["sum", "max"]
 
@@ -54,7 +58,8 @@ def split_words(example: Example) -> list[Word]:
     for start, end, role in example.role_spans():
         text = example.input[start:end]
         for match in WORD_PATTERN.finditer(text):
-            words.append(Word(match.group(), start + match.start(), start + match.end(), role))
+            if not _NO_WORD.fullmatch(match.group()):
+                words.append(Word(match.group(), start + match.start(), start + match.end(), role))
     return words
 
 

@@ -173,6 +173,9 @@ class TextTask(Task):
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
         text = _text(self.require(record, self.input_column), f"column {self.input_column!r}", self.name)
         label = self.require(record, self.label_column)
+        if isinstance(label, (list, tuple, dict)):
+            raise UserError(f"task 'text': column {self.label_column!r} holds a {type(label).__name__} in record {index} "
+                            f"of {split!r}; a label is one value (text or a number): pick one column of single labels")
         if label is None or not str(label).strip():
             raise UserError(f"task 'text': column {self.label_column!r} is empty in record {index} of {split!r}")
         given = record.get(self.id_column)

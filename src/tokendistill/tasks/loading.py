@@ -48,6 +48,19 @@ def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
         raise UserError(f"{path} ends in the middle of a UTF-8 character; re-encode it") from None
 
 
+def _check_csv_header(path: Path) -> None:
+    """A CSV header that names a column twice is refused: the parser would rename the second ("label.1") and a
+    task would read the first without a word."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise UserError(f"{path}: the header names column(s) {', '.join(map(repr, twice))} more than once; give "
+                        "every column its own name")
+
+
 def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
@@ -56,6 +69,8 @@ def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
         check_utf8(path)
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty; pass a file with records")
+    if suffix == ".csv":
+        _check_csv_header(path)
     if suffix == ".json" and _is_json_array(path):
         # DSS's SVAMP.json and similar releases are one JSON array, which datasets' json loader rejects.
         with path.open(encoding="utf-8") as handle:

@@ -193,6 +193,9 @@ def checkpoint_problem(state: dict[str, Any], steps: int | None) -> str | None:
         return "its per-process random states are damaged"
     if not (state.get("threads") is None or (_is_int(state["threads"]) and state["threads"] > 0)):
         return "its thread count is not a positive whole number"
+    threads = state.get("thread_history")
+    if not (threads is None or (isinstance(threads, list) and all(_is_int(t) and t > 0 for t in threads))):
+        return "its thread history is not a list of positive whole numbers"
     if state.get("format", 1) not in (1, CHECKPOINT_FORMAT):
         return f"its format {state.get('format')!r} is not one this version reads"
     return None

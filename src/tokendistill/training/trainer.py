@@ -168,6 +168,7 @@ class _Run:
     validator: PeriodicEvaluation | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     first_step: int = 0
+    thread_history: list[int] = field(default_factory=list)  # the thread count of each earlier session of the run
 
 
 def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
@@ -249,6 +250,9 @@ def _resume(run: _Run, checkpoint: dict[str, Any], state: Any) -> None:
     run.first_step = checkpoint["step"]
     set_rng_state(rank_rng_state(checkpoint, state.process_index, state.num_processes))
     log.info("resuming %s at step %d of %d", run.output, run.first_step, run.config.steps)
+    # A checkpoint written before the history was kept has only its own session's count.
+    older = [checkpoint["threads"]] if checkpoint.get("threads") else []
+    run.thread_history = list(checkpoint.get("thread_history") or older)
     if checkpoint.get("threads") not in (None, torch.get_num_threads()):
         log.warning("resuming with %d threads a run checkpointed with %s: on CPU the result is then not "
                     "bit-identical to an uninterrupted run (docs/reliability.md)", torch.get_num_threads(),
@@ -299,6 +303,12 @@ def _steps(run: _Run, example_count: int, examples_per_step: int, progress: bool
     return time.perf_counter() - started
 
 
+def _threads(run: _Run) -> list[int]:
+    """The run's thread counts, one per session that changed it (this one last)."""
+    current = torch.get_num_threads()
+    return run.thread_history if run.thread_history[-1:] == [current] else [*run.thread_history, current]
+
+
 def _checkpoint(run: _Run, done: int) -> None:
     """Every process hands in its random state (its rows, and so its dropout draws, differ) and its shard of the
     model and optimizer; the main process writes the one checkpoint."""
@@ -315,6 +325,7 @@ def _checkpoint(run: _Run, done: int) -> None:
         {
             "format": CHECKPOINT_FORMAT,
             "threads": torch.get_num_threads(),
+            "thread_history": _threads(run),
             "step": done,
             "model": model_state,
             "optimizer": optimizer_state,
@@ -354,8 +365,9 @@ def _save(run: _Run, task: Any, examples: list[Example], elapsed: float) -> Path
         "resumed_at_step": run.first_step or None,
         # How it ran: the process count and accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, ...).
         "processes": accelerator.num_processes,
-        # CPU results are bit-identical only at the same thread count (docs/reliability.md).
+        # CPU results are bit-identical only at the same thread count (docs/reliability.md): every session's.
         "threads": torch.get_num_threads(),
+        "thread_history": _threads(run),
         "distributed_type": str(accelerator.distributed_type.value),
         "train_examples": len(examples),
         "seconds": round(elapsed, 2),
