@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from tokendistill.evaluation import predict
 from tokendistill.models import load_model
+from tokendistill.student import StudentPrompt
 from tokendistill.tasks import get_task, load_examples
+from tokendistill.training.answers import predict
 from tokendistill.training.batching import PASS_COST, forward_batches
 from tokendistill.training.data import encode_rows, group_token_totals, pass_loss
 from tokendistill.training.llm_rationales import load_llm_rationales
@@ -98,7 +99,8 @@ def main() -> None:
         if answer != "generation" and not all(example.choices for example in test):
             continue
         started = time.perf_counter()
-        predict(loaded, task, test, "", 64, 128, 8, answer=answer)
+        predict(loaded, task, test, StudentPrompt(is_encoder_decoder=loaded.is_encoder_decoder), 64, 128, 8,
+                answer=answer)
         evaluation[answer] = (time.perf_counter() - started) / len(test)
     step_seconds = {mode: statistics.median(values) for mode, values in times.items()}
     result = {

@@ -14,8 +14,9 @@ from tokendistill.config import EvaluateConfig
 from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate, predict
 from tokendistill.models import load_model
+from tokendistill.student import StudentPrompt
 from tokendistill.tasks import get_task, load_examples
-from tokendistill.training.data import CAUSAL_CUE
+from tokendistill.tasks.base import ANSWER_CUE as CAUSAL_CUE
 
 
 def causal_log_prob(loaded, prompt: str, answer: str) -> float:
@@ -32,7 +33,7 @@ def test_choice_reading_picks_the_candidate_the_student_scores_highest(llama_dir
     loaded = load_model(str(llama_dir), device="cpu", offsets=True)
     task = get_task("keywords")
     examples = load_examples(task, "test", limit=6)
-    records, accuracy = predict(loaded, task, examples, "predict: ", batch_size=4, max_input_length=64,
+    records, accuracy = predict(loaded, task, examples, StudentPrompt("predict: "), batch_size=4, max_input_length=64,
                                 max_new_tokens=3, answer="choice_sum")
     for example, record in zip(examples, records):
         scores = [causal_log_prob(loaded, "predict: " + example.input + CAUSAL_CUE, c) for c in example.choices]
@@ -57,7 +58,7 @@ def test_choice_reading_on_a_task_without_candidates_is_a_user_error(llama_dir: 
     task = get_task("keywords")
     examples = [dataclasses.replace(example, choices=()) for example in load_examples(task, "test", limit=2)]
     with pytest.raises(UserError, match="no closed set of answers"):
-        predict(loaded, task, examples, "", 2, 64, 3, answer="choice_sum")
+        predict(loaded, task, examples, StudentPrompt(), 2, 64, 3, answer="choice_sum")
 
 
 def test_a_finished_evaluation_is_returned_not_redone_and_a_change_is_refused_unless_overwritten(

@@ -11,29 +11,18 @@ from typing import Any
 
 import yaml
 
-from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD, STUDENT_INFO
-from tokendistill.folders import read_json, write_file
+from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD
+from tokendistill.folders import write_file
 from tokendistill.rationales import extraction_settings
-
-CAUSAL_CUE = "\nAnswer:"  # what a decoder student reads after its input (training.data.CAUSAL_CUE)
-
-
-def prompt_parts(info: dict[str, Any]) -> tuple[str, str, str]:
-    """(before the input, after the input, the start of a seq2seq output) for the label task, as trained."""
-    prefix = info.get("predict_prefix", "")
-    if info.get("is_encoder_decoder"):
-        if info.get("task_marker") == "decoder":
-            return "", "", prefix.strip()
-        return prefix, "", ""
-    return prefix, CAUSAL_CUE, ""
+from tokendistill.student import StudentPrompt, StudentRecord, load_record
 
 
-def snippet(folder: str, info: dict[str, Any], max_new_tokens: int = 32) -> str:
+def snippet(folder: str, prompt: StudentPrompt, max_new_tokens: int = 32) -> str:
     """Plain-transformers code that answers one input exactly as `evaluate` (greedy; the first non-empty line
     of a decoder's output; the label before a separator)."""
-    before, after, decoder_start = prompt_parts(info)
-    separator = info.get("answer_separator")
-    model_class = "AutoModelForSeq2SeqLM" if info.get("is_encoder_decoder") else "AutoModelForCausalLM"
+    before, after, decoder_start = prompt.parts()
+    separator = prompt.answer_separator
+    model_class = "AutoModelForSeq2SeqLM" if prompt.is_encoder_decoder else "AutoModelForCausalLM"
     lines = [
         f"from transformers import {model_class}, AutoTokenizer",
         f"tokenizer, model = AutoTokenizer.from_pretrained({folder!r}), {model_class}.from_pretrained({folder!r})",
@@ -44,7 +33,7 @@ def snippet(folder: str, info: dict[str, Any], max_new_tokens: int = 32) -> str:
         lines.append(f"inputs[\"decoder_input_ids\"] = __import__(\"torch\").tensor([start + tokenizer({decoder_start!r}, "
                      "add_special_tokens=False).input_ids])")
     cut = "inputs[\"decoder_input_ids\"].shape[1]" if decoder_start else (
-        "0" if info.get("is_encoder_decoder") else "inputs.input_ids.shape[1]")
+        "0" if prompt.is_encoder_decoder else "inputs.input_ids.shape[1]")
     answer = (f"tokenizer.decode(model.generate(**inputs, max_new_tokens={max_new_tokens}, do_sample=False)"
               f"[0, {cut}:], skip_special_tokens=True)")
     read = f"next((line.strip() for line in {answer}.splitlines() if line.strip()), \"\")"
@@ -54,34 +43,47 @@ def snippet(folder: str, info: dict[str, Any], max_new_tokens: int = 32) -> str:
     return "\n".join(lines)
 
 
-def card_text(folder: Path, info: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
-    config = info.get("config", {})
-    mode = info.get("mode", "standard")
+def base_model_id(student: Any) -> str | None:
+    """The hub id the student began from, for the card's metadata; never a local path (a push would publish it)."""
+    if not isinstance(student, str) or not student:
+        return None
+    if Path(student).expanduser().exists() or student.startswith((".", "/", "~")):
+        return None
+    return student
+
+
+def card_text(folder: Path, record: StudentRecord, metrics: list[dict[str, Any]]) -> str:
+    config, mode, prompt = record.config, record.mode, record.prompt
     rationales = config.get("rationales")
-    teacher = None
+    teacher, extracted_k = None, None
     if rationales and (Path(rationales) / MANIFEST).is_file():
-        teacher = extraction_settings(rationales).teacher
+        settings = extraction_settings(rationales)
+        teacher, extracted_k = settings.teacher, settings.top_k
     metadata: dict[str, Any] = {
         "library_name": "transformers",
-        "base_model": config.get("student"),
+        **({"base_model": base} if (base := base_model_id(config.get("student"))) else {}),
         "tags": ["tokendistill", "distillation", mode],
-        "pipeline_tag": "text2text-generation" if info.get("is_encoder_decoder") else "text-generation",
+        "pipeline_tag": "text2text-generation" if prompt.is_encoder_decoder else "text-generation",
     }
     if metrics:
         metadata["model-index"] = [{"name": folder.name, "results": [
-            {"task": {"type": "text-classification" if info.get("labels") else "text-generation"},
+            {"task": {"type": "text-classification" if record.labels else "text-generation"},
              "dataset": {"name": m.get("task"), "type": m.get("task"), "split": m.get("split")},
              "metrics": [{"type": "accuracy", "value": round(m["accuracy"], 4),
                           "name": f"accuracy ({m.get('answer', 'generation')}, {m.get('examples')} rows)"}]}
             for m in metrics]}]
+    kept = (f"step {record.best_step} of {record.steps} (best {record.eval_split} accuracy "
+            f"{100 * record.best_eval_accuracy:.1f}%)") if record.best_step and record.best_eval_accuracy is not None else None
     facts = [("task", config.get("task")), ("mode", mode), ("teacher (whose words it learned)", teacher),
-             ("rationale words per example (k)", config.get("top_k") or (rationales and "as extracted")),
+             ("rationale words per example (k)", f"{config.get('top_k') or extracted_k:g}" if rationales and (
+                 config.get("top_k") or extracted_k) else None),
              ("alpha (label loss weight)", config.get("alpha") if mode != "standard" else None),
-             ("training rows", info.get("train_examples")), ("steps", info.get("steps")),
+             ("training rows", record.train_examples), ("steps", record.steps), ("weights kept", kept),
              ("batch size", config.get("batch_size")), ("learning rate", config.get("learning_rate")),
-             ("seed", config.get("seed")), ("labels", ", ".join(info.get("labels") or []) or None)]
-    before, after, decoder_start = prompt_parts(info)
-    command = info.get("command") or ""  # recorded by train from COMMAND
+             ("weight decay", config.get("weight_decay")), ("seed", config.get("seed")),
+             ("labels", ", ".join(record.labels or []) or None)]
+    before, after, decoder_start = prompt.parts()
+    command = record.command or ""  # recorded by train from COMMAND
     lines = [
         "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
         f"# {folder.name}", "",
@@ -94,9 +96,9 @@ def card_text(folder: Path, info: dict[str, Any], metrics: list[dict[str, Any]])
         f"The model reads `{before!r} + input + {after!r}`"
         + (f" and its output starts with `{decoder_start!r}`" if decoder_start else "")
         + "; its answer is the first non-empty line it writes"
-        + (f", up to `{info.get('answer_separator')!r}`" if info.get("answer_separator") else "") + ".", "",
+        + (f", up to `{prompt.answer_separator!r}`" if prompt.answer_separator else "") + ".", "",
         "```python", "text = \"...\"  # one input, as the task formats it (a text task: the text itself)",
-        snippet(str(folder), info), "print(answer)", "```", "",
+        snippet(str(folder), prompt), "print(answer)", "```", "",
         f"Or: `tokendistill predict --model {shlex.quote(str(folder))} \"your input\"`.", "",
     ]
     if metrics:
@@ -115,7 +117,7 @@ def write_card(folder: str | Path, metrics: dict[str, Any] | None = None) -> Pat
     row per task, split and reading; a later evaluation of the same replaces it). Atomic: a reader never sees
     half a card, and the card and its list of evaluations are the only files this touches."""
     folder = Path(folder)
-    info = read_json(folder / STUDENT_INFO, "train that student again with --overwrite")
+    record = load_record(folder)
     sidecar = folder / CARD_METRICS
     known: list[dict[str, Any]] = []
     if sidecar.is_file():
@@ -128,7 +130,7 @@ def write_card(folder: str | Path, metrics: dict[str, Any] | None = None) -> Pat
         known = [m for m in known if (m.get("task"), m.get("split"), m.get("answer")) != key]
         known.append({k: metrics.get(k) for k in ("task", "split", "examples", "accuracy", "answer")})
         _write_atomic(sidecar, json.dumps(known))
-    _write_atomic(folder / MODEL_CARD, card_text(folder, info, known))
+    _write_atomic(folder / MODEL_CARD, card_text(folder, record, known))
     return folder / MODEL_CARD
 
 

@@ -16,8 +16,9 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from tokendistill.artefacts import CONFIG, MANIFEST, STUDENT_INFO
+from tokendistill.artefacts import CONFIG, MANIFEST
 from tokendistill.errors import UserError
+from tokendistill.student import TaskMarker
 
 C = TypeVar("C")
 
@@ -126,7 +127,8 @@ class TrainConfig(TaskOptions):
     learning_rate: float = option(5e-5, "AdamW learning rate", above=0)
     batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)", minimum=1)
     gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes", minimum=1)
-    task_marker: Literal["encoder", "decoder", "shared_prompt"] = option("encoder", "multitask modes: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder (seq2seq students): at the start of the output, so the encoder reads each input once for both tasks; shared_prompt (decoder-only students): after the input, each example's rows packed into one sequence that reads the input once (the same loss as two rows, about half the tokens). decoder and shared_prompt train a different model from the paper's")
+    task_marker: Literal[TaskMarker.ENCODER.value, TaskMarker.DECODER.value, TaskMarker.SHARED_PROMPT.value] = option(
+        TaskMarker.ENCODER.value, "multitask modes: where `predict:` / `explain:` go. encoder: before the input (the paper's and DSS's format); decoder (seq2seq students): at the start of the output, so the encoder reads each input once for both tasks; shared_prompt (decoder-only students): after the input, each example's rows packed into one sequence that reads the input once (the same loss as two rows, about half the tokens). decoder and shared_prompt train a different model from the paper's")
     batch_by_length: bool = option(True, "run each step's rows in forward passes of similar length (the same loss, less padding); off: one pass per accumulation step")
     steps: int = option(1000, "optimizer steps", minimum=1)
     max_input_length: int = option(512, "student input tokens", minimum=1)
@@ -393,10 +395,10 @@ def fingerprint(location: str | None) -> str | None:
         return location
     if path.is_dir():
         from tokendistill.folders import read_json
+        from tokendistill.student import find_record
 
-        info = path / STUDENT_INFO
-        if info.is_file():
-            return "student:" + str(read_json(info, "train that model again with --overwrite").get("identity"))
+        if record := find_record(path):
+            return f"student:{record.identity}"
         manifest = path / MANIFEST
         if manifest.is_file():
             held = read_json(manifest, "run its `tokendistill extract` again with --overwrite")

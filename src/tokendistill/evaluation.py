@@ -17,7 +17,6 @@ from tokendistill.artefacts import (
     METRICS,
     PARTIAL_PREDICTIONS,
     PREDICTIONS,
-    STUDENT_INFO,
     TRAIN_INPUTS,
 )
 from tokendistill.card import write_card
@@ -44,8 +43,9 @@ from tokendistill.folders import (
 )
 from tokendistill.models import load_model
 from tokendistill.rationales import write_json_atomic
+from tokendistill.student import StudentPrompt, StudentRecord, find_record
 from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized
-from tokendistill.training.answers import AnswerReading, choice_scorer, generate, predict, student_info  # noqa: F401  (their home until #18; kept importable here)
+from tokendistill.training.answers import predict
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ def refuse_training_rows(model: str, examples: Sequence[Example], split: str) ->
     """Refuse to report a model's own training rows as ``split`` rows (one data file serving every split, or a
     test file that repeats training rows): a test accuracy that is a training accuracy is a silent lie."""
     folder = Path(model)
-    digests, info = folder / TRAIN_INPUTS, folder / STUDENT_INFO
+    digests, record = folder / TRAIN_INPUTS, find_record(folder)
     if not digests.is_file():
         return  # a model tokendistill did not train: its training rows are unknown
-    recorded = read_json(info, "train that model again").get("config") or {} if info.is_file() else {}
+    recorded = record.config if record else {}
     if recorded.get("split") == split:
         return  # the user asks for the training split itself
     seen = set(digests.read_text(encoding="utf-8").split())
@@ -79,7 +79,8 @@ _FROM_STUDENT = ("task", "data", "input_column", "label_column", "free_text", "t
 
 def with_students_task(config: EvaluateConfig) -> EvaluateConfig:
     """``config`` with the task options it leaves unset taken from the student's training config."""
-    recorded = (student_info(config.model).get("config") or {}) if (Path(config.model) / STUDENT_INFO).is_file() else {}
+    record = find_record(config.model)
+    recorded = record.config if record else {}
     defaults = {f.name: f.default for f in dataclasses.fields(EvaluateConfig)}
     taken = {key: recorded[key] for key in _FROM_STUDENT
              if key in recorded and getattr(config, key) == defaults[key] and recorded[key] != defaults[key]}
@@ -136,8 +137,8 @@ def finished_metrics(config: EvaluateConfig) -> dict[str, Any] | None:
         return None if _changed(metrics["identity"], evaluation_identity(config)) else metrics
     # Written before metrics recorded their identity: done when the student, the rows and the answer reading
     # agree (the rule `run` applied then), so that a grid begun then does not evaluate its cells again.
-    student = Path(config.model) / STUDENT_INFO
-    identity = read_json(student, "train that student again").get("identity") if student.is_file() else None
+    record = find_record(config.model)
+    identity = record.identity if record else None
     agree = (metrics.get("model_identity") == identity is not None and metrics.get("limit") == config.limit
              and metrics.get("answer", "generation") == config.answer)
     return metrics if agree else None
@@ -195,7 +196,7 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.model, examples, config.split)
-    info = student_info(config.model)
+    record = find_record(config.model)
     output = Path(config.output)
     loaded = None
     if to_clear:
@@ -219,11 +220,9 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     try:
         for start in range(0, len(todo), EVALUATION_CHUNK):
             chunk = todo[start : start + EVALUATION_CHUNK]
-            chunk_records, _ = predict(
-                loaded, task, chunk, info.get("predict_prefix", ""), config.batch_size, config.max_input_length,
-                config.max_new_tokens, False, info.get("answer_separator"), info.get("task_marker", "encoder"),
-                config.answer,
-            )
+            prompt = record.prompt if record else StudentPrompt(is_encoder_decoder=loaded.is_encoder_decoder)
+            chunk_records, _ = predict(loaded, task, chunk, prompt, config.batch_size, config.max_input_length,
+                                       config.max_new_tokens, answer=config.answer)
             append_lines(partial, [json.dumps(record, ensure_ascii=False) for record in chunk_records])
             done.update({record["id"]: record for record in chunk_records})
             bar.update(len(chunk))
@@ -242,25 +241,25 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
         "accuracy": accuracy,
         "answer": config.answer,
         "model": config.model,
-        "mode": info.get("mode"),
-        "model_identity": info.get("identity"),
+        "mode": record.mode if record else None,
+        "model_identity": record.identity if record else None,
         "identity": identity,
     }
     if config.answer != "generation":
         metrics["generation_accuracy"] = sum(record["generation_correct"] for record in records) / len(records)
     write_json_atomic(output / METRICS, metrics)
     if config.update_card:
-        update_card(config, metrics, info)
+        update_card(config, metrics, record)
     return metrics
 
 
-def update_card(config: EvaluateConfig, metrics: dict[str, Any], info: dict[str, Any]) -> None:
+def update_card(config: EvaluateConfig, metrics: dict[str, Any], record: StudentRecord | None) -> None:
     """The one write of an evaluation into the student's folder, asked for with --update-card: the card (written
     whole from tokendistill.json, atomically) under the folder's lock, so that no training run is mid-write there."""
-    if not (Path(config.model) / STUDENT_INFO).is_file():
+    if record is None:
         raise UserError(f"--update-card: {config.model} is not a student folder written by `train`; its card is "
                         "not ours to change")
-    if info.get("config", {}).get("split") == config.split:
+    if record.config.get("split") == config.split:
         log.warning("--update-card: %s rows are the student's training split; the card is left as it was", config.split)
         return
     with locked(config.model, "--model"):

@@ -6,17 +6,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from tokendistill.artefacts import STUDENT_INFO
 from tokendistill.attribution.extract import attribute_batch
 from tokendistill.attribution.methods import METHODS
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.config import ExtractConfig, device_problem, option, top_k_problem
 from tokendistill.errors import UserError
-from tokendistill.folders import read_json
 from tokendistill.models import load_model
+from tokendistill.student import find_record
 from tokendistill.tasks import Example, Segment, get_task
 
 
@@ -43,8 +41,8 @@ def explain(config: ExplainConfig) -> dict[str, Any]:
         raise UserError("give a non-empty input")
     task = get_task(config.task)
     # A text task's labels come from its data; a teacher tokendistill fine-tuned recorded the ones it learned.
-    recorded = Path(config.teacher) / STUDENT_INFO
-    learned = (read_json(recorded, "train the teacher again").get("labels") or ()) if recorded.is_file() else ()
+    record = find_record(config.teacher)
+    learned = tuple(record.labels or ()) if record else ()
     choices = tuple(task.labels or learned)
     if config.target == "choice" and not choices:
         raise UserError(f"--target choice: task {config.task!r} has no fixed label set and the teacher recorded none; "

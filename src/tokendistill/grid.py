@@ -22,7 +22,8 @@ from tokendistill.config import (
     top_k_problem,
 )
 from tokendistill.errors import UserError
-from tokendistill.results import FACTORS, PAPER_MARKER, marker_factor
+from tokendistill.results import FACTORS, marker_factor
+from tokendistill.student import TaskMarker
 from tokendistill.training.modes import MODES
 
 _EXTRACT_DEFAULTS = field_defaults(ExtractConfig)
@@ -271,7 +272,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                         **{k: v for k, v in extract_options.items()
                            if k in ("batch_size", "max_input_length", "max_new_tokens", "prompt_suffix", "chat_template")}}
         train_options = dict(experiment.student.get("train", {}))
-        markers = _markers(train_options.pop("task_marker", PAPER_MARKER))
+        markers = _markers(train_options.pop("task_marker", TaskMarker.ENCODER.value))
         evaluate_options = dict(experiment.student.get("evaluate", {}))
         cells = []
         students = experiment.student["model"]
@@ -283,14 +284,14 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
             methods = ([method, *experiment.controls] if mode in experiment.control_modes else [method]
                        ) if uses_rationales else [None]
             # A task marker places `predict:` / `explain:`; a mode without them (standard) has one layout.
-            mode_markers = markers if MODES.get(mode).predict_prefix else [PAPER_MARKER]
+            mode_markers = markers if MODES.get(mode).predict_prefix else [TaskMarker.ENCODER.value]
             for k, target, chosen, marker in itertools.product(experiment.top_k if uses_rationales else [None],
                                                                experiment.targets if uses_rationales else [None],
                                                                methods, mode_markers):
                 name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
                 name += f"-{chosen}" if chosen and chosen != method else ""
                 # The paper's layout keeps the folder name it had before the marker was a factor (grids resume).
-                name += f"-{marker}" if marker != PAPER_MARKER else ""
+                name += "" if TaskMarker.of(marker).is_papers else f"-{marker}"
                 student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
                 folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
                 train = build(TrainConfig, {

@@ -27,6 +27,7 @@ from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json
 from tokendistill.rationales import extraction_settings
+from tokendistill.student import has_record
 
 # Mid-run state and bookkeeping: never part of a published model or dataset.
 LEFT_BEHIND = frozenset({CHECKPOINT, CHECKPOINT_INFO, LOCK, CARD_METRICS, TRAIN_INPUTS})
@@ -64,7 +65,7 @@ def upload_plan(folder: str | Path) -> tuple[str, dict[str, Path | bytes]]:
     """The repository type and the files to upload (path in the repository -> a local file or the bytes of a
     generated card)."""
     root = Path(folder)
-    if (root / STUDENT_INFO).is_file():
+    if has_record(root):
         if not (root / MODEL_CARD).is_file():
             from tokendistill.card import write_card
 

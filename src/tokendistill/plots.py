@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokendistill.artefacts import STUDENT_INFO, TRAIN_LOG
-from tokendistill.folders import read_json_or_empty
+from tokendistill.artefacts import TRAIN_LOG
+from tokendistill.student import record_or_none
 
 COLORS = {"top-k words": "#d9480f", "random words": "#868e96", "random content words": "#4c6ef5",
           "random words, same input parts": "#12b886"}
@@ -84,7 +84,7 @@ def plot_overlap_by_k(analyses: Sequence[dict[str, Any]]) -> str | None:
 def plot_learning_curves(students: Sequence[Path]) -> str | None:
     curves: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
     for folder in students:
-        info = read_json_or_empty(folder / STUDENT_INFO)
+        record = record_or_none(folder)
         log_path = folder / TRAIN_LOG
         if not log_path.exists():
             continue
@@ -92,7 +92,9 @@ def plot_learning_curves(students: Sequence[Path]) -> str | None:
         # The label loss is what every mode shares, so curves of different modes compare.
         points = [(e["step"], e.get("label_loss", e["loss"])) for e in entries]
         if points:
-            curves[f"{info.get('mode', '?')} ({Path(str(info.get('config', {}).get('student', ''))).name})"].append(points)
+            mode = record.mode if record else "?"
+            student = Path(str(record.config.get("student", ""))).name if record else ""
+            curves[f"{mode} ({student})"].append(points)
     if not curves:
         return None
     figure, axes = _figure()

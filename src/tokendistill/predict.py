@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tokendistill.artefacts import STUDENT_INFO
 from tokendistill.config import device_problem, option
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
+from tokendistill.student import load_record
 from tokendistill.tasks import Example, Segment, Task
-from tokendistill.training.answers import predict, student_info
+from tokendistill.training.answers import predict
 
 
 @dataclass(kw_only=True)
@@ -34,21 +34,18 @@ def answer(model: str | Path, inputs: Sequence[str], answer_reading: str = "gene
            max_input_length: int = 512, batch_size: int = 16, device: str = "auto") -> list[str]:
     """The student's answer to each input, as `evaluate` would read it."""
     folder = Path(model)
-    if not (folder / STUDENT_INFO).is_file():
-        raise UserError(f"{model} is not a student folder written by `tokendistill train` (no {STUDENT_INFO})")
+    record = load_record(folder)
     if not inputs or not all(isinstance(text, str) and text.strip() for text in inputs):
         raise UserError("give one or more non-empty inputs")
-    info = student_info(folder)
-    labels = tuple(info.get("labels") or ())
+    labels = tuple(record.labels or ())
     if answer_reading != "generation" and not labels:
         raise UserError(f"--answer {answer_reading}: {model} recorded no closed label set; use --answer generation")
     examples = [Example(f"input-{i}", (Segment("input", text),), "", labels) for i, text in enumerate(inputs)]
     loaded = load_model(str(folder), device=device, offsets=answer_reading != "generation")
     task = Task()  # the answers are not scored here; a plain task carries the examples
-    task.name = str(info.get("task", "text"))
-    records, _ = predict(loaded, task, examples, info.get("predict_prefix", ""), batch_size, max_input_length,
-                         max_new_tokens, False, info.get("answer_separator"), info.get("task_marker", "encoder"),
-                         answer_reading)  # type: ignore[arg-type]
+    task.name = record.task or "text"
+    records, _ = predict(loaded, task, examples, record.prompt, batch_size, max_input_length, max_new_tokens,
+                         answer=answer_reading)  # type: ignore[arg-type]
     return [record["prediction"] for record in records]
 
 

@@ -43,6 +43,7 @@ from tokendistill.plots import (
 from tokendistill.rationales import iter_rationales
 from tokendistill.results import collect, summarize
 from tokendistill.results import table as results_table
+from tokendistill.student import StudentRecord, record_or_none
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +64,15 @@ class Evaluation:
     folder: Path
     metrics: dict[str, Any]
     predictions: dict[str, dict[str, Any]]
-    student: dict[str, Any]  # the student's tokendistill.json (empty when unknown)
+    student: StudentRecord | None  # the student's record (None when unknown)
 
     @property
     def mode(self) -> str:
-        return str(self.metrics.get("mode") or self.student.get("mode") or "model")
+        return str(self.metrics.get("mode") or (self.student.mode if self.student else None) or "model")
 
     @property
     def model_name(self) -> str:
-        config = self.student.get("config", {})
+        config = self.student.config if self.student else {}
         return Path(str(config.get("student", self.metrics.get("model", "")))).name
 
 
@@ -91,13 +92,13 @@ def discover(run_dir: Path) -> RunContents:
     for path in sorted(run_dir.rglob("*")):
         if path.name == MANIFEST and (path.parent / RECORDS).exists():
             contents.rationale_folders.append(path.parent)
-        elif path.name == STUDENT_INFO:
+        elif path.name == STUDENT_INFO:  # a student folder, found by its record's name (read in student.py)
             contents.students.append(path.parent)
         elif path.name == METRICS and (path.parent / PREDICTIONS).exists():
             metrics = read_json_or_empty(path)
             predictions = {record["id"]: record for record in read_records(path.parent / PREDICTIONS)}
             model = Path(str(metrics.get("model", "")))
-            student = read_json_or_empty(model / STUDENT_INFO) if model.is_dir() else {}
+            student = record_or_none(model) if model.is_dir() else None
             contents.evaluations.append(Evaluation(path.parent, metrics, predictions, student))
         elif path.name == CONFIG:
             contents.configs.append(path)

@@ -27,7 +27,6 @@ from tokendistill.artefacts import (
     PREDICTIONS,
     RESULTS_CSV,
     RESULTS_MD,
-    STUDENT_INFO,
     TEACHER_CHECK,
     TEACHER_CHECK_BEFORE_FOLDER,
     TEACHER_CHECK_FOLDER,
@@ -50,12 +49,10 @@ from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_
     seed_interval,
     seed_variances,
 )
+from tokendistill.student import TaskMarker, record_or_none
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
-# A cell's `marker`: its multitask rows' layout (--task-marker) where it is not the paper's (None: the paper's,
-# `predict:` / `explain:` before the input, two rows), so that folders written before the factor keep their key.
-PAPER_MARKER = "encoder"
 # The attribution methods whose words are the control (no teacher knowledge), the closer match first: other words
 # of the same segments in the teacher's counts, then uniformly random input words.
 CONTROL_METHODS = ("random_matched", "random")
@@ -65,15 +62,15 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
     """A cell's factors from what the student and its rationales recorded, for folders that `run` did not write
     (a lone `train` + `evaluate`, the demo)."""
     model = Path(str(metrics.get("model", "")))
-    student = read_json_or_empty(model / STUDENT_INFO) if model.is_dir() else {}
-    config = student.get("config", {})
-    mode = str(metrics.get("mode") or student.get("mode") or "model")
+    record = record_or_none(model) if model.is_dir() else None
+    config = record.config if record else {}
+    mode = str(metrics.get("mode") or (record.mode if record else None) or "model")
     manifest = read_json_or_empty(Path(config["rationales"]) / MANIFEST).get("identity", {}) if config.get(
         "rationales") else {}
     k = config.get("top_k") or manifest.get("top_k")
     return {
         "task": metrics.get("task"), "student": Path(str(config.get("student", model))).name,
-        "size": config.get("limit") or student.get("train_examples"), "mode": mode, "method": manifest.get("method"),
+        "size": config.get("limit") or (record.train_examples if record else None), "mode": mode, "method": manifest.get("method"),
         "k": float(k) if isinstance(k, (int, float)) and config.get("rationales") else None,
         "target": manifest.get("target"), "marker": marker_factor(config.get("task_marker")),
         "seed": config.get("seed", 0),
@@ -81,7 +78,9 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def marker_factor(task_marker: Any) -> str | None:
-    return None if task_marker in (None, PAPER_MARKER) else str(task_marker)
+    """A cell's `marker`: its multitask rows' layout (--task-marker) where it is not the paper's (None: the paper's,
+    `predict:` / `explain:` before the input, two rows), so that folders written before the factor keep their key."""
+    return None if task_marker is None or TaskMarker.of(task_marker).is_papers else str(task_marker)
 
 
 def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:

@@ -6,6 +6,7 @@ import pytest
 
 from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
+from tokendistill.student import StudentPrompt
 from tokendistill.tasks import get_task, load_examples
 from tokendistill.training.validation import PeriodicEvaluation
 
@@ -15,7 +16,7 @@ def scorer(tmp_path: Path, **settings) -> PeriodicEvaluation:
                          steps=5, keep_best=True, **settings)
     task = get_task("keywords")
     training = load_examples(task, config.split, None, 16, config.seed, config.test_fraction)
-    return PeriodicEvaluation(config, task, training, "", None, "encoder", tmp_path)
+    return PeriodicEvaluation(config, task, training, StudentPrompt(), tmp_path)
 
 
 def test_it_is_due_every_n_steps_and_at_the_last(tmp_path: Path) -> None:

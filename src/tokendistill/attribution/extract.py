@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import RECORDS, STUDENT_INFO, TRAIN_IDS
+from tokendistill.artefacts import RECORDS, TRAIN_IDS
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.methods import METHODS, MethodOptions
 from tokendistill.attribution.teacher import Teacher
@@ -126,13 +125,14 @@ def attribute_batch(
 
 def teacher_training_ids(teacher: str, task: str, split: str) -> set[str] | None:
     """Ids of this split's examples the teacher was fine-tuned on (by `train`), or None when unknown."""
+    from tokendistill.student import find_record
+
     folder = Path(teacher)
-    info_path, ids_path = folder / STUDENT_INFO, folder / TRAIN_IDS
-    if not (info_path.is_file() and ids_path.is_file()):
+    ids_path = folder / TRAIN_IDS
+    record = find_record(folder) if ids_path.is_file() else None
+    if record is None:
         return None
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    config = info.get("config", {})
-    if config.get("task") != task or config.get("split") != split:
+    if record.config.get("task") != task or record.config.get("split") != split:
         return set()
     return set(ids_path.read_text(encoding="utf-8").splitlines())
 

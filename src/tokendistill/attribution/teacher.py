@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from tokendistill.models import LoadedModel, greedy_generate
-from tokendistill.tasks.base import Example
+from tokendistill.tasks.base import ANSWER_CUE, Example
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Teacher:
         self.max_input_length = max_input_length
         # A decoder needs a cue that the answer comes next; the cue lies outside the input text, so it never
         # becomes a rationale word.
-        self.prompt_suffix = prompt_suffix if prompt_suffix is not None else ("" if self.is_encoder_decoder else "\nAnswer:")
+        self.prompt_suffix = prompt_suffix if prompt_suffix is not None else ("" if self.is_encoder_decoder else ANSWER_CUE)
         self.prompt_prefix = ""
         if chat_template:
             self.prompt_prefix, self.prompt_suffix = chat_wrapping(self.tokenizer, self.prompt_suffix)

@@ -14,6 +14,9 @@ from tokendistill.errors import UserError
 
 # Role of the fixed wording a task adds around the data ("Answer Choices:", "(a)"); attribution never selects it.
 TEMPLATE = "template"
+# What a decoder model (teacher or student) reads after an input: the cue that its answer comes next. It lies
+# outside the input text, so it never becomes a rationale word.
+ANSWER_CUE = "\nAnswer:"
 
 
 @dataclass(frozen=True)

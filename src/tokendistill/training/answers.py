@@ -4,41 +4,26 @@ highest. Shared by evaluation, evaluation during training and `predict`, so that
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from tokendistill.artefacts import STUDENT_INFO
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.errors import UserError
-from tokendistill.folders import read_json
 from tokendistill.models import LoadedModel, greedy_generate
+from tokendistill.student import StudentPrompt
 from tokendistill.tasks import Example, Task
-from tokendistill.training.data import CAUSAL_CUE, causal_prompt
-from tokendistill.training.modes.base import answer_part
 
 AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
 
 
-def student_info(model_dir: str | Path) -> dict[str, Any]:
-    """What `train` recorded about a student; a plain checkpoint gets the standard mode's (empty) prefix."""
-    path = Path(model_dir) / STUDENT_INFO
-    if not path.exists():
-        return {"predict_prefix": ""}
-    return read_json(path, f"train the student again into {model_dir} with --overwrite")
-
-
-def generate(
-    loaded: LoadedModel, sources: Sequence[str], max_input_length: int, max_new_tokens: int,
-    decoder_prompt: str = "",
-) -> list[str]:
-    """Greedy answers for a batch of sources, prompted as the student was trained."""
-    prompts = list(sources) if loaded.is_encoder_decoder else [causal_prompt(source) for source in sources]
+def generate(loaded: LoadedModel, prompt: StudentPrompt, texts: Sequence[str], max_input_length: int,
+             max_new_tokens: int) -> list[str]:
+    """Greedy answers for a batch of inputs, prompted as the student was trained."""
     return greedy_generate(
-        loaded.model, loaded.tokenizer, loaded.is_encoder_decoder, prompts, max_input_length, max_new_tokens,
-        decoder_prompt,
+        loaded.model, loaded.tokenizer, loaded.is_encoder_decoder,
+        [prompt.source(text) + prompt.cue for text in texts], max_input_length, max_new_tokens, prompt.decoder_start,
     )
 
 
@@ -46,31 +31,26 @@ def predict(
     loaded: LoadedModel,
     task: Task,
     examples: Sequence[Example],
-    prefix: str,
+    prompt: StudentPrompt,
     batch_size: int,
     max_input_length: int,
     max_new_tokens: int,
+    *,
     progress: bool = False,
-    separator: str | None = None,
-    task_marker: str = "encoder",
     answer: AnswerReading = "generation",
 ) -> tuple[list[dict[str, Any]], float]:
     """Predictions (one record per example) and accuracy under the task's metric.
 
-    ``task_marker``: where the student was trained to read ``prefix`` (before the input, or, for a seq2seq
-    student trained with ``--task-marker decoder``, at the start of its output). ``answer``: which reading
+    ``prompt``: how the student was trained to read an input (student.StudentPrompt). ``answer``: which reading
     is the prediction; with a choice reading each record also keeps the generation and whether it was right.
     """
     loaded.model.eval()
     records = []
-    in_decoder = task_marker == "decoder" and loaded.is_encoder_decoder
-    input_prefix, decoder_prompt = ("", prefix.strip()) if in_decoder else (prefix, "")
-    scorer = choice_scorer(loaded, task, examples, input_prefix, max_input_length, answer, in_decoder, separator)
+    scorer = choice_scorer(loaded, task, examples, prompt, max_input_length, answer)
     for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress, unit="batch"):
         chunk = examples[start : start + batch_size]
-        generated = generate(loaded, [input_prefix + example.input for example in chunk], max_input_length,
-                             max_new_tokens, decoder_prompt)
-        generated = [answer_part(text, separator) for text in generated]
+        generated = [prompt.answer(text) for text in
+                     generate(loaded, prompt, [example.input for example in chunk], max_input_length, max_new_tokens)]
         picked = score_choices(scorer, chunk, task.name).best(answer[len("choice_"):]) if scorer else generated
         for example, text, prediction in zip(chunk, generated, picked):
             record = {"id": example.id, "prediction": prediction, "target": example.target,
@@ -83,8 +63,8 @@ def predict(
 
 
 def choice_scorer(
-    loaded: LoadedModel, task: Task, examples: Sequence[Example], input_prefix: str, max_input_length: int,
-    answer: AnswerReading, in_decoder: bool, separator: str | None,
+    loaded: LoadedModel, task: Task, examples: Sequence[Example], prompt: StudentPrompt, max_input_length: int,
+    answer: AnswerReading,
 ) -> Teacher | None:
     """The student wrapped for candidate scoring, prompted exactly as it was trained (None: read generations).
 
@@ -97,11 +77,11 @@ def choice_scorer(
     if not all(example.choices for example in examples):
         raise UserError(f"--answer {answer}: task {task.name!r} has no closed set of answers to score; "
                         "use --answer generation")
-    if in_decoder or (separator is not None and loaded.is_encoder_decoder):
+    if prompt.in_decoder or (prompt.answer_separator is not None and loaded.is_encoder_decoder):
         raise UserError(f"--answer {answer}: a seq2seq student whose output starts with a task marker or holds "
                         "more than the label (label_then_tokens) is read by its generation; use --answer generation")
-    # The causal student was trained on input + CAUSAL_CUE -> " " + label (+ separator + words under
+    # The causal student was trained on input + its cue -> " " + label (+ separator + words under
     # label_then_tokens): Teacher scores " " + candidate there, a prefix of that output either way.
-    scorer = Teacher(loaded, max_input_length, prompt_suffix="" if loaded.is_encoder_decoder else CAUSAL_CUE)
-    scorer.prompt_prefix = input_prefix
+    scorer = Teacher(loaded, max_input_length, prompt_suffix=prompt.cue)
+    scorer.prompt_prefix = prompt.input_prefix
     return scorer

@@ -15,10 +15,11 @@ from accelerate import Accelerator
 from accelerate.optimizer import AcceleratedOptimizer
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_state_dict
 
-from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER, STUDENT_INFO
+from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER
 from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
 from tokendistill.errors import UserError
 from tokendistill.folders import Found, Holds, open_output, read_json, write_file
+from tokendistill.student import find_record
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
@@ -239,9 +240,8 @@ def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | 
 
     def inspect(folder: Path) -> Found:
         nonlocal checkpoint
-        if (folder / STUDENT_INFO).exists():
-            info = read_json(folder / STUDENT_INFO, fix)
-            changed = _differences({**info.get("config", {}), **info.get("inputs", {})}, config)
+        if record := find_record(folder):
+            changed = _differences({**record.config, **record.inputs}, config)
             return Found(Holds.OTHER, tuple(changed)) if changed else Found(Holds.FINISHED)
         if (folder / CHECKPOINT).exists():
             if not (folder / CHECKPOINT_INFO).exists():

@@ -9,14 +9,14 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from tokendistill.tasks.base import ANSWER_CUE
 from tokendistill.training.modes.base import LABEL, RATIONALE, TrainingRow
 
+
 # A decoder-only student reads the source, this cue, then writes the target (the cue is the same at test time).
-CAUSAL_CUE = "\nAnswer:"
-
-
 def causal_prompt(source: str, cue: str = "") -> str:
-    return source + (cue or CAUSAL_CUE)
+    """A decoder student's prompt: the input, then its row's cue (the answer's, tasks.base.ANSWER_CUE, by default)."""
+    return source + (cue or ANSWER_CUE)
 
 
 @dataclass

@@ -13,9 +13,11 @@ from transformers import PreTrainedModel
 
 from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
+from tokendistill.models import refuse_remote_code
+from tokendistill.student import TaskMarker, training_prompt
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training.data import encode_rows, pass_loss
-from tokendistill.training.modes.base import Mode, TrainingRow, marker_after_input, marker_to_decoder
+from tokendistill.training.modes.base import Mode, TrainingRow
 from tokendistill.training.rows import build_rows
 from tokendistill.training.validation import PeriodicEvaluation
 
@@ -65,14 +67,10 @@ def read_inputs(config: TrainConfig, mode: Mode, state: Any, output: Path
     if config.eval_every:
         if state.num_processes > 1:
             raise UserError("--eval-every runs in one process; train without accelerate launch, or evaluate after")
-        validator = PeriodicEvaluation(config, task, examples,
-                                       "" if config.task_marker == "shared_prompt" else mode.predict_prefix,
-                                       mode.answer_separator, config.task_marker, output)
-    if config.task_marker == "decoder":
-        rows = [[marker_to_decoder(row) for row in example_rows] for example_rows in rows]
-    elif config.task_marker == "shared_prompt":
-        rows = [[marker_after_input(row) for row in example_rows] for example_rows in rows]
-    return task, examples, rows, examples_per_step, validator
+        marker = TaskMarker.of(config.task_marker)
+        validator = PeriodicEvaluation(config, task, examples, training_prompt(
+            mode.predict_prefix, mode.answer_separator, marker, is_encoder_decoder=False), output)
+    return task, examples, TaskMarker.of(config.task_marker).layout(rows), examples_per_step, validator
 
 
 PACKING_KERNELS = ("eager", "sdpa")
@@ -108,27 +106,19 @@ def packing_works(loaded: Any, rows: list[list[TrainingRow]], config: TrainConfi
     return True
 
 
-def check_task_marker(mode: Mode, student: str, processes: int, marker: str = "decoder") -> None:
+def check_task_marker(mode: Mode, student: str, processes: int, marker: TaskMarker) -> None:
+    """Refuse, before any model loads, a layout that cannot train this mode on this student (TaskMarker.problem)."""
     from transformers import AutoConfig
 
+    if marker.is_papers:
+        return
+    refuse_remote_code(student)
     try:
         is_encoder_decoder = AutoConfig.from_pretrained(student, trust_remote_code=False).is_encoder_decoder
-    except OSError:  # not found: loading the student reports it, with what to do
+    except (OSError, ValueError):  # not found or not a model: loading the student reports it, with what to do
         return
-    if not mode.predict_prefix:
-        raise UserError(f"--task-marker {marker} moves the `predict:` / `explain:` markers; mode {mode.name!r} has "
-                        "none (use multitask, multitask_kd or dss)")
-    if marker == "shared_prompt":
-        if is_encoder_decoder:
-            raise UserError("--task-marker shared_prompt packs a decoder-only student's rows; for a seq2seq "
-                            "student use --task-marker decoder")
-        return
-    if not is_encoder_decoder:
-        raise UserError("--task-marker decoder needs a seq2seq student (a decoder-only student reads the marker "
-                        "after the input anyway); use --task-marker encoder")
-    if processes > 1:
-        raise UserError("--task-marker decoder runs in one process only for now; launch one process or use "
-                        "--task-marker encoder")
+    if problem := marker.problem(mode.name, mode.predict_prefix, is_encoder_decoder, processes):
+        raise UserError(problem)
 
 
 def apply_lora(model: PreTrainedModel, config: TrainConfig, is_encoder_decoder: bool) -> PreTrainedModel:

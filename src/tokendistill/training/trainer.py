@@ -30,7 +30,6 @@ from tokendistill.artefacts import (
     BEST_WEIGHTS,
     CHECKPOINT,
     CHECKPOINT_INFO,
-    STUDENT_INFO,
     TRAIN_IDS,
     TRAIN_INPUTS,
     TRAIN_LOG,
@@ -50,6 +49,7 @@ from tokendistill.rationales import (
     write_json_atomic,
 )
 from tokendistill.runtime import process_state, seed_everything
+from tokendistill.student import StudentRecord, TaskMarker, training_prompt
 from tokendistill.tasks import Example, input_digest, materialized
 from tokendistill.training.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -184,8 +184,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
-    if config.task_marker != "encoder":
-        check_task_marker(mode, config.student, state.num_processes, config.task_marker)
+    check_task_marker(mode, config.student, state.num_processes, TaskMarker.of(config.task_marker))
     task, examples, rows, examples_per_step, validator = read_inputs(config, mode, state, output)
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -218,7 +217,7 @@ def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_fir
     model = loaded.model
     if config.lora_rank > 0:
         model = apply_lora(model, config, loaded.is_encoder_decoder)
-    if config.task_marker == "shared_prompt" and not packing_works(loaded, run.rows, config):
+    if TaskMarker.of(config.task_marker) is TaskMarker.SHARED_PROMPT and not packing_works(loaded, run.rows, config):
         run.rows = [[replace(row, shared_prompt=False) for row in example_rows] for example_rows in run.rows]
     # The mode's own models (a KL term's teacher) load before anything is cleared: one that fails costs nothing.
     run.signal = run.mode.signal(config, loaded.tokenizer, accelerator.device)
@@ -352,41 +351,37 @@ def _save(run: _Run, task: Any, examples: list[Example], elapsed: float) -> Path
         state_dict = None if config.lora_rank > 0 else best
     save_student(accelerator.unwrap_model(run.model), run.loaded.tokenizer, run.output, config.lora_rank > 0,
                  state_dict)
-    info = {
-        "identity": run.identity,
-        "mode": run.mode.name,
-        # Under shared_prompt the label row reads the plain input, as a standard student's does.
-        "predict_prefix": "" if config.task_marker == "shared_prompt" else run.mode.predict_prefix,
-        "task_marker": config.task_marker,
-        "answer_separator": run.mode.answer_separator,
-        "task": config.task,
-        "is_encoder_decoder": run.loaded.is_encoder_decoder,
-        "steps": config.steps,
-        "resumed_at_step": run.first_step or None,
+    record = StudentRecord(
+        identity=run.identity,
+        mode=run.mode.name,
+        prompt=training_prompt(run.mode.predict_prefix, run.mode.answer_separator, TaskMarker.of(config.task_marker),
+                               run.loaded.is_encoder_decoder),
+        task=config.task,
+        steps=config.steps,
+        resumed_at_step=run.first_step or None,
         # How it ran: the process count and accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, ...).
-        "processes": accelerator.num_processes,
+        processes=accelerator.num_processes,
         # CPU results are bit-identical only at the same thread count (docs/reliability.md): every session's.
-        "threads": torch.get_num_threads(),
-        "thread_history": _threads(run),
-        "distributed_type": str(accelerator.distributed_type.value),
-        "train_examples": len(examples),
-        "seconds": round(elapsed, 2),
-        "final_loss": history[-1]["loss"] if history else None,
-        "eval_split": config.eval_split if validator is not None else None,
-        "best_step": validator.best_step if validator is not None and config.keep_best else None,
-        "best_eval_accuracy": validator.best_accuracy if validator is not None and config.keep_best else None,
-        # A closed label set (a text task's observed labels): what `predict --answer choice_*` scores.
-        "labels": list(task.labels) if task.labels else None,
-        "command": COMMAND.get(),
-        "config": to_dict(config),
-        "inputs": run.fingerprints,
-    }
-    _write_student_files(config, run.output, history, examples, info)
+        threads=torch.get_num_threads(),
+        thread_history=_threads(run),
+        distributed_type=str(accelerator.distributed_type.value),
+        train_examples=len(examples),
+        seconds=round(elapsed, 2),
+        final_loss=history[-1]["loss"] if history else None,
+        eval_split=config.eval_split if validator is not None else None,
+        best_step=validator.best_step if validator is not None and config.keep_best else None,
+        best_eval_accuracy=validator.best_accuracy if validator is not None and config.keep_best else None,
+        labels=list(task.labels) if task.labels else None,
+        command=COMMAND.get(),
+        config=to_dict(config),
+        inputs=run.fingerprints,
+    )
+    _write_student_files(config, run.output, history, examples, record)
     return run.output
 
 
 def _write_student_files(config: TrainConfig, output: Path, history: list[dict[str, Any]], examples: list[Example],
-                         info: dict[str, Any]) -> None:
+                         record: StudentRecord) -> None:
     """Everything beside the weights, the identity last (its presence marks the run as finished), then the
     mid-run state goes."""
     write_config(config, output)
@@ -395,7 +390,7 @@ def _write_student_files(config: TrainConfig, output: Path, history: list[dict[s
     # refuses to report them as test rows.
     write_file(output / TRAIN_IDS, "".join(example.id + "\n" for example in examples))
     write_file(output / TRAIN_INPUTS, "".join(input_digest(e.input) + "\n" for e in examples))
-    write_json_atomic(output / STUDENT_INFO, info)
+    record.save(output)
     write_card(output)
     for name in (CHECKPOINT, CHECKPOINT_INFO, BEST_WEIGHTS):
         (output / name).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ so far live in their own file beside the checkpoint, and the scores in the train
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
 from tokendistill.models import LoadedModel
+from tokendistill.student import StudentPrompt
 from tokendistill.tasks import Example, Task, get_task, load_examples
 from tokendistill.training import answers
 
@@ -24,8 +26,8 @@ log = logging.getLogger(__name__)
 class PeriodicEvaluation:
     """Scores the student on the held-out rows every ``eval_every`` steps; keeps the best weights."""
 
-    def __init__(self, config: TrainConfig, task: Task, training: list[Example], prefix: str, separator: str | None,
-                 task_marker: str, output: Path) -> None:
+    def __init__(self, config: TrainConfig, task: Task, training: list[Example], prompt: StudentPrompt,
+                 output: Path) -> None:
         if config.eval_split == config.split:
             raise UserError(f"--eval-split {config.eval_split} is the training split; evaluate on held-out rows "
                             "(valid, or test with a test file)")
@@ -37,7 +39,7 @@ class PeriodicEvaluation:
         if sum(example.input in seen for example in self.examples) >= 0.1 * len(self.examples):
             raise UserError(f"the --eval-split {config.eval_split} rows are mostly training rows; pass held-out rows")
         self.task, self.config, self.output = held_out_task, config, output
-        self.prefix, self.separator, self.task_marker = prefix, separator, task_marker
+        self.prompt = prompt  # its is_encoder_decoder is the loaded student's, set when it runs
         self.best_step: int | None = None
         self.best_accuracy: float | None = None
 
@@ -53,9 +55,9 @@ class PeriodicEvaluation:
 
     def run(self, loaded: LoadedModel, model: torch.nn.Module, step: int) -> float:
         was_training = model.training
-        _, accuracy = answers.predict(loaded, self.task, self.examples, self.prefix, self.config.batch_size,
-                              self.config.max_input_length, self.config.max_target_length, False, self.separator,
-                              self.task_marker)  # type: ignore[arg-type]
+        prompt = dataclasses.replace(self.prompt, is_encoder_decoder=loaded.is_encoder_decoder)
+        _, accuracy = answers.predict(loaded, self.task, self.examples, prompt, self.config.batch_size,
+                                      self.config.max_input_length, self.config.max_target_length)
         model.train(was_training)
         log.info("step %d: accuracy %.3f on %d %s rows", step, accuracy, len(self.examples), self.config.eval_split)
         if self.config.keep_best and (self.best_accuracy is None or accuracy > self.best_accuracy):

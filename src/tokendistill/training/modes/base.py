@@ -12,6 +12,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tokendistill.registry import Registry
+from tokendistill.student import answer_part  # noqa: F401  (re-exported: a mode's answer, as the student reads it)
 from tokendistill.tasks.base import Example
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class TrainingRow:
     example: Example | None = None
     # Teacher-forced start of a seq2seq target that takes no loss (the task marker with --task-marker decoder).
     decoder_prompt: str = ""
-    # Decoder students: the cue between the input and the target ("" means data.CAUSAL_CUE, "\nAnswer:").
+    # Decoder students: the cue between the input and the target ("" means the answer's, tasks.base.ANSWER_CUE).
     cue: str = ""
     # --task-marker shared_prompt: the example's rows go into one sequence that reads the input once.
     shared_prompt: bool = False
@@ -127,21 +128,16 @@ def marker_to_decoder(row: TrainingRow) -> TrainingRow:
     return row
 
 
-# The explanation block's cue under --task-marker shared_prompt (the label block keeps "\nAnswer:").
+# The explanation block's cue under --task-marker shared_prompt (the label block keeps tasks.base.ANSWER_CUE).
 EXPLAIN_CUE = "\nExplanation:"
 
 
 def marker_after_input(row: TrainingRow, shared_prompt: bool = True) -> TrainingRow:
     """A decoder student's row with its task marker moved after the input: the label row reads
-    ``input + "\nAnswer:"`` (exactly what evaluation prompts with), the explanation row
-    ``input + "\nExplanation:"``; both start with the same tokens, which a packed sequence shares."""
+    ``input + ANSWER_CUE`` (exactly what evaluation prompts with), the explanation row ``input + EXPLAIN_CUE``;
+    both start with the same tokens, which a packed sequence shares."""
     if row.source.startswith(EXPLAIN_PREFIX):
         return replace(row, source=row.source[len(EXPLAIN_PREFIX):], cue=EXPLAIN_CUE, shared_prompt=shared_prompt)
     if row.source.startswith(PREDICT_PREFIX):
         return replace(row, source=row.source[len(PREDICT_PREFIX):], shared_prompt=shared_prompt)
     return replace(row, shared_prompt=shared_prompt)
-
-
-def answer_part(prediction: str, separator: str | None) -> str:
-    """The label part of a prediction made by a mode that writes more after it."""
-    return prediction.split(separator)[0].strip() if separator else prediction
