@@ -203,8 +203,9 @@ def _numeric_fields(config_class: type) -> list[tuple[str, type, dict]]:
 
 def _commands() -> list[tuple[str, type]]:
     from tokendistill.cli import _commands as commands
+    from tokendistill.cli import _config_class
 
-    return [(name, config_class) for name, _, config_class, _ in commands()]
+    return [(name, _config_class(where)) for name, _, where, _ in commands()]
 
 
 def test_every_numeric_option_declares_its_range() -> None:

@@ -127,7 +127,14 @@ def test_a_boolean_takes_no_flag(tmp_path: Path) -> None:
         return from_arguments(TrainConfig, arguments)
 
     assert parsed("--no-batch-by-length").batch_by_length is False and parsed().batch_by_length is True
-    assert parsed("--overwrite").overwrite is True and parsed("--overwrite", "false").overwrite is False
+    assert parsed("--overwrite").overwrite is True and parsed("--overwrite", "--no-overwrite").overwrite is False
+
+
+def test_a_flag_never_swallows_the_positional_after_it() -> None:
+    from tokendistill.cli import build_parser
+
+    arguments = build_parser().parse_args(["explain", "--teacher", "t", "--chat-template", "some text"])
+    assert arguments.chat_template is True and arguments.input == "some text"
 
 
 def test_usage_writes_the_required_options_as_required(capsys: pytest.CaptureFixture[str]) -> None:

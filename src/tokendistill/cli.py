@@ -16,16 +16,19 @@ from tokendistill.errors import UserError
 
 
 def _extract(config: ExtractConfig) -> None:
-    from tokendistill.attribution import extract
+    from tokendistill.attribution.extract import extract
 
     folder = extract(config)
-    print(f"rationales: {folder}")
+    from tokendistill.rationales import extraction_summary
+
+    print(extraction_summary(folder))
 
 
 def _train(config: TrainConfig) -> None:
+    from tokendistill.student import training_summary
     from tokendistill.training import train
 
-    print(f"student: {train(config)}")
+    print(training_summary(train(config)))
 
 
 def _evaluate(config: EvaluateConfig) -> None:
@@ -105,37 +108,36 @@ def _demo(config: Any) -> None:
     run_demo(config)
 
 
-def _commands() -> list[tuple[str, str, type, Callable[[Any], None]]]:
-    from tokendistill.analysis import AnalyzeConfig
-    from tokendistill.attribution.faithfulness import FaithfulnessConfig
-    from tokendistill.demo import DemoConfig
-    from tokendistill.experiment import RunConfig
-    from tokendistill.explain import ExplainConfig
-    from tokendistill.hub import PushConfig
-    from tokendistill.predict import PredictConfig
-    from tokendistill.report import ReportConfig
-    from tokendistill.results import ResultsConfig
-    from tokendistill.teacher_eval import TeacherEvalConfig
-
+def _commands() -> list[tuple[str, str, str, Callable[[Any], None]]]:
+    """(name, help, where its config class lives, handler): the class is imported only for the command run, as
+    several live beside torch code."""
     return [
-        ("extract", "teacher attribution: top-k rationale words per example", ExtractConfig, _extract),
-        (TEACHER_CHECK_FOLDER, "the teacher's accuracy by generation and by scoring the choices", TeacherEvalConfig,
-         _teacher_eval),
-        ("explain", "the teacher's answer to one input and the words it rests on, highlighted", ExplainConfig,
-         _explain),
-        ("train", "train a student in one of the training modes (--mode)", TrainConfig, _train),
-        ("evaluate", "score a student on a split", EvaluateConfig, _evaluate),
-        ("predict", "a trained student answers the given inputs, as evaluate reads it", PredictConfig, _predict),
+        ("extract", "teacher attribution: top-k rationale words per example", "config:ExtractConfig", _extract),
+        (TEACHER_CHECK_FOLDER, "the teacher's accuracy by generation and by scoring the choices",
+         "teacher_eval:TeacherEvalConfig", _teacher_eval),
+        ("explain", "the teacher's answer to one input and the words it rests on, highlighted",
+         "explain:ExplainConfig", _explain),
+        ("train", "train a student in one of the training modes (--mode)", "config:TrainConfig", _train),
+        ("evaluate", "score a student on a split", "config:EvaluateConfig", _evaluate),
+        ("predict", "a trained student answers the given inputs, as evaluate reads it", "predict:PredictConfig",
+         _predict),
         ("push", "a student (model) or rationale folder (dataset) to the Hugging Face hub, with its card",
-         PushConfig, _push),
-        ("run", "an experiment grid from a YAML file (resumable)", RunConfig, _run),
-        ("results", "the results table of a grid folder", ResultsConfig, _results),
-        ("analyze", "what the teacher's words contain, against random words", AnalyzeConfig, _analyze),
-        ("faithfulness", "comprehensiveness and sufficiency of the top-k words vs random-k", FaithfulnessConfig,
-         _faithfulness),
-        ("report", "one self-contained HTML report of a run folder", ReportConfig, _report),
-        ("demo", "the whole pipeline offline on a generated task, in a few minutes", DemoConfig, _demo),
+         "hub:PushConfig", _push),
+        ("run", "an experiment grid from a YAML file (resumable)", "experiment:RunConfig", _run),
+        ("results", "the results table of a grid folder", "results:ResultsConfig", _results),
+        ("analyze", "what the teacher's words contain, against random words", "analysis:AnalyzeConfig", _analyze),
+        ("faithfulness", "comprehensiveness and sufficiency of the top-k words vs random-k",
+         "attribution.faithfulness:FaithfulnessConfig", _faithfulness),
+        ("report", "one self-contained HTML report of a run folder", "report:ReportConfig", _report),
+        ("demo", "the whole pipeline offline on a generated task, in a few minutes", "demo:DemoConfig", _demo),
     ]
+
+
+def _config_class(where: str) -> type:
+    import importlib
+
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(f"tokendistill.{module}"), name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -177,7 +179,19 @@ def _usage(name: str, config_class: type) -> str:
     return " ".join([f"tokendistill {name}", *needed, "[options]", *positional])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _registry_names() -> dict[str, list[str]]:
+    """The names each registry holds, for the options' help (the attribution methods import torch)."""
+    from tokendistill.attribution.methods import METHODS
+    from tokendistill.tasks import TASKS
+    from tokendistill.training.modes import MODES
+
+    return {"tasks": TASKS.names(), "methods": METHODS.names(), "modes": MODES.names()}
+
+
+def build_parser(with_names: bool = True, command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; ``with_names``: list the registries' names in the options' help, which only a command's --help
+    shows (parsing never needs them: a name is checked by its registry when the run starts). ``command``: build
+    only that command's options (None: every command's), so that a run imports only what it uses."""
     parser = _Parser(
         prog="tokendistill",
         description="Distil a small student from the input words a teacher relies on.",
@@ -186,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tokendistill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from tokendistill.attribution.methods import METHODS
-    from tokendistill.tasks import TASKS
-    from tokendistill.training.modes import MODES
-
-    registries = {"tasks": TASKS.names(), "methods": METHODS.names(), "modes": MODES.names()}
-    for name, help_text, config_class, handler in _commands():
+    registries = _registry_names() if with_names else None
+    for name, help_text, where, handler in _commands():
+        if command is not None and name != command:
+            commands.add_parser(name, help=help_text, description=help_text)  # listed; its options unbuilt
+            continue
+        config_class = _config_class(where)
         sub = commands.add_parser(name, help=help_text, description=help_text, usage=_usage(name, config_class))
         sub.prog = f"tokendistill {name}"
         add_arguments(sub, config_class, registries)
@@ -201,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    # Only a command's --help shows the registries' names; --version, the top-level --help and every run parse
+    # without importing torch for them.
+    command = next((word for word in given if not word.startswith("-")), None)
+    parser = build_parser(with_names=len(given) > 1 and bool({"-h", "--help"} & set(given)),
+                          command=command if command in {name for name, *_ in _commands()} else "")
     from tokendistill.card import record_command
 
     record_command(list(sys.argv[1:] if argv is None else argv))

@@ -125,6 +125,8 @@ class TrainConfig(TaskOptions):
     split: str = option("train", "training split")
     alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha", minimum=0, maximum=1)
     learning_rate: float = option(5e-5, "AdamW learning rate", above=0)
+    weight_decay: float = option(0.01, "AdamW weight decay (torch's default, which every earlier version used)",
+                                 minimum=0)
     batch_size: int = option(64, "examples per optimizer step (over all processes and accumulation steps)", minimum=1)
     gradient_accumulation: int = option(1, "split each step's batch into this many forward/backward passes", minimum=1)
     task_marker: Literal[TaskMarker.ENCODER.value, TaskMarker.DECODER.value, TaskMarker.SHARED_PROMPT.value] = option(
@@ -191,15 +193,6 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 # Where each option shows in `--help` (one owner for the grouping; an option not named here is "other").
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "split", "limit", "seed",
@@ -245,7 +238,8 @@ def add_arguments(
         target = groups[name]
         kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
-            target.add_argument(flag, type=_parse_bool, nargs="?", const=True, **kwargs)
+            # A flag takes no value (--flag / --no-flag), so it never swallows the positional after it.
+            target.add_argument(flag, action="store_const", const=True, **kwargs)
             target.add_argument("--no-" + flag[2:], dest=item.name, action="store_const", const=False,
                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         elif typing.get_origin(hint) is Literal:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from tokendistill.artefacts import DEMO_SUMMARY
-from tokendistill.attribution import extract
+from tokendistill.attribution.extract import extract
 from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, option, write_config
 from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate

@@ -135,7 +135,7 @@ def _teacher_test_check(task_plan: TaskPlan, progress: bool) -> None:
 
 
 def _run_cells(config: RunConfig, experiment: Experiment, plans: list[TaskPlan], progress: bool) -> Path:
-    from tokendistill.attribution import extract
+    from tokendistill.attribution.extract import extract
     from tokendistill.evaluation import evaluate
     from tokendistill.training import train
 

@@ -189,6 +189,26 @@ class RationaleStore:
         write_json_atomic(self.folder / MANIFEST, self.manifest)
 
 
+def extraction_summary(folder: str | Path) -> str:
+    """What an extraction ends with: where its words are, what the teacher got right (and on how many of the rows
+    it had been trained on), the fallbacks, and the next command."""
+    summary = read_manifest(folder).get("summary") or {}
+    lines = [f"rationales: {folder}"]
+    examples, accuracy = summary.get("examples"), summary.get("teacher_accuracy")
+    if isinstance(examples, int) and isinstance(accuracy, (int, float)):
+        lines.append(f"  the teacher was right on {round(accuracy * examples)} of {examples} examples "
+                     f"({100 * accuracy:.1f}%)")
+    elif isinstance(examples, int):
+        lines.append(f"  {examples} examples (the teacher's own answers were not asked: --target gold)")
+    if summary.get("teacher_trained_on"):
+        lines.append(f"  the teacher was fine-tuned on {summary['teacher_trained_on']} of them: its words there show "
+                     "what it learned, not how it generalises")
+    if summary.get("gold_fallbacks"):
+        lines.append(f"  {summary['gold_fallbacks']} answered nothing: the gold answer's words were attributed there")
+    lines.append(f"  next: tokendistill train --mode multitask --rationales {folder} --student STUDENT --output FOLDER")
+    return "\n".join(lines)
+
+
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.exists():

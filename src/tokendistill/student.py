@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokendistill.artefacts import STUDENT_INFO
+from tokendistill.artefacts import STUDENT_INFO, TRAIN_LOG
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json, write_file
 from tokendistill.tasks.base import ANSWER_CUE
@@ -196,6 +196,28 @@ def training_prompt(mode_prefix: str, answer_separator: str | None, marker: Task
                     is_encoder_decoder: bool) -> StudentPrompt:
     """The prompt a student of a mode (its `predict:` prefix and answer separator) learns in a layout."""
     return StudentPrompt(marker.predict_prefix(mode_prefix), marker, is_encoder_decoder, answer_separator)
+
+
+def training_summary(folder: str | Path) -> str:
+    """What a training run ends with: where the student is, its steps and final losses, the kept step, and the
+    next command."""
+    import json
+
+    record = load_record(folder)
+    lines = [f"student: {folder}", f"  {record.mode}, {record.steps} steps on {record.train_examples} examples"
+             + (f" ({record.seconds:.0f} s)" if record.seconds else "")]
+    log = Path(folder) / TRAIN_LOG
+    if log.is_file() and (entries := [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()
+                                      if line.strip()]):
+        last = entries[-1]
+        losses = ", ".join(f"{name} {value:.4g}" for name, value in last.items()
+                           if name.endswith("loss") and isinstance(value, (int, float)))
+        lines.append(f"  final losses (step {last.get('step')}): {losses}")
+    if record.best_step is not None and record.best_eval_accuracy is not None:
+        lines.append(f"  kept the weights of step {record.best_step} ({100 * record.best_eval_accuracy:.1f}% on "
+                     f"{record.eval_split})")
+    lines.append(f"  next: tokendistill evaluate --model {folder} --split test --output EVALUATION_FOLDER")
+    return "\n".join(lines)
 
 
 def has_record(folder: str | Path) -> bool:

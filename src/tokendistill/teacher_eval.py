@@ -35,6 +35,7 @@ from tokendistill.config import (
     to_dict,
     write_config,
 )
+from tokendistill.errors import UserError
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.folders import Found, Holds, clear, locked, open_output, read_json, refuse_overlap
 from tokendistill.models import load_model
@@ -63,6 +64,8 @@ class TeacherEvalConfig(TaskOptions):
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     device: str = option("auto", "auto, cpu or cuda", check=device_problem)
     overwrite: bool = option(False, "replace an output folder that holds a different teacher check")
+    generate: bool = option(True, "read the teacher's free generation too (--no-generate: only score the "
+                                  "choices of a closed-set task, about a third of the time)")
 
 
 # Settings that do not change the check's result.
@@ -134,11 +137,14 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
                       config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
-    readings = ("generation", "choice_sum", "choice_mean") if has_choices else ("generation",)
+    if not config.generate and not has_choices:
+        raise UserError(f"--no-generate: task {task.name!r} has no closed set of answers to score; read its "
+                        "generation (drop --no-generate)")
+    readings = (("generation",) if config.generate else ()) + (("choice_sum", "choice_mean") if has_choices else ())
     rows: dict[str, dict[str, Any]] = {}  # per example: each reading's answer and whether it is right
     bar = tqdm(total=len(examples), desc=TEACHER_CHECK_FOLDER, disable=not progress, unit="ex")
     for batch in length_buckets(examples, config.batch_size):
-        answers = {"generation": teacher.generate(batch, config.max_new_tokens)}
+        answers = {"generation": teacher.generate(batch, config.max_new_tokens)} if config.generate else {}
         if has_choices:
             scores = score_choices(teacher, batch, task.name)
             answers.update({f"choice_{scoring}": scores.best(scoring) for scoring in ("sum", "mean")})
@@ -175,6 +181,10 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
         "extract_with": advice,
         "near_chance": chance is not None and accuracy[best] < chance + 0.1,
         "constant_readings": sorted(reading for reading, flag in constant.items() if flag),
+        # Below this margin over chance, the teacher's words carry little: fine-tune it first.
+        "competent": chance is None or accuracy[best] >= chance + COMPETENT_MARGIN,
+        "wrong_example": next(({"id": row["id"], "target": row["target"], "answer": row[best]["answer"]}
+                               for row in ordered if not row[best]["correct"]), None),
         "_rows": ordered,
     }
     return result
@@ -182,6 +192,8 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
 
 # A reading whose commonest answer covers this share of the rows answers (nearly) the same to every row.
 CONSTANT_SHARE = 0.95
+# The teacher's margin over chance (or the majority label) below which `teacher-eval` says to fine-tune it first.
+COMPETENT_MARGIN = 0.25
 
 
 def _top_share(answers: list[str]) -> float:
@@ -199,7 +211,13 @@ def format_result(result: dict[str, Any]) -> str:
         lines.append(f"{reading.replace('_', ' ')}: (nearly) the same answer for every row: it measures the majority "
                      "label's share, not the teacher; never recommended")
     lines.append(f"best reading: {result['best']}; extract with {result['extract_with']}")
-    if result["near_chance"]:
-        lines.append("WARNING: the teacher is near chance; fine-tune it first (tokendistill train --mode standard "
-                     "--student TEACHER, optionally --lora-rank 8) or its words carry little knowledge")
+    if wrong := result.get("wrong_example"):
+        lines.append(f"one wrong answer ({result['best'].replace('_', ' ')}): {str(wrong['answer'])[:120]!r} where "
+                     f"the gold answer is {str(wrong['target'])[:120]!r} (row {wrong['id']})")
+    if result["near_chance"] or not result.get("competent", True):
+        why = ("WARNING: the teacher is near chance" if result["near_chance"]
+               else f"the teacher is under {100 * COMPETENT_MARGIN:g} points above chance")
+        lines.append(f"{why}: fine-tune it first, e.g. tokendistill train "
+                     "--mode standard --student TEACHER --task TASK --data DATA --output TEACHER-FT (optionally "
+                     "--lora-rank 8), then check it again; otherwise its words carry little knowledge")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Controls: words chosen without the teacher's knowledge, to tell what its words carry from what any input words
-do. ``random`` (in methods.py) draws every word uniformly; ``random_matched`` keeps everything of the teacher's
+do. ``random`` draws every word uniformly; ``random_matched`` (both registered in methods.py) keeps everything of the teacher's
 choice but which words: per example, the same number of words from each input segment (premise / hypothesis,
 question / choices), under the same candidate filter, at every rank, so that any k re-selected from the scores
 differs from the teacher's top k only in which words of those segments it holds.
@@ -11,10 +11,6 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from torch import Tensor
-
-from tokendistill.attribution.methods import METHODS, MethodOptions, WordPairs, saliency
-from tokendistill.attribution.teacher import Teacher, TeacherBatch
 
 
 def rank_order(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -39,13 +35,3 @@ def matched_random_scores(scores: np.ndarray, roles: Sequence[str], candidates: 
     for rank, index in enumerate(order):
         matched[pools[roles[index]].pop()] = float(len(order) - rank)
     return matched
-
-
-@METHODS.register("random_matched")
-def random_matched(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, options: MethodOptions) -> Tensor:
-    """The teacher's saliency, whose word ranking ``matched_random_scores`` then redraws within segments (the word
-    stage of this method: extraction applies it once the scores are words)."""
-    return saliency(teacher, batch, word_pairs, options)
-
-
-random_matched.word_stage = matched_random_scores  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tokendistill.attribution.controls import matched_random_scores
 from tokendistill.attribution.teacher import Teacher, TeacherBatch
 from tokendistill.registry import Registry
 
@@ -197,3 +198,13 @@ def random_words(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, o
             generator.random(len(unique_words)).astype(np.float32) + 1e-3
         )
     return scores.to(batch.input_ids.device)
+
+
+@METHODS.register("random_matched")
+def random_matched(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, options: MethodOptions) -> Tensor:
+    """A control: the teacher's saliency, whose word ranking ``controls.matched_random_scores`` then redraws
+    within segments (the word stage of this method: extraction applies it once the scores are words)."""
+    return saliency(teacher, batch, word_pairs, options)
+
+
+random_matched.word_stage = matched_random_scores  # type: ignore[attr-defined]

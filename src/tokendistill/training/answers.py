@@ -16,6 +16,7 @@ from tokendistill.student import StudentPrompt
 from tokendistill.tasks import Example, Task
 
 AnswerReading = Literal["generation", "choice_sum", "choice_mean"]
+INPUT_SHOWN = 200  # characters of each input that a prediction record keeps
 
 
 def generate(loaded: LoadedModel, prompt: StudentPrompt, texts: Sequence[str], max_input_length: int,
@@ -53,7 +54,9 @@ def predict(
                      generate(loaded, prompt, [example.input for example in chunk], max_input_length, max_new_tokens)]
         picked = score_choices(scorer, chunk, task.name).best(answer[len("choice_"):]) if scorer else generated
         for example, text, prediction in zip(chunk, generated, picked):
-            record = {"id": example.id, "prediction": prediction, "target": example.target,
+            # The input's start beside its id (a content hash), so that a reader sees which row it was.
+            shown = example.input if len(example.input) <= INPUT_SHOWN else example.input[:INPUT_SHOWN] + "…"
+            record = {"id": example.id, "input": shown, "prediction": prediction, "target": example.target,
                       "correct": task.score(prediction, example)}
             if scorer:
                 record |= {"generation": text, "generation_correct": task.score(text, example)}

@@ -15,7 +15,7 @@ from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
 from tokendistill.models import refuse_remote_code
 from tokendistill.student import TaskMarker, training_prompt
-from tokendistill.tasks import Example, Task, get_task, load_examples
+from tokendistill.tasks import Example, Task, get_task, load_examples, parse_split
 from tokendistill.training.data import encode_rows, pass_loss
 from tokendistill.training.modes.base import Mode, TrainingRow
 from tokendistill.training.rows import build_rows
@@ -64,6 +64,10 @@ def read_inputs(config: TrainConfig, mode: Mode, state: Any, output: Path
     validator = None
     if config.keep_best and not config.eval_every:
         raise UserError("--keep-best keeps the best of the --eval-every scores: pass --eval-every N too")
+    if config.keep_best and parse_split(config.eval_split)[0] == "test":
+        raise UserError("--keep-best --eval-split test would choose the weights on the rows `evaluate` then reports "
+                        "(a test score that was tuned on): score on held-out rows that are not the test rows, e.g. "
+                        "--eval-split valid")
     if config.eval_every:
         if state.num_processes > 1:
             raise UserError("--eval-every runs in one process; train without accelerate launch, or evaluate after")

@@ -224,7 +224,8 @@ def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_fir
     if clear_first and state.is_main_process:
         clear(run.output)
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
     run.scheduler = get_scheduler(
         config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps
     )
@@ -284,8 +285,7 @@ def _steps(run: _Run, example_count: int, examples_per_step: int, progress: bool
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
             history.append({"step": step + 1, "loss": value, **parts})
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{value:.3f}")
+            bar.set_postfix(loss=f"{value:.3f}", refresh=False)  # the step's own loss, shown with the bar's tick
             done = step + 1
             if run.validator is not None and run.validator.due(done):
                 history[-1]["eval_accuracy"] = run.validator.run(run.loaded, run.model, done)

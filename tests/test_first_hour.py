@@ -1,0 +1,59 @@
+"""What a newcomer meets first: the summaries a stage ends with, the leaks it refuses, the options it records."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tokendistill.cli import main
+
+COMMON = ["--task", "keywords", "--limit", "8", "--device", "cpu"]
+
+
+def test_choosing_the_kept_weights_on_the_test_rows_is_refused(tmp_path: Path, llama_dir: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", *COMMON, "--student", str(llama_dir), "--output", str(tmp_path / "s"), "--steps", "2",
+                 "--eval-every", "1", "--keep-best", "--eval-split", "test"])
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "--keep-best --eval-split test" in message and not (tmp_path / "s" / "config.yaml").exists()
+
+
+def test_extract_and_train_end_with_a_summary_and_the_next_command(tmp_path: Path, llama_dir: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["extract", *COMMON, "--teacher", str(llama_dir), "--output", str(tmp_path / "r"), "--top-k", "2",
+                 "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"rationales: {tmp_path / 'r'}" in out and "the teacher was right on" in out and "of 8 examples" in out
+    assert "next: tokendistill train --mode multitask" in out
+    assert main(["train", *COMMON, "--student", str(llama_dir), "--output", str(tmp_path / "s"), "--steps", "2",
+                 "--batch-size", "4", "--weight-decay", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "standard, 2 steps on 8 examples" in out and "final losses (step 2): loss" in out
+    assert "next: tokendistill evaluate --model" in out
+    record = json.loads((tmp_path / "s" / "tokendistill.json").read_text())
+    assert record["config"]["weight_decay"] == 0.05 and "| weight decay | 0.05 |" in (tmp_path / "s" / "README.md").read_text()
+
+
+def test_predictions_show_the_input_beside_its_id(tmp_path: Path, llama_dir: Path) -> None:
+    assert main(["evaluate", *COMMON, "--model", str(llama_dir), "--output", str(tmp_path / "e"),
+                 "--max-new-tokens", "2"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    assert all(record["input"] and len(record["input"]) <= 201 for record in records)
+
+
+def test_teacher_eval_can_score_choices_without_generating(tmp_path: Path, llama_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["teacher-eval", *COMMON, "--teacher", str(llama_dir), "--output", str(tmp_path / "t"),
+                 "--no-generate"]) == 0
+    check = json.loads((tmp_path / "t" / "teacher_eval.json").read_text())
+    assert set(check["accuracy"]) == {"choice_sum", "choice_mean"}
+    out = capsys.readouterr().out
+    assert "fine-tune it first" in out  # a tiny random teacher is near chance
+    assert main(["teacher-eval", "--task", "text", "--data", str(_text_file(tmp_path)), "--teacher", str(llama_dir),
+                 "--no-generate", "--device", "cpu", "--split", "train", "--free-text"]) == 2
+
+
+def _text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "free.jsonl"
+    path.write_text("".join(json.dumps({"input": f"text {i}", "label": f"free answer {i}"}) + "\n" for i in range(30)))
+    return path
