@@ -121,6 +121,8 @@ class TrainConfig(TaskOptions):
     llm_rationales: str | None = option(None, "dss mode: folder with the DSS data and its llm/ rationales (default: --data)")
     teacher: str | None = option(None, "multitask_kd: the teacher (same vocabulary as the student) whose answer distribution the student matches")
     kd_weight: float = option(1.0, "multitask_kd: weight of the KL term, added to the multitask loss", minimum=0)
+    align_weight: float = option(1.0, "align: weight of the distance between the student's word saliency and the "
+                                      "teacher's, added to the label loss", minimum=0)
     kd_temperature: float = option(1.0, "multitask_kd: softmax temperature of both distributions (the KL is scaled by its square)", above=0)
     split: str = option("train", "training split")
     alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha", minimum=0, maximum=1)
@@ -200,7 +202,7 @@ HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "models": ("teacher", "student", "model", "init", "lora_rank", "lora_alpha", "lora_targets", "prompt_suffix",
                "chat_template"),
     "method": ("method", "target", "choice_scoring", "only_correct", "top_k", "merge", "drop_punctuation",
-               "drop_stopwords", "ig_steps", "mode", "rationales", "alpha", "kd_weight", "kd_temperature",
+               "drop_stopwords", "ig_steps", "mode", "rationales", "alpha", "kd_weight", "kd_temperature", "align_weight",
                "task_marker", "answer"),
     "training": ("steps", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler", "warmup_steps",
                  "max_grad_norm", "max_input_length", "max_target_length", "max_new_tokens", "batch_by_length"),

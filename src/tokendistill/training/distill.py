@@ -102,7 +102,7 @@ class AnswerDistiller:
     def tokens(self, plan: DistillationPlan) -> int:
         return plan.tokens
 
-    def loss_sum(self, plan: DistillationPlan, student: RowLosses) -> Tensor:
+    def loss_sum(self, plan: DistillationPlan, student: RowLosses, model: object = None) -> Tensor:
         """Summed KL over the plan's aligned tokens, from the student's losses of the whole micro-batch."""
         if not plan.rows or plan.teacher_batch is None:
             return student.logits.sum() * 0

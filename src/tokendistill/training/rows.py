@@ -44,7 +44,8 @@ def build_rows(mode: Mode, examples: list[Example], config: TrainConfig) -> list
         if record["id"] in wanted:
             if config.top_k is not None:
                 record = reselect(record, config.top_k, extracted.drop_punctuation, extracted.drop_stopwords)
-            rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input")}
+            rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input"),
+                                        **{name: record.get(name) for name in mode.record_fields}}
     missing = [example.id for example in examples if example.id not in rationales]
     if missing:
         raise UserError(

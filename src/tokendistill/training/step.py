@@ -58,7 +58,7 @@ def step_loss(config: TrainConfig, loaded: Any, model: Any, accelerator: Any, si
             loss, part_losses, losses = pass_loss(model, part, accelerator.device, loaded.is_encoder_decoder,
                                                   config.alpha, totals, base_model=loaded.model)
             if signal is not None:
-                term = signal.loss_sum(plans[number], losses) / max(signal_tokens, 1)
+                term = signal.loss_sum(plans[number], losses, loaded.model) / max(signal_tokens, 1)
                 loss = signal.label_scale * loss + signal.weight * term
                 part_losses[signal.name] = float(term.detach())
             value += float(loss.detach())

@@ -26,7 +26,7 @@ class LogitNorm:
     def tokens(self, plan: list[int]) -> int:
         return len(plan)
 
-    def loss_sum(self, plan: list[int], losses: Any) -> torch.Tensor:
+    def loss_sum(self, plan: list[int], losses: Any, model: Any) -> torch.Tensor:
         return sum((losses.first(row, 1).float() ** 2).mean() for row in plan) if plan else losses.logits.sum() * 0
 
 

@@ -1,7 +1,7 @@
 """Training modes, by name in ``MODES``: the base (``modes.base``) and one module per built-in mode family. Importing
 this package registers them all."""
 
-from tokendistill.training.modes import kd, multitask_kd, paper  # noqa: F401  (registers the built-in modes)
+from tokendistill.training.modes import align, kd, multitask_kd, paper  # noqa: F401  (registers the built-in modes)
 from tokendistill.training.modes.base import (
     EXPLAIN_CUE,
     EXPLAIN_PREFIX,

@@ -67,7 +67,8 @@ class Signal(Protocol):
     """A loss term a mode adds to its rows' token losses: per forward pass, ``plan`` says which rows it reads,
     ``tokens`` how many positions it sums over (added up over the step's passes and processes, as the token losses
     are), ``loss_sum`` the term summed over them. The step's loss is then
-    ``label_scale * rows' loss + weight * sum / tokens``."""
+    ``label_scale * rows' loss + weight * sum / tokens``. ``loss_sum`` gets the pass's row losses and the model (the
+    Hugging Face model under any wrapper), for a term that needs a forward pass of its own."""
 
     name: str  # its key in the training log, e.g. "kd_loss"
     weight: float
@@ -77,7 +78,7 @@ class Signal(Protocol):
 
     def tokens(self, plan: Any) -> int: ...
 
-    def loss_sum(self, plan: Any, losses: RowLosses) -> Tensor: ...
+    def loss_sum(self, plan: Any, losses: RowLosses, model: Any) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class Mode:
     needs_teacher: bool = False  # the teacher runs beside the student during training
     # Where the student writes more than the label (label, separator, words), the label ends here.
     answer_separator: str | None = None
+    # The fields of each rationale record its rows need beyond the words (the training set's records are read
+    # lazily and only these kept: a record's per-word scores are most of its size).
+    record_fields: tuple[str, ...] = ()
 
     @property
     def needs_rationales(self) -> bool:
