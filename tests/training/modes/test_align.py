@@ -12,7 +12,7 @@ from tokendistill.cli import main
 from tokendistill.models import load_model
 from tokendistill.tasks import Example, Segment
 from tokendistill.training.modes import MODES
-from tokendistill.training.modes.align import TEACHER_WORDS, SaliencyAlignment, StudentAttribution, alignment
+from tokendistill.training.modes.align import SaliencyAlignment, StudentAttribution, alignment
 
 TEXTS = [("the tiger went near the river", "animal"), ("a small yellow truck drove by", "vehicle")]
 
