@@ -10,6 +10,9 @@ and .md; docs/results.md turns the figures into the grid's budget (cells x steps
 
     python bench/step_cost.py --model ~/.cache/offline-models/smollm2-135m-instruct --task esnli \
         --data ../shared/data/dss --split valid
+    # align (and kd) against standard, through the trainer's step, on a rationale folder's examples:
+    python bench/step_cost.py --model ~/.cache/offline-models/smollm2-135m-instruct --task esnli \
+        --data ../shared/data/dss --split valid --rationales RATIONALES [--teacher TEACHER]
 """
 
 from __future__ import annotations
@@ -64,6 +67,61 @@ def train_step(model, tokenizer, optimizer, rows: list[TrainingRow], is_encoder_
     return time.perf_counter() - started
 
 
+def signal_costs(arguments: argparse.Namespace) -> None:
+    """Seconds per optimizer step of modes that add a loss term of their own (align; kd with --teacher) against
+    `standard`, through the trainer's own step (training.step.step_loss, the mode's signal included), on the
+    examples of a real rationale folder, round-robin. Written to bench/results/step_cost_signals-<model>-<task>.*"""
+    from accelerate import Accelerator
+
+    from tokendistill.config import TrainConfig
+    from tokendistill.rationales import load_rationales
+    from tokendistill.training.step import step_loss
+
+    loaded = load_model(arguments.model, device="cpu", offsets=True)
+    records = load_rationales(arguments.rationales)
+    examples = [e for e in load_examples(get_task(arguments.task), arguments.split, arguments.data,
+                                         arguments.batch_size * (arguments.steps + 1), 0) if e.id in records]
+    modes = ["standard", "align"] + (["kd"] if arguments.teacher else [])
+    accelerator, device = Accelerator(cpu=True), torch.device("cpu")
+    optimizer = torch.optim.AdamW(loaded.model.parameters(), lr=1e-6)  # tiny: the weights barely move while timed
+    loaded.model.train()
+    setups = {}
+    for mode in modes:
+        config = TrainConfig(task=arguments.task, student=arguments.model, output="unused", mode=mode,
+                             teacher=arguments.teacher, max_input_length=128, max_target_length=64)
+        signal = MODES.get(mode).signal(config, loaded.tokenizer, device)
+        rows = [MODES.get(mode).rows(e, records[e.id]) for e in examples]
+        setups[mode] = (config, signal, rows)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for index in range(arguments.steps + 1):
+        for mode, (config, signal, rows) in setups.items():
+            batch = [row for example_rows in rows[index * arguments.batch_size:(index + 1) * arguments.batch_size]
+                     for row in example_rows]
+            started = time.perf_counter()
+            step_loss(config, loaded, loaded.model, accelerator, signal, device, batch)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if index:  # the first round warms up
+                times[mode].append(time.perf_counter() - started)
+    medians = {mode: statistics.median(values) for mode, values in times.items()}
+    result = {"model": Path(arguments.model).name, "task": arguments.task, "rationales": str(arguments.rationales),
+              "batch_examples": arguments.batch_size, "steps_timed": arguments.steps, "threads": arguments.threads,
+              "load_average": os.getloadavg(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+              "step_seconds_median": medians, "step_seconds_all": times,
+              "over_standard": {mode: value / medians["standard"] for mode, value in medians.items()}}
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"step_cost_signals-{result['model']}-{arguments.task}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    lines = [f"# Step cost of modes with a loss term of their own: {result['model']}, {arguments.task}", "",
+             f"{result['machine']}, {arguments.threads} threads, load average {result['load_average'][0]:.2f}; "
+             f"steps of {arguments.batch_size} examples through training.step.step_loss, median of "
+             f"{arguments.steps}, round-robin.", "", "| mode | s / step | over standard |", "|---|---|---|"]
+    lines += [f"| {mode} | {value:.2f} | {value / medians['standard']:.2f}x |" for mode, value in medians.items()]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -76,8 +134,14 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--eval-rows", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rationales", help="a rationale folder of this task and split: time align (and kd with "
+                                            "--teacher) against standard through the trainer's step instead")
+    parser.add_argument("--teacher", help="with --rationales: the KD teacher, to time kd too")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
+    if arguments.rationales:
+        signal_costs(arguments)
+        return
     loaded = load_model(arguments.model, device="cpu", offsets=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     count = arguments.batch_size * (arguments.steps + 1)

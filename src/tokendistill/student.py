@@ -11,15 +11,43 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from tokendistill.artefacts import STUDENT_INFO, TRAIN_LOG
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json, write_file
 from tokendistill.tasks.base import ANSWER_CUE
 
-if TYPE_CHECKING:
-    from tokendistill.training.modes.base import TrainingRow
+# The text a multitask student's rows carry (the paper's task markers) and the explanation block's cue under the
+# shared prompt (the label block keeps tasks.base.ANSWER_CUE): the prompt's own words, owned here.
+PREDICT_PREFIX = "predict: "
+EXPLAIN_PREFIX = "explain: "
+EXPLAIN_CUE = "\nExplanation:"
+# A training row (training.modes.base.TrainingRow: source, decoder_prompt, cue, shared_prompt), typed loosely here
+# because the training stage imports this module.
+Row = TypeVar("Row")
+
+
+def marker_to_decoder(row: Row) -> Row:
+    """The row with its task marker moved from the start of the input to the start of the output."""
+    for prefix in (PREDICT_PREFIX, EXPLAIN_PREFIX):
+        if row.source.startswith(prefix):  # type: ignore[attr-defined]
+            return dataclasses.replace(row, source=row.source[len(prefix):],  # type: ignore[attr-defined,type-var]
+                                       decoder_prompt=prefix.strip())
+    return row
+
+
+def marker_after_input(row: Row, shared_prompt: bool = True) -> Row:
+    """A decoder student's row with its task marker moved after the input: the label row reads
+    ``input + ANSWER_CUE`` (exactly what evaluation prompts with), the explanation row ``input + EXPLAIN_CUE``;
+    both start with the same tokens, which a packed sequence shares."""
+    source: str = row.source  # type: ignore[attr-defined]
+    if source.startswith(EXPLAIN_PREFIX):
+        return dataclasses.replace(row, source=source[len(EXPLAIN_PREFIX):], cue=EXPLAIN_CUE,  # type: ignore[type-var]
+                                   shared_prompt=shared_prompt)
+    if source.startswith(PREDICT_PREFIX):
+        return dataclasses.replace(row, source=source[len(PREDICT_PREFIX):], shared_prompt=shared_prompt)  # type: ignore[type-var]
+    return dataclasses.replace(row, shared_prompt=shared_prompt)  # type: ignore[type-var]
 
 # 2: the record written through StudentRecord (the fields below); 1: the plain dict written before, read alike.
 RECORD_VERSION = 2
@@ -54,11 +82,8 @@ class TaskMarker(str, Enum):
         student's is."""
         return "" if self is TaskMarker.SHARED_PROMPT else mode_prefix
 
-    def layout(self, rows: Sequence[Sequence[TrainingRow]]) -> list[list[TrainingRow]]:
+    def layout(self, rows: Sequence[Sequence[Row]]) -> list[list[Row]]:
         """Each example's rows in this layout."""
-        # Imported here: this module stays light (config, the CLI's --help and the card import it, no torch).
-        from tokendistill.training.modes.base import marker_after_input, marker_to_decoder
-
         move = {TaskMarker.DECODER: marker_to_decoder, TaskMarker.SHARED_PROMPT: marker_after_input}.get(self)
         return [[move(row) if move else row for row in example_rows] for example_rows in rows]
 

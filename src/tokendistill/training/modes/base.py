@@ -7,12 +7,21 @@ are in this package; a user's own registers itself in ``MODES`` from anywhere).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tokendistill.registry import Registry
-from tokendistill.student import answer_part  # noqa: F401  (re-exported: a mode's answer, as the student reads it)
+
+# The prompt's text and the marker layouts are the student's (student.py), re-exported for the modes.
+from tokendistill.student import (  # noqa: F401
+    EXPLAIN_CUE,
+    EXPLAIN_PREFIX,
+    PREDICT_PREFIX,
+    answer_part,
+    marker_after_input,
+    marker_to_decoder,
+)
 from tokendistill.tasks.base import Example
 
 if TYPE_CHECKING:
@@ -20,7 +29,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from tokendistill.config import TrainConfig
-    from tokendistill.training.data import EncodedRows, RowLosses
 
 
 class LossGroup(str, Enum):
@@ -44,8 +52,6 @@ class RationaleSource(str, Enum):
 
 
 LABEL, RATIONALE = LossGroup.LABEL, LossGroup.RATIONALE
-PREDICT_PREFIX = "predict: "
-EXPLAIN_PREFIX = "explain: "
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,13 @@ class Signal(Protocol):
     weight: float
     label_scale: float
 
-    def plan(self, rows: Sequence[TrainingRow], encoded: EncodedRows, is_encoder_decoder: bool) -> Any: ...
+    # ``encoded``: the pass's training.data.EncodedRows; ``losses``: its training.data.RowLosses (typed loosely: the
+    # data module imports this one).
+    def plan(self, rows: Sequence[TrainingRow], encoded: Any, is_encoder_decoder: bool) -> Any: ...
 
     def tokens(self, plan: Any) -> int: ...
 
-    def loss_sum(self, plan: Any, losses: RowLosses, model: Any) -> Tensor: ...
+    def loss_sum(self, plan: Any, losses: Any, model: Any) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -122,26 +130,3 @@ MODES: Registry[Mode] = Registry("training mode")
 def rationale_text(record: Mapping[str, Any]) -> str:
     """The teacher's words joined by spaces, in input order: the ``explain:`` target."""
     return " ".join(record.get("rationale", []))
-
-
-def marker_to_decoder(row: TrainingRow) -> TrainingRow:
-    """The row with its task marker moved from the start of the input to the start of the output."""
-    for prefix in (PREDICT_PREFIX, EXPLAIN_PREFIX):
-        if row.source.startswith(prefix):
-            return replace(row, source=row.source[len(prefix) :], decoder_prompt=prefix.strip())
-    return row
-
-
-# The explanation block's cue under --task-marker shared_prompt (the label block keeps tasks.base.ANSWER_CUE).
-EXPLAIN_CUE = "\nExplanation:"
-
-
-def marker_after_input(row: TrainingRow, shared_prompt: bool = True) -> TrainingRow:
-    """A decoder student's row with its task marker moved after the input: the label row reads
-    ``input + ANSWER_CUE`` (exactly what evaluation prompts with), the explanation row ``input + EXPLAIN_CUE``;
-    both start with the same tokens, which a packed sequence shares."""
-    if row.source.startswith(EXPLAIN_PREFIX):
-        return replace(row, source=row.source[len(EXPLAIN_PREFIX):], cue=EXPLAIN_CUE, shared_prompt=shared_prompt)
-    if row.source.startswith(PREDICT_PREFIX):
-        return replace(row, source=row.source[len(PREDICT_PREFIX):], shared_prompt=shared_prompt)
-    return replace(row, shared_prompt=shared_prompt)
