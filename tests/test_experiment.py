@@ -27,7 +27,9 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     # The teacher's rationales are computed once per task and shared by every multitask cell.
     assert sorted(p.parent.name for p in grid.rglob("records.jsonl")) == ["rationales-teacher"] * 2
     table, by_seed = (grid / "results.md").read_text().split("by seed:")
+    table = table.split("\n\n")[0]  # the cells' table (the verdict's follows it)
     assert table.count("| keywords |") == 2 and table.count("| text |") == 2  # mean over seeds per mode
+    assert "Every comparison at the level of training seeds" in (grid / "results.md").read_text()
     assert by_seed.count("| keywords |") == 2 and "| seed 0 | seed 1 |" in by_seed
     csv_lines = (grid / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("task,student,size,mode") and len(csv_lines) == 5

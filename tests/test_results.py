@@ -11,15 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokendistill.results import (
-    Z_95,
-    Z_POWER_80,
-    collect,
-    paired_difference,
-    results_markdown,
-    seed_table,
-    summarize,
-)
+from tokendistill.results import collect, results_markdown, seed_table, summarize
+from tokendistill.statistics import Z_95, Z_POWER_80, paired_difference
 
 
 def rows_right(count: int, prefix: str) -> frozenset[str]:

@@ -215,8 +215,8 @@ class Cell:
 
     @property
     def key(self) -> dict[str, Any]:
-        return {"task": self.task, "student": self.student, "size": self.size, "mode": self.mode,
-                "method": self.method, "k": self.k, "target": self.target, "marker": self.marker, "seed": self.seed}
+        """The cell's factors, named as results.FACTORS declares them (the table's columns, cell.json's keys)."""
+        return {name: getattr(self, name) for name in (*FACTORS, "seed")}
 
 
 @dataclass

@@ -1,0 +1,22 @@
+"""Results: discovery (what a folder holds), summary (the figures, at the level of rows and of seeds) and tables
+(the text every front end prints); the statistics are tokendistill.statistics."""
+
+from tokendistill.results.discovery import CONTROL_METHODS, FACTORS, collect, declarations, marker_factor
+from tokendistill.results.summary import cell_label, compare, summarize, teacher_accuracy, verdict
+from tokendistill.results.tables import (
+    CSV_COLUMNS,
+    FORMAT_HEADER,
+    TABLE_HEADERS,
+    ResultsConfig,
+    results_command,
+    results_markdown,
+    seed_table,
+    table,
+    teacher_text,
+    verdict_markdown,
+    write_results,
+)
+
+__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "ResultsConfig", "cell_label",
+           "collect", "compare", "declarations", "marker_factor", "results_command", "results_markdown", "seed_table",
+           "summarize", "table", "teacher_accuracy", "teacher_text", "verdict", "verdict_markdown", "write_results"]

@@ -1,0 +1,202 @@
+"""A results table as text: the Markdown and CSV that `tokendistill run`, `tokendistill results` and the report
+print, one owner so that they agree; and the `results` command."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokendistill.artefacts import (
+    RESULTS_CSV,
+    RESULTS_MD,
+    VERDICT_CSV,
+)
+from tokendistill.config import option
+from tokendistill.errors import UserError
+from tokendistill.folders import write_file
+
+# Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
+from tokendistill.results.discovery import collect, declarations
+from tokendistill.results.summary import mode_text, summarize, verdict
+from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
+    Z_95,
+    Z_POWER_80,
+    PairedDifference,
+    SeedLevel,
+    claim,
+    holm,
+    paired_difference,
+    random_effects,
+    seed_interval,
+    seed_variances,
+)
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+
+
+def _difference_text(entry: dict[str, Any], name: str) -> str:
+    if entry[f"vs_{name}"] is None:
+        return ""
+    text = _pct(entry[f"vs_{name}"], True)
+    if entry[f"vs_{name}_low"] is not None:
+        text += f" [{_pct(entry[f'vs_{name}_low'], True)}, {_pct(entry[f'vs_{name}_high'], True)}]"
+    if entry[f"vs_{name}_seeds"] != entry["seeds"]:
+        text += f" (on {entry[f'vs_{name}_seeds']} of its seeds)"
+    if len(entry.get(f"vs_{name}_per_seed") or []) > 1:
+        text += "; by seed " + ", ".join(_pct(value, True) for value in entry[f"vs_{name}_per_seed"])
+        text += f", over seeds [{_pct(entry[f'vs_{name}_seed_low'], True)}, {_pct(entry[f'vs_{name}_seed_high'], True)}]"
+    return text
+
+
+def teacher_text(teacher: dict[str, Any] | None) -> str:
+    if not teacher:
+        return "n/a"
+    text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
+    before = teacher.get("before_finetuning")
+    if before:
+        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning"
+    return text
+
+
+TABLE_HEADERS = ("task", "teacher accuracy", "student", "train size", "mode", "method", "k", "target", "seeds",
+                 "test rows", "accuracy (mean ± sd)", "vs standard [95% interval]", "detectable at 80% power",
+                 "vs random words [95% interval]", "test rows right only here / only under standard")
+# Only in a table that holds cells of another --task-marker than the paper's.
+FORMAT_HEADER = "vs paper format [95% interval]"
+
+
+def table(summary: Sequence[dict[str, Any]],
+          teachers: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The summary as headers and text cells: the table every front end prints."""
+    rows = table_rows(summary, teachers)
+    if not any(entry.get("marker") for entry in summary):
+        return list(TABLE_HEADERS), rows
+    for entry, row in zip(summary, rows):
+        row.append(_difference_text(entry, "format"))
+    return [*TABLE_HEADERS, FORMAT_HEADER], rows
+
+
+def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The summary as text cells under ``TABLE_HEADERS``."""
+    rows = []
+    for entry in summary:
+        k = "" if entry["k"] is None else f"{entry['k']:g}"
+        accuracy = _pct(entry["mean"]) + ("" if entry["sd"] is None else f" ± {_pct(entry['sd'])}")
+        wins = "" if entry.get("only_here") is None else f"{entry['only_here']} / {entry['only_standard']}"
+        rows.append([str(entry["task"]), teacher_text(teachers.get(entry["task"])), str(entry["student"] or ""),
+                     str(entry["size"] or ""), mode_text(entry), str(entry["method"] or ""), k,
+                     str(entry["target"] or ""), str(entry["seeds"]), str(entry["test_rows"] or ""), accuracy,
+                     _difference_text(entry, "standard"),
+                     "" if entry["vs_standard_detectable"] is None else f"{_pct(entry['vs_standard_detectable'])}",
+                     _difference_text(entry, "control"), wins])
+    return rows
+
+
+def results_markdown(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
+    headers, rows = table(summary, teachers)
+    lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def seed_table(rows: list[dict[str, Any]]) -> str:
+    """Every finished cell's accuracy, one column per seed: where the means come from."""
+    seeds = sorted({row["seed"] for row in rows}, key=str)
+    cells: dict[tuple[str, ...], dict[Any, float]] = defaultdict(dict)
+    for row in rows:
+        k = "" if row.get("k") is None else f"{row['k']:g}"
+        key = (str(row["task"]), str(row.get("student") or ""), str(row.get("size") or ""), mode_text(row),
+               str(row.get("method") or ""), k, str(row.get("target") or ""))
+        cells[key][row["seed"]] = row["accuracy"]
+    lines = ["| task | student | train size | mode | method | k | target | "
+             + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (7 + len(seeds)) + "|"]
+    for key, by_seed in sorted(cells.items()):
+        values = [_pct(by_seed.get(s)) for s in seeds]
+        lines.append("| " + " | ".join([*key, *values]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seeds", "test_rows", "teacher_accuracy",
+               "mean", "sd", "vs_standard", "vs_standard_low", "vs_standard_high", "vs_standard_detectable",
+               "vs_standard_seeds", "only_here", "only_standard", "vs_control", "vs_control_low", "vs_control_high",
+               "vs_control_detectable", "vs_control_seeds", "vs_standard_seed_low", "vs_standard_seed_high",
+               "vs_control_seed_low", "vs_control_seed_high", "marker", "vs_format", "vs_format_low", "vs_format_high",
+               "vs_format_detectable", "vs_format_seeds", "vs_format_seed_low", "vs_format_seed_high",
+               # The seed level (random effects over seeds) and the claim it allows, per comparison.
+               *(f"vs_{name}_{field}" for name in ("standard", "control", "format")
+                 for field in ("re_low", "re_high", "re_tau", "re_i2", "re_p", "re_seeds_needed", "claim")))
+VERDICT_COLUMNS = ("task", "student", "size", "comparison", "primary", "seeds", "difference", "low", "high", "tau",
+                   "i2", "q", "p", "p_holm", "seeds_needed", "claim", "rows_low", "rows_high")
+
+
+def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> str:
+    """The comparisons at the level of training seeds, the declared ones first, with what each may claim."""
+    if not found:
+        return ""
+    against = f"±{100 * effect:g} points, the effect of interest the grid declared" if effect else "no declared effect"
+    lines = [
+        "Every comparison at the level of training seeds: each seed's difference is one observation (random effects "
+        "over seeds, DerSimonian-Laird; 95% interval by Hartung-Knapp on seeds - 1 degrees of freedom). A claim "
+        f"about the method rests on it; the rows' interval holds the trained students fixed. Claims against {against}: "
+        "established (the seed-level interval excludes 0; for a secondary comparison, Holm-adjusted p < 0.05 too), "
+        "excluded (the interval lies inside the effect), else inconclusive.",
+        "",
+        "| task | comparison | primary | seeds | difference | by seed | seed-level 95% interval | between-seed sd | I² "
+        "| p (Holm-adjusted, secondary) | seeds to detect the effect | claim | rows' 95% interval (these students) |",
+        "|---" * 13 + "|",
+    ]
+    for row in found:
+        p_value = row["p"] if row["primary"] else row["p_holm"]
+        lines.append("| " + " | ".join([
+            str(row["task"]), row["comparison"], "yes" if row["primary"] else "", str(row["seeds"]),
+            _pct(row["difference"], True), ", ".join(_pct(value, True) for value in row["per_seed"]),
+            "" if row["low"] is None else f"[{_pct(row['low'], True)}, {_pct(row['high'], True)}]",
+            _pct(row["tau"]), "" if row["i2"] is None else f"{100 * row['i2']:.0f}%",
+            "" if p_value is None else f"{p_value:.2g}", "" if row["seeds_needed"] is None else str(row["seeds_needed"]),
+            row["claim"] or "",
+            "" if row["rows_low"] is None else f"[{_pct(row['rows_low'], True)}, {_pct(row['rows_high'], True)}]",
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(root: Path) -> str:
+    """results.md and results.csv of every finished cell under ``root``; returns the Markdown."""
+    rows, teachers = collect(root)
+    effect, primary = declarations(root)
+    summary = summarize(rows, teachers, effect)
+    table = results_markdown(summary, teachers)
+    found = verdict(summary, rows, effect, primary)
+    if found:
+        table += "\n" + verdict_markdown(found, effect)
+    if rows:
+        table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
+    write_file(root / RESULTS_MD, table)
+    for name, columns, records in ((RESULTS_CSV, CSV_COLUMNS, summary), (VERDICT_CSV, VERDICT_COLUMNS, found)):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")  # per-seed lists: Markdown
+        writer.writeheader()
+        writer.writerows(records)
+        write_file(root / name, buffer.getvalue())
+    return table
+
+
+@dataclass(kw_only=True)
+class ResultsConfig:
+    folder: str = option(dataclasses.MISSING, "a grid folder written by `tokendistill run`", positional=True)
+
+
+def results_command(config: ResultsConfig) -> str:
+    root = Path(config.folder)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass the output folder of `tokendistill run`")
+    return write_results(root)
