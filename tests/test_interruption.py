@@ -120,7 +120,7 @@ def test_train_killed_mid_checkpoint_and_between_steps_resumes_to_identical_weig
 
     # Killed after writing the step-10 checkpoint but before renaming it: step 5's must still be whole.
     assert run_subprocess(arguments, kill_at="train.mid_checkpoint:2") == -signal.SIGKILL
-    assert (resumed / "checkpoint.pt.tmp").exists() and (resumed / "checkpoint.pt").exists()
+    assert list(resumed.glob(".checkpoint.pt.*.tmp")) and (resumed / "checkpoint.pt").exists()
     # Resumed at step 5, killed after 8 more steps (step 13; the last checkpoint is step 10's).
     assert run_subprocess(arguments, kill_at="train.after_step:8") == -signal.SIGKILL
     assert not (resumed / "tokendistill.json").exists()
@@ -129,7 +129,7 @@ def test_train_killed_mid_checkpoint_and_between_steps_resumes_to_identical_weig
     assert (resumed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     assert (resumed / "train_log.jsonl").read_text() == (reference / "train_log.jsonl").read_text()
     assert json.loads((resumed / "tokendistill.json").read_text())["resumed_at_step"] == 10
-    assert not (resumed / "checkpoint.pt").exists()
+    assert not (resumed / "checkpoint.pt").exists() and not list(resumed.glob(".*.tmp"))
 
     metrics = []
     for folder in (reference, resumed):

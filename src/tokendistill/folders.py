@@ -158,6 +158,9 @@ def write_file(path: str | Path, data: str | bytes | Callable[[Any], None], cras
         raise UserError(f"{path} is a symbolic link; tokendistill never writes through a link: remove it")
     if path.exists() and not path.is_file():
         raise UserError(f"{path} exists and is not a regular file; remove it or choose another output")
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write a kill interrupted (the folder is ours)
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:

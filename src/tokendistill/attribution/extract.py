@@ -10,6 +10,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def attribute_batch(
         token_scores = method(teacher, batch, word_pairs, options).float().cpu().numpy()
     records = []
     for row, (example, words) in enumerate(zip(examples, words_per_example)):
-        merge = "max" if config.method == "occlusion" else config.merge
+        merge = getattr(method, "merge", config.merge)  # a method may fix how its token scores merge
         scores = merge_to_words(token_scores[row], batch.offsets[row], words, merge)
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
         if word_stage := getattr(method, "word_stage", None):  # a control that redraws the words (controls.py)
@@ -218,58 +219,92 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
         return _extract(config, state, progress)
 
 
+@dataclass
+class _Extraction:
+    """One extraction's parts, as the recipe's steps hand them on."""
+
+    config: ExtractConfig
+    state: Any
+    task: Task
+    identity: dict[str, Any]
+    loaded: list[Teacher] = field(default_factory=list)
+    store: RationaleStore | None = None
+    wanted: set[str] = field(default_factory=set)
+
+    def examples(self) -> Iterator[Example]:
+        config = self.config
+        return iter_examples(self.task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+
+    def teacher(self) -> Teacher:
+        """The teacher, loaded once, on first need (or before --overwrite clears the folder)."""
+        if not self.loaded:
+            config = self.config
+            self.loaded.append(Teacher(load_model(config.teacher, device=config.device, offsets=True),
+                                       config.max_input_length, config.prompt_suffix, config.chat_template))
+        return self.loaded[0]
+
+
 def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
+    """The recipe: check the inputs, open the folder, attribute what is not done, then count and finish."""
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
-
-    def examples() -> Iterator[Example]:
-        return iter_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
-
-    first = list(itertools.islice(examples(), 4096))
-    if config.target == "choice" and not all(example.choices for example in first):
-        raise UserError(f"task {task.name!r} has no closed set of answers; use --target teacher or --target gold")
-    check_top_k(config.top_k, first, config)
-    del first
-    seen_by_teacher = teacher_training_ids(config.teacher, task.name, config.split)
     identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
-    rank, world = state.process_index, state.num_processes
-    loaded: list[Teacher] = []
+    run = _Extraction(config, state, task, identity)
+    _check_inputs(run)
+    done, writer = _open(run)
+    _attribute(run, done, writer, progress)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return Path(config.output)
+    merge_parts(run.store, config, run.examples)  # type: ignore[arg-type]
+    counts, targets = _count(config, run.wanted)
+    _finish(run, counts, targets)
+    return Path(config.output)
 
-    def load_teacher() -> Teacher:
-        if not loaded:
-            loaded.append(Teacher(load_model(config.teacher, device=config.device, offsets=True),
-                                  config.max_input_length, config.prompt_suffix, config.chat_template))
-        return loaded[0]
 
+def _check_inputs(run: _Extraction) -> None:
+    first = list(itertools.islice(run.examples(), 4096))
+    if run.config.target == "choice" and not all(example.choices for example in first):
+        raise UserError(f"task {run.task.name!r} has no closed set of answers; use --target teacher or --target gold")
+    check_top_k(run.config.top_k, first, run.config)
+
+
+def _open(run: _Extraction) -> tuple[set[str], RationaleStore]:
+    """The folder opened (by its main process; each process's own part under several), and the ids done."""
+    config, state = run.config, run.state
     if state.is_main_process:
-        store = RationaleStore.open(config.output, identity, config.overwrite, field_defaults(ExtractConfig),
-                                    before_clear=load_teacher)
-        store.record_threads(torch.get_num_threads())
+        run.store = RationaleStore.open(config.output, run.identity, config.overwrite, field_defaults(ExtractConfig),
+                                        before_clear=run.teacher)
+        run.store.record_threads(torch.get_num_threads())
         write_config(config, Path(config.output))
     state.wait_for_everyone()
-    main_done = store.done if state.is_main_process else finished_ids(Path(config.output) / RECORDS)
+    main_done = run.store.done if run.store is not None else finished_ids(Path(config.output) / RECORDS)
     # With several processes each writes its own part (resumed on its own), merged in batch order at the end.
-    own_part = RationaleStore.open(part_folder(config.output, rank, world), identity, True) if world > 1 else None
-    writer = own_part or store
+    rank, world = state.process_index, state.num_processes
+    own_part = RationaleStore.open(part_folder(config.output, rank, world), run.identity, True) if world > 1 else None
     done = set(main_done) | parts_done(config.output)
     if done:
         log.info("resuming: %d examples already done", len(done))
+    return done, own_part or run.store  # type: ignore[return-value]
+
+
+def _attribute(run: _Extraction, done: set[str], writer: RationaleStore, progress: bool) -> None:
+    """Every batch of this process that is not done, attributed and appended."""
+    config, rank, world = run.config, run.state.process_index, run.state.num_processes
+    seen_by_teacher = teacher_training_ids(config.teacher, run.task.name, config.split)
     seed_everything(config.seed)
-    teacher: Teacher | None = None
     bar = None
-    wanted: set[str] = set()
     try:
-        for index, batch_examples in enumerate(length_buckets(examples(), config.batch_size)):
-            wanted.update(example.id for example in batch_examples)
+        for index, batch_examples in enumerate(length_buckets(run.examples(), config.batch_size)):
+            run.wanted.update(example.id for example in batch_examples)
             if index % world != rank or all(example.id in done for example in batch_examples):
                 continue
-            if teacher is None:
-                teacher = load_teacher()
+            if bar is None:
                 bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
                            disable=not progress, unit="ex")
-            records = attribute_batch(teacher, task, batch_examples, config)
+            records = attribute_batch(run.teacher(), run.task, batch_examples, config)
             for record, example in zip(records, batch_examples):
                 record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher
                 record["candidate_words"] = candidate_count(example, config)
@@ -277,14 +312,14 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             writer.append(new)
             done.update(record["id"] for record in new)
             crash_point("extract.after_batch")
-            bar.update(len(new))  # type: ignore[union-attr]
+            bar.update(len(new))
     finally:  # closed on errors too, so that an error message starts a line of its own
         if bar is not None:
             bar.close()
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return Path(config.output)
-    merge_parts(store, config, examples)
+
+
+def _count(config: ExtractConfig, wanted: set[str]) -> tuple[Counter[str], list[str]]:
+    """What the records of this run's examples hold: right, judged, fallbacks, truncated, trained on, short."""
     counts: Counter[str] = Counter()
     targets: list[str] = []
     for record in iter_rationales(config.output):
@@ -302,42 +337,33 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             f"{len(wanted) - counts['examples']} of {len(wanted)} examples have no record in {config.output}; "
             "run the same command again to finish them"
         )
-    truncated, short_inputs = counts["truncated"], counts["short"]
-    if short_inputs:
-        log.info("%d inputs have fewer than %g candidate words and keep all of them", short_inputs, config.top_k)
-    if truncated:
-        log.warning(
-            "%d of %d inputs were longer than %d teacher tokens and were truncated (counted in the manifest); "
-            "raise --max-input-length to keep them whole",
-            truncated,
-            counts["examples"],
-            config.max_input_length,
-        )
+    return counts, targets
+
+
+def _finish(run: _Extraction, counts: Counter[str], targets: list[str]) -> None:
+    """The manifest's summary written (the folder complete), then what the user should know said."""
+    config = run.config
+    if counts["short"]:
+        log.info("%d inputs have fewer than %g candidate words and keep all of them", counts["short"], config.top_k)
+    if counts["truncated"]:
+        log.warning("%d of %d inputs were longer than %d teacher tokens and were truncated (counted in the "
+                    "manifest); raise --max-input-length to keep them whole", counts["truncated"],
+                    counts["examples"], config.max_input_length)
     accuracy = counts["correct"] / counts["judged"] if counts["judged"] else None
-    chance = chance_accuracy(task, list(itertools.islice(examples(), 1)))
+    chance = chance_accuracy(run.task, list(itertools.islice(run.examples(), 1)))
     majority = majority_accuracy(targets)
-    problems = teacher_problems(accuracy, chance, majority, counts["fallback"], counts["examples"])
     if accuracy is None:
         log.info("the teacher's accuracy is unknown: --target gold attributes the gold answer without generating "
                  "the teacher's own; `tokendistill teacher-eval` measures it")
-    store.finish(
-        {
-            "examples": counts["examples"],
-            "teacher": config.teacher,
-            "teacher_accuracy": accuracy,
-            "chance_accuracy": chance,
-            "majority_accuracy": majority,
-            "gold_fallbacks": counts["fallback"],
-            "truncated_inputs": truncated,
-            "inputs_shorter_than_k": short_inputs,
-            "teacher_trained_on": counts["trained_on"],
-            "seed": config.seed,
-            # CPU scores are bit-identical only at the same thread count (docs/reliability.md).
-            "threads": torch.get_num_threads(),
-            "config": dataclasses.asdict(config),
-        }
-    )
-    for problem in problems:
+    run.store.finish({  # type: ignore[union-attr]
+        "examples": counts["examples"], "teacher": config.teacher, "teacher_accuracy": accuracy,
+        "chance_accuracy": chance, "majority_accuracy": majority, "gold_fallbacks": counts["fallback"],
+        "truncated_inputs": counts["truncated"], "inputs_shorter_than_k": counts["short"],
+        "teacher_trained_on": counts["trained_on"], "seed": config.seed,
+        # CPU scores are bit-identical only at the same thread count (docs/reliability.md).
+        "threads": torch.get_num_threads(), "config": dataclasses.asdict(config),
+    })
+    for problem in teacher_problems(accuracy, chance, majority, counts["fallback"], counts["examples"]):
         if config.strict:
             raise UserError(f"{problem} (--strict; the records are kept in {config.output})")
         log.warning("%s", problem)
@@ -346,4 +372,3 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
             f"--only-correct kept no words: the teacher was right on none of the {counts['examples']} examples "
             f"(the records are kept in {config.output}); fine-tune the teacher first, or drop --only-correct"
         )
-    return Path(config.output)

@@ -181,6 +181,10 @@ def occlusion(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, opti
     return scores
 
 
+# Every token of a word carries the word's drop: merging by max gives the drop itself (sum would count it per token).
+occlusion.merge = "max"  # type: ignore[attr-defined]
+
+
 @METHODS.register("random")
 def random_words(teacher: Teacher, batch: TeacherBatch, word_pairs: WordPairs, options: MethodOptions) -> Tensor:
     """A control, not an attribution: every word gets a random score, drawn from a generator seeded by the

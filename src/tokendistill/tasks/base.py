@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tokendistill.errors import UserError
@@ -73,9 +74,15 @@ class Task:
     # Hugging Face hub source: (dataset id, config name or None, {our split: hub split}).
     hub: tuple[str, str | None, dict[str, str]] | None = None
     splits: tuple[str, ...] = ("train", "test")
+    # What starts the next few-shot example in an LLM completion of the DSS data (its rationale ends before it).
+    llm_next_example: str | None = None
 
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
         raise NotImplementedError
+
+    def unsplit_records(self, folder: Path, split: str) -> list[Mapping[str, Any]] | None:
+        """A split made from a release that ships unsplit, where the task knows how (None: it does not)."""
+        return None
 
     def score(self, prediction: str, example: Example) -> bool:
         return normalize_answer(prediction) == normalize_answer(example.target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tokendistill.errors import UserError
@@ -45,6 +46,7 @@ class CommonsenseQA(Task):
 
     name = "cqa"
     hub = ("cos_e", "v1.11", {"train": "train", "test": "validation"})
+    llm_next_example = "Q:"
 
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
         question = _text(self.require(record, "question"), "question", self.name)
@@ -75,6 +77,22 @@ class SVAMP(Task):
 
     name = "svamp"
     hub = ("ChilleD/SVAMP", None, {"train": "train", "test": "test"})
+    llm_next_example = "Q:"
+
+    def unsplit_records(self, folder: Path, split: str) -> list[Mapping[str, Any]] | None:
+        """DSS's split of the original SVAMP release (svamp/SVAMP.json): permutation(1000) with seed 0, first 800
+        train."""
+        import json
+
+        import numpy as np
+
+        original = folder / "svamp" / "SVAMP.json"
+        if not original.is_file():
+            return None
+        records = json.loads(original.read_text(encoding="utf-8"))
+        order = np.random.RandomState(seed=0).permutation(len(records))
+        chosen = order[:800] if split == "train" else order[800:]
+        return [records[int(i)] for i in chosen]
 
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:
         if "input" in record:  # the DSS export: input = Body + "\n" + Question, label = Equation
@@ -97,6 +115,7 @@ class SVAMP(Task):
 
 class _NLI(Task):
     labels = NLI_LABELS
+    llm_next_example = "Premise:"
     id_keys: tuple[str, ...] = ("uid", "id")
 
     def format(self, record: Mapping[str, Any], index: int, split: str) -> Example:

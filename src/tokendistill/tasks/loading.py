@@ -157,8 +157,8 @@ def raw_records(task: Task, split: str, data: str | None = None, seed: int = 0) 
         found = _find_split_file(path, task, split)
         if found is not None:
             return _read_file(found)
-        if task.name == "svamp" and (original := path / "svamp" / "SVAMP.json").is_file():
-            return _svamp_dss_split(original, split)
+        if (records := task.unsplit_records(path, split)) is not None:
+            return records
         raise UserError(
             f"no {split!r} file for task {task.name!r} in {path}: expected {task.name}/{task.name}_{split}.json "
             f"(the DSS layout) or {split}.jsonl/.csv/.parquet"
@@ -166,16 +166,6 @@ def raw_records(task: Task, split: str, data: str | None = None, seed: int = 0) 
     if "/" in data and not data.startswith((".", "/", "~")):
         return _hub_records(task, split, dataset_id=data)
     raise UserError(f"data path {data} does not exist; pass an existing file or folder with --data")
-
-
-def _svamp_dss_split(path: Path, split: str) -> list[Mapping[str, Any]]:
-    """DSS's split of the original SVAMP release: permutation(1000) with seed 0, first 800 train."""
-    import numpy as np
-
-    records = json.loads(path.read_text(encoding="utf-8"))
-    order = np.random.RandomState(seed=0).permutation(len(records))
-    chosen = order[:800] if split == "train" else order[800:]
-    return [records[int(i)] for i in chosen]
 
 
 def _hub_records(task: Task, split: str, dataset_id: str | None = None) -> Iterable[Mapping[str, Any]]:

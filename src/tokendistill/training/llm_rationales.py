@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from tokendistill.errors import UserError
+from tokendistill.tasks import TASKS
 
-NEXT_EXAMPLE = {"cqa": "Q:", "svamp": "Q:", "anli1": "Premise:", "esnli": "Premise:"}
 ANSWER_PHRASES = ("So the answer is", "The answer is", "the answer is", "Answer:")
 # Untrusted text: bound the work per completion.
 MAX_CHARACTERS = 20_000
@@ -24,7 +24,7 @@ MAX_CHARACTERS = 20_000
 def parse_llm_output(text: str, task: str) -> tuple[str, str]:
     """(rationale, answer) of one completion; an unparseable one gives ("", "")."""
     text = text[:MAX_CHARACTERS]
-    marker = NEXT_EXAMPLE.get(task)
+    marker = TASKS.get(task).llm_next_example if task in TASKS else None
     if marker:
         text = text.split(marker)[0]
     text = text.rstrip()

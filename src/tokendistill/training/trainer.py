@@ -394,3 +394,5 @@ def _write_student_files(config: TrainConfig, output: Path, history: list[dict[s
     write_card(output)
     for name in (CHECKPOINT, CHECKPOINT_INFO, BEST_WEIGHTS):
         (output / name).unlink(missing_ok=True)
+        for stale in output.glob(f".{name}.*.tmp"):  # a write a kill interrupted
+            stale.unlink()
