@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tokendistill.artefacts import (
     CELL_INFO,
+    CONFIG,
     GRID_PLAN,
     MANIFEST,
     METRICS,
@@ -21,11 +22,15 @@ from tokendistill.artefacts import (
     RESULTS_CSV,
     RESULTS_MD,
     TEACHER_CHECK,
+    TEACHER_CHECK_PREDICTIONS,
     TRAIN_LOG,
+    VERDICT_CSV,
     is_grid_file,
 )
 
-KEPT = {CELL_INFO, METRICS, PREDICTIONS, TEACHER_CHECK, MANIFEST, RESULTS_MD, RESULTS_CSV, GRID_PLAN, TRAIN_LOG}
+# Each cell's resolved configs and the teacher checks' per-row answers too: every figure can be recomputed.
+KEPT = {CELL_INFO, METRICS, PREDICTIONS, TEACHER_CHECK, TEACHER_CHECK_PREDICTIONS, MANIFEST, RESULTS_MD, RESULTS_CSV,
+        VERDICT_CSV, GRID_PLAN, TRAIN_LOG, CONFIG}
 
 
 def publish(grid: Path, destination: Path) -> list[Path]:

@@ -90,7 +90,7 @@ def student_problem(competence: Competence, evaluation_folder: str | Path,
 
 
 def words_problem(rationale_folder: str | Path, fewest: int = 20) -> str | None:
-    """Whether the teacher's words hold the gold answer more often than position-matched random words,
+    """Whether the teacher's words hold the gold answer more often than random words drawn from the same input segments in the same counts,
     where the answer occurs in enough inputs to tell (e-SNLI's labels never do; CQA's choices do)."""
     from tokendistill.analysis import analyze_folder
 

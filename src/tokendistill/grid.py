@@ -149,6 +149,10 @@ def load_experiment(path: str | Path, output: str | None = None, device: str | N
         if mode not in values["modes"] or not MODES.get(mode).needs_rationales:
             raise UserError(f"{path}: control_modes: {mode!r} should be one of the grid's modes that read the "
                             "teacher's words (multitask, multitask_kd, ...)")
+    for comparison in values.get("primary", []):
+        if not isinstance(comparison, str) or comparison.count(" vs ") != 1:
+            raise UserError(f"{path}: primary: {comparison!r} should read 'CELL vs CELL', cells named as the results "
+                            "table names them, e.g. 'multitask saliency vs multitask random_matched'")
     effect = values.get("effect_of_interest")
     if effect is not None and (isinstance(effect, bool) or not isinstance(effect, (int, float)) or effect <= 0):
         raise UserError(f"{path}: effect_of_interest should be a positive number of points, e.g. 2, got {effect!r}")
