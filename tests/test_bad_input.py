@@ -190,7 +190,7 @@ def _numeric_fields(config_class: type) -> list[tuple[str, type, dict]]:
     import dataclasses
     import typing
 
-    from tokendistill.config import _unwrap_optional
+    from tokendistill.config import unwrap_optional as _unwrap_optional
 
     hints = typing.get_type_hints(config_class)
     fields = []

@@ -117,8 +117,9 @@ def test_help_lists_the_registries_and_groups_the_options(capsys: pytest.Capture
 
 
 def test_a_boolean_takes_no_flag(tmp_path: Path) -> None:
+    from tokendistill.arguments import from_arguments
     from tokendistill.cli import build_parser
-    from tokendistill.config import TrainConfig, from_arguments
+    from tokendistill.config import TrainConfig
 
     def parsed(*flags: str) -> TrainConfig:
         arguments = build_parser().parse_args(["train", "--task", "keywords", "--student", "s", "--output", "o",

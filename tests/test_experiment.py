@@ -14,7 +14,8 @@ import yaml
 from conftest import grid_yaml
 from tokendistill.cli import main
 from tokendistill.errors import UserError
-from tokendistill.grid import load_experiment, plan, select_cells
+from tokendistill.grid import plan, select_cells
+from tokendistill.grid_file import load_experiment
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import yaml
 from conftest import grid_yaml
 from tokendistill.cli import main
 from tokendistill.errors import UserError
-from tokendistill.grid import load_experiment, plan, select_cells
+from tokendistill.grid import plan, select_cells
+from tokendistill.grid_file import load_experiment
 
 
 def test_typo_in_a_stage_option_fails_before_any_compute(tmp_path: Path, t5_dir: Path) -> None:

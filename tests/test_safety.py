@@ -62,8 +62,8 @@ class RunsCode:
 def plant_checkpoint(output: Path, arguments: list[str], payload: object) -> None:
     """A checkpoint.pt holding ``payload`` beside a checkpoint.json that matches the run exactly, as an
     attacker who copied a real folder could forge it."""
+    from tokendistill.arguments import from_arguments
     from tokendistill.cli import build_parser
-    from tokendistill.config import from_arguments
 
     namespace = build_parser().parse_args(arguments)
     del namespace.handler, namespace.config_class

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tokendistill.grid import load_experiment, plan
+from tokendistill.grid import plan
+from tokendistill.grid_file import load_experiment
 
 CONFIGS = sorted(p for folder in ("paper", "offline", "decisive") for p in (Path(__file__).resolve().parents[1] / "configs" / folder).glob("*.yaml"))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 def jobs_of(configs: list[str], output: Path, device: str | None) -> list[tuple[str, list[str]]]:
     """(name, command) for every seed of every grid, seeds outermost: the first seeds finish first."""
-    from tokendistill.grid import load_experiment
+    from tokendistill.grid_file import load_experiment
 
     by_grid = {config: load_experiment(config).seeds for config in configs}
     jobs = []

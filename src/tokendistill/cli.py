@@ -10,8 +10,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tokendistill.arguments import add_arguments, from_arguments
 from tokendistill.artefacts import TEACHER_CHECK_FOLDER  # the command is named as the folder a grid gives it
-from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, add_arguments, from_arguments
+from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig
 from tokendistill.errors import UserError
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -183,71 +182,16 @@ class EvaluateConfig(TaskOptions):
                                       "student's folder, under its lock; without it the student's folder is only read)")
 
 
-def _type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+def unwrap_optional(hint: Any) -> tuple[Any, bool]:
     if typing.get_origin(hint) in (Union, types.UnionType):
         arguments = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(arguments) == 1:
             return arguments[0], True
     return hint, False
-
-
-# Where each option shows in `--help` (one owner for the grouping; an option not named here is "other").
-HELP_GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "split", "limit", "seed",
-             "llm_rationales"),
-    "models": ("teacher", "student", "model", "init", "lora_rank", "lora_alpha", "lora_targets", "prompt_suffix",
-               "chat_template"),
-    "method": ("method", "target", "choice_scoring", "only_correct", "top_k", "merge", "drop_punctuation",
-               "drop_stopwords", "ig_steps", "mode", "rationales", "alpha", "kd_weight", "kd_temperature", "align_weight",
-               "task_marker", "answer"),
-    "training": ("steps", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler", "warmup_steps",
-                 "max_grad_norm", "max_input_length", "max_target_length", "max_new_tokens", "batch_by_length"),
-    "output": ("output", "overwrite", "checkpoint_every", "strict", "device"),
-}
-
-
-def add_arguments(
-    parser: argparse.ArgumentParser, cls: type, registries: Mapping[str, Sequence[str]] | None = None
-) -> None:
-    """One ``--flag`` per dataclass field, grouped as in ``HELP_GROUPS``; defaults are left out so that YAML
-    values are only overridden by flags the user actually gave. A boolean takes ``--flag`` / ``--no-flag``."""
-    parser.add_argument("--config", help="YAML file with any of these options; flags override it")
-    hints = _type_hints(cls)
-    group_of = {name: group for group, names in HELP_GROUPS.items() for name in names}
-    groups: dict[str, Any] = {}
-    for item in dataclasses.fields(cls):
-        hint, _ = _unwrap_optional(hints[item.name])
-        flag = "--" + item.name.replace("_", "-")
-        help_text = item.metadata.get("help", "")
-        if (registry := item.metadata.get("registry")) and registries and registry in registries:
-            help_text += ": " + ", ".join(registries[registry])  # the registry's names, never a list kept by hand
-        shown = item.metadata.get("shown_default", item.default)
-        if item.default is dataclasses.MISSING:
-            help_text += " (required)"
-        elif shown is not None:
-            help_text += f" (default: {shown})"
-        if item.metadata.get("positional"):
-            many = typing.get_origin(hint) is list
-            parser.add_argument(item.name, nargs="+" if many else None, help=item.metadata.get("help", ""))
-            continue
-        name = group_of.get(item.name, "other")
-        if name not in groups:
-            groups[name] = parser.add_argument_group(f"{name} options")
-        target = groups[name]
-        kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
-        if hint is bool:
-            # A flag takes no value (--flag / --no-flag), so it never swallows the positional after it.
-            target.add_argument(flag, action="store_const", const=True, **kwargs)
-            target.add_argument("--no-" + flag[2:], dest=item.name, action="store_const", const=False,
-                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        elif typing.get_origin(hint) is Literal:
-            target.add_argument(flag, choices=list(typing.get_args(hint)), **kwargs)
-        else:
-            target.add_argument(flag, type=hint if hint in (int, float) else str, **kwargs)
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config of options is a few KB; a huge file is a mistake, read in one line
@@ -292,43 +236,32 @@ def build(cls: type[C], values: dict[str, Any]) -> C:
     ]
     if missing:
         raise UserError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
-    hints = _type_hints(cls)
+    hints = type_hints(cls)
     metadata = {item.name: item.metadata for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name, value in values.items():
-        hint, optional = _unwrap_optional(hints[name])
-        if value is None and optional:
-            continue
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = value = float(value)
-        elif hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
-            # bool is an int to Python; ``limit: true`` in a YAML file is a mistake, not the number 1
-            raise UserError(f"option {name} should be {hint.__name__}, got {value!r}")
-        elif hint is bool and not isinstance(value, bool):
-            raise UserError(f"option {name} should be true or false, got {value!r}")
-        elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
-            raise UserError(f"option {name} should be one of {', '.join(map(str, typing.get_args(hint)))}")
-        if hint in (int, float):
-            check_range(name, value, metadata[name])
-        elif "check" in metadata[name] and (problem := metadata[name]["check"](value)):
-            raise UserError(f"--{name.replace('_', '-')} {value}: must be {problem}")
+        values[name] = _checked_value(name, value, hints[name], metadata[name])
     return cls(**values)
 
 
-def from_arguments(cls: type[C], namespace: argparse.Namespace) -> C:
-    values = vars(namespace).copy()
-    for key in ("command", "handler", "debug"):
-        values.pop(key, None)
-    yaml_path = values.pop("config", None)
-    merged = load_yaml(yaml_path) if yaml_path else {}
-    merged.update(values)
-    config = build(cls, merged)
-    output = getattr(config, "output", None)
-    if yaml_path and isinstance(output, str):
-        from tokendistill.folders import refuse_overlap
-
-        # The --config file is an input too: an output that holds it would replace or delete it.
-        refuse_overlap(output, {"--config file": str(yaml_path)})
-    return config
+def _checked_value(name: str, value: Any, annotation: Any, metadata: Mapping[str, Any]) -> Any:
+    """One option's value, checked against its type, choices and range (an int where a float is wanted widened)."""
+    hint, optional = unwrap_optional(annotation)
+    if value is None and optional:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
+        # bool is an int to Python; ``limit: true`` in a YAML file is a mistake, not the number 1
+        raise UserError(f"option {name} should be {hint.__name__}, got {value!r}")
+    elif hint is bool and not isinstance(value, bool):
+        raise UserError(f"option {name} should be true or false, got {value!r}")
+    elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+        raise UserError(f"option {name} should be one of {', '.join(map(str, typing.get_args(hint)))}")
+    if hint in (int, float):
+        check_range(name, value, metadata)
+    elif "check" in metadata and (problem := metadata["check"](value)):
+        raise UserError(f"--{name.replace('_', '-')} {value}: must be {problem}")
+    return value
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from tokendistill.competence import judge, student_problem, teacher_problem, wor
 from tokendistill.config import build, device_problem, option, write_config
 from tokendistill.errors import UserError
 from tokendistill.folders import locked, write_file
-from tokendistill.grid import Experiment, TaskPlan, load_experiment, plan, select_cells
+from tokendistill.grid import Experiment, TaskPlan, plan, select_cells
+from tokendistill.grid_file import load_experiment
 from tokendistill.rationales import write_json_atomic
 from tokendistill.results import FACTORS, write_results
 

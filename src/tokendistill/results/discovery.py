@@ -4,7 +4,6 @@ planned there declared before their test rows were scored."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from tokendistill.artefacts import (
     TEACHER_CHECK_VALID_FOLDER,
     is_grid_file,
 )
-from tokendistill.folders import read_json_or_empty
+from tokendistill.folders import read_json_or_empty, read_records
 from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
     Z_95,
     Z_POWER_80,
@@ -74,34 +73,34 @@ def marker_factor(task_marker: Any) -> str | None:
 def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Every finished evaluation under ``root`` (its factors, accuracy, the ids of its test rows and of those
     it got right), and each task's teacher check."""
-    rows = []
-    for metrics_path in sorted(root.rglob(METRICS)):
-        predictions_path = metrics_path.parent / PREDICTIONS
-        if metrics_path.parent.name == COMPETENCE_EVAL_FOLDER:
-            continue  # a competence check on validation rows, not a result
-        metrics = read_json_or_empty(metrics_path)
-        if "accuracy" not in metrics or not predictions_path.exists():
-            continue
-        cell = read_json_or_empty(metrics_path.parent.parent / CELL_INFO)
-        key = {factor: cell.get(factor) for factor in (*FACTORS, "seed")} if cell else _key_from_files(metrics)
-        if cell and cell.get("mode") and "method" not in cell and cell.get("k") is not None:
-            key["method"] = "saliency"  # a grid cell written before the method was a factor
-        ids, right = set(), set()
-        with predictions_path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                ids.add(record["id"])
-                if record.get("correct"):
-                    right.add(record["id"])
-        rows.append({**key, "model": metrics.get("model"), "accuracy": metrics["accuracy"],
-                     "examples": metrics.get("examples", len(ids)),
-                     "ids": frozenset(ids), "right": frozenset(right)})
+    rows = [row for path in sorted(root.rglob(METRICS)) if (row := _evaluation_row(path)) is not None]
+    return rows, _teacher_checks(root)
+
+
+def _evaluation_row(metrics_path: Path) -> dict[str, Any] | None:
+    """One finished evaluation as a results row, or None (a competence check, or not finished)."""
+    folder = metrics_path.parent
+    if folder.name == COMPETENCE_EVAL_FOLDER:
+        return None  # a competence check on validation rows, not a result
+    metrics = read_json_or_empty(metrics_path)
+    if "accuracy" not in metrics or not (folder / PREDICTIONS).exists():
+        return None
+    cell = read_json_or_empty(folder.parent / CELL_INFO)
+    key = {factor: cell.get(factor) for factor in (*FACTORS, "seed")} if cell else _key_from_files(metrics)
+    if cell and cell.get("mode") and "method" not in cell and cell.get("k") is not None:
+        key["method"] = "saliency"  # a grid cell written before the method was a factor
+    records = read_records(folder / PREDICTIONS)
+    ids = frozenset(record["id"] for record in records)
+    right = frozenset(record["id"] for record in records if record.get("correct"))
+    return {**key, "model": metrics.get("model"), "accuracy": metrics["accuracy"],
+            "examples": metrics.get("examples", len(ids)), "ids": ids, "right": right}
+
+
+def _teacher_checks(root: Path) -> dict[str, dict[str, Any]]:
+    """Each task's teacher check on its test rows, with the check before fine-tuning beside it. A grid's check
+    sits in teacher-eval/; a user's own `teacher-eval --output` anywhere. Per task, a grid's check wins over
+    others (a grid folder may hold a user's side checks too), then the first by path."""
     teachers: dict[str, dict[str, Any]] = {}
-    # A grid's check sits in teacher-eval/; a user's own `teacher-eval --output` anywhere. Per task, a grid's
-    # check wins over others (a grid folder may hold a user's side checks too), then the first by path.
     paths = sorted((path for path in root.rglob(TEACHER_CHECK)
                     if path.parent.name not in (TEACHER_CHECK_BEFORE_FOLDER, TEACHER_CHECK_VALID_FOLDER)),
                    key=lambda path: (path.parent.name != TEACHER_CHECK_FOLDER, str(path)))
@@ -113,7 +112,7 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]
         if before:
             result["before_finetuning"] = before
         teachers[result["task"]] = result
-    return rows, teachers
+    return teachers
 
 
 

@@ -160,23 +160,12 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
     standard, the control and the paper's layout (secondary: Holm-adjusted p-values over all of them), each with
     the claim it allows against ``effect``."""
     work = summarize(rows, effect=effect, keep_rows=True) if rows else []
-    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in work:
-        by_label[cell_label(entry)].append(entry)
-    found = []
-    for text in primary:
-        left, _, right = text.partition(" vs ")
-        for entry in by_label.get(left.strip(), []):
-            for base in by_label.get(right.strip(), []):
-                if _same_setting(entry, base):
-                    found.append({**_verdict_row(entry, base, compare(entry, base, effect)), "primary": True})
+    found = _primary_rows(work, primary, effect)
     for entry in work:
         for base in _references(entry, work).values():
-            if base is None:
-                continue
-            pair = f"{cell_label(entry)} vs {cell_label(base)}"
-            if any(row["comparison"] == pair and row["task"] == entry["task"] for row in found):
-                continue  # declared primary
+            pair = f"{cell_label(entry)} vs {cell_label(base)}" if base else None
+            if base is None or any(row["comparison"] == pair and row["task"] == entry["task"] for row in found):
+                continue  # none, or declared primary
             found.append({**_verdict_row(entry, base, compare(entry, base, effect)), "primary": False})
     found = [row for row in found if row["seeds"]]
     secondary = [row for row in found if not row["primary"] and row["p"] is not None]
@@ -185,6 +174,20 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
         row["claim"] = claim(row.pop("_level"), effect, adjusted)
     for row in found:
         row.pop("_level", None)
+    return found
+
+
+def _primary_rows(work: list[dict[str, Any]], primary: Sequence[str], effect: float | None) -> list[dict[str, Any]]:
+    """The declared comparisons, each between cells of one setting (task, student, size; k and target)."""
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in work:
+        by_label[cell_label(entry)].append(entry)
+    found = []
+    for text in primary:
+        left, _, right = text.partition(" vs ")
+        pairs = [(entry, base) for entry in by_label.get(left.strip(), []) for base in by_label.get(right.strip(), [])
+                 if _same_setting(entry, base)]
+        found += [{**_verdict_row(entry, base, compare(entry, base, effect)), "primary": True} for entry, base in pairs]
     return found
 
 

@@ -62,6 +62,16 @@ def _check_csv_header(path: Path) -> None:
 
 
 def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
+    suffix = _checked_file(path)
+    if suffix == ".json" and _is_json_array(path):
+        yield from _json_array(path)
+    else:
+        yield from _parsed_by_datasets(path, suffix)
+
+
+def _checked_file(path: Path) -> str:
+    """The file's suffix, once the file is known readable: a format we read, UTF-8 text, not empty, a CSV header
+    without a column twice."""
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise UserError(f"cannot read {path}: use a .jsonl, .json, .csv or .parquet file")
@@ -71,18 +81,23 @@ def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
         raise UserError(f"{path} is empty; pass a file with records")
     if suffix == ".csv":
         _check_csv_header(path)
-    if suffix == ".json" and _is_json_array(path):
-        # DSS's SVAMP.json and similar releases are one JSON array, which datasets' json loader rejects.
-        with path.open(encoding="utf-8") as handle:
-            try:
-                records = json.load(handle)
-            except json.JSONDecodeError as error:
-                raise UserError(f"cannot parse {path}: {error}; check that it is valid JSON") from None
-        for index, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise UserError(f"{path}: item {index} of the JSON array is not an object of column: value")
-            yield record
-        return
+    return suffix
+
+
+def _json_array(path: Path) -> Iterator[Mapping[str, Any]]:
+    """DSS's SVAMP.json and similar releases are one JSON array, which datasets' json loader rejects."""
+    with path.open(encoding="utf-8") as handle:
+        try:
+            records = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise UserError(f"cannot parse {path}: {error}; check that it is valid JSON") from None
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UserError(f"{path}: item {index} of the JSON array is not an object of column: value")
+        yield record
+
+
+def _parsed_by_datasets(path: Path, suffix: str) -> Iterator[Mapping[str, Any]]:
     import datasets
 
     # A local file is read locally: datasets would otherwise report the load to a download counter on the
