@@ -57,3 +57,21 @@ def _text_file(tmp_path: Path) -> Path:
     path = tmp_path / "free.jsonl"
     path.write_text("".join(json.dumps({"input": f"text {i}", "label": f"free answer {i}"}) + "\n" for i in range(30)))
     return path
+
+
+def test_eval_every_works_on_one_file_through_a_slice_of_the_training_part(tmp_path: Path, llama_dir: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,sentiment\n" + "".join(
+        f"review {i}: {'loved it' if i % 2 else 'awful'} {i},{'positive' if i % 2 else 'negative'}\n"
+        for i in range(60)))
+    common = ["--task", "text", "--data", str(data), "--input-column", "review", "--label-column", "sentiment",
+              "--test-fraction", "0.2", "--device", "cpu"]
+    arguments = ["train", *common, "--student", str(llama_dir), "--steps", "2", "--batch-size", "4",
+                 "--eval-every", "1", "--keep-best"]
+    # The training split itself is refused, and the message says how to hold rows out of one file.
+    assert main([*arguments, "--output", str(tmp_path / "a"), "--eval-split", "train"]) == 2
+    assert "--eval-split" in capsys.readouterr().err
+    assert main([*arguments, "--output", str(tmp_path / "b"), "--limit", "30", "--eval-split", "train[30:40]"]) == 0
+    record = json.loads((tmp_path / "b" / "tokendistill.json").read_text())
+    assert record["best_step"] in (1, 2) and record["eval_split"] == "train[30:40]"

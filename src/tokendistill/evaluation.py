@@ -103,8 +103,11 @@ def evaluate(config: EvaluateConfig, progress: bool = True) -> dict[str, Any]:
         found = open_output(config.output, EVALUATION_FOLDER, lambda folder: _inspect(folder, config),
                             config.overwrite)
         if found.holds is Holds.FINISHED:
-            log.info("%s already holds this evaluation; nothing to do", config.output)
-            return read_json(Path(config.output) / METRICS, "pass --overwrite to evaluate again")
+            log.info("%s already holds this evaluation; nothing to evaluate", config.output)
+            metrics = read_json(Path(config.output) / METRICS, "pass --overwrite to evaluate again")
+            if config.update_card:
+                update_card(config, metrics, find_record(config.model))
+            return metrics
         return _evaluate(config, progress, found.clear)
 
 

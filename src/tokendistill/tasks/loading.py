@@ -225,6 +225,29 @@ def parse_split(split: str) -> tuple[str, int, int | None]:
     return match["split"], start, stop
 
 
+def _formatted(task: Task, split: str, source: str, data: str | None, seed: int, limit: int | None,
+               window: tuple[int, int | None], test_fraction: float | None) -> Iterator[tuple[int, Example]]:
+    """(file row, formatted example) of the split's slice, or, carved by --test-fraction, of its part's slice."""
+    start, stop = window
+    if test_fraction is None:
+        end = stop if limit is None else min(start + limit, stop if stop is not None else start + limit)
+        # The row number stays the file's, so that files aligned by row (DSS's LLM rationales) still join.
+        rows = itertools.islice(raw_records(task, split, data, seed), start, end)
+        yield from ((index, normalized(task.format(record, index, split))) for index, record in enumerate(rows, start))
+        return
+    kept, position = 0, 0  # rows yielded; rows of the carved part seen (the slice counts these)
+    for index, record in enumerate(raw_records(task, source, data, seed)):
+        if (limit is not None and kept >= limit) or (stop is not None and position >= stop):
+            return
+        example = normalized(task.format(record, index, split))
+        if held_out(example.input, test_fraction) != (split == "test"):
+            continue
+        position += 1
+        if position > start:
+            kept += 1
+            yield index, example
+
+
 def iter_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
     test_fraction: float | None = None,
@@ -233,33 +256,16 @@ def iter_examples(
 
     ``test_fraction``: the test split is carved out of the training data (a single file, or a folder without
     a test file): a row is a test row by its content (``held_out``), and every other split leaves those rows
-    out, so that no stage can report training rows as test rows.
+    out, so that no stage can report training rows as test rows. A slice (``train[200:260]``) then counts the
+    rows of its part: with ``--limit 200`` in training, those 60 rows are held out from it (``--eval-split``).
     """
-    named, start, stop = parse_split(split)
-    if (start or stop is not None) and test_fraction is not None:
-        raise UserError(f"split {split!r}: a slice and --test-fraction do not combine; use one of them")
-    split = named
+    split, start, stop = parse_split(split)
     source = "train" if test_fraction is not None and split == "test" else split
     if getattr(task, "observes_labels", False):
         task.observe(raw_records(task, source, data, seed))  # type: ignore[attr-defined]
-    if test_fraction is None:
-        records = raw_records(task, split, data, seed)
-        end = stop if limit is None else min(start + limit, stop if stop is not None else start + limit)
-        # The row number stays the file's, so that files aligned by row (DSS's LLM rationales) still join.
-        rows: Iterable[tuple[int, Mapping[str, Any]]] = enumerate(itertools.islice(records, start, end), start=start)
-    else:
-        records = raw_records(task, source, data, seed)
-        rows = enumerate(records)
     seen: set[str] = set()
     repeats: dict[str, int] = {}
-    kept = 0
-    for index, record in rows:
-        if limit is not None and kept >= limit:
-            break
-        example = normalized(task.format(record, index, split))
-        if test_fraction is not None and held_out(example.input, test_fraction) != (split == "test"):
-            continue
-        kept += 1
+    for index, example in _formatted(task, split, source, data, seed, limit, (start, stop), test_fraction):
         if example.id in seen and example.meta.get("content_id"):
             # The same input twice (common in users' files): numbered in file order, which pairs a repeated
             # input with a record of the same input whatever the order.

@@ -37,7 +37,10 @@ class PeriodicEvaluation:
                                       config.test_fraction)
         seen = {example.input for example in training}
         if sum(example.input in seen for example in self.examples) >= 0.1 * len(self.examples):
-            raise UserError(f"the --eval-split {config.eval_split} rows are mostly training rows; pass held-out rows")
+            raise UserError(f"the --eval-split {config.eval_split} rows are mostly training rows; pass held-out rows: a "
+                            "validation file, or rows of the training split this run does not train on, e.g. "
+                            f"--eval-split '{config.split}[N:N+200]' with --limit N (one file with --test-fraction "
+                            "too: the slice counts the training part's rows)")
         self.task, self.config, self.output = held_out_task, config, output
         self.prompt = prompt  # its is_encoder_decoder is the loaded student's, set when it runs
         self.best_step: int | None = None
