@@ -64,7 +64,8 @@ def teacher_text(teacher: dict[str, Any] | None) -> str:
     text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
     before = teacher.get("before_finetuning")
     if before:
-        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning"
+        on = f" on {before['split']}" if before.get("split") not in (None, teacher.get("split")) else ""
+        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning{on}"
     return text
 
 
