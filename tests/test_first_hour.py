@@ -75,3 +75,16 @@ def test_eval_every_works_on_one_file_through_a_slice_of_the_training_part(tmp_p
     assert main([*arguments, "--output", str(tmp_path / "b"), "--limit", "30", "--eval-split", "train[30:40]"]) == 0
     record = json.loads((tmp_path / "b" / "tokendistill.json").read_text())
     assert record["best_step"] in (1, 2) and record["eval_split"] == "train[30:40]"
+
+
+def test_a_closed_set_task_generates_as_many_tokens_as_its_longest_label(llama_dir: Path) -> None:
+    from tokendistill.models import answer_length, load_model
+    from tokendistill.tasks import get_task, load_examples
+
+    tokenizer = load_model(str(llama_dir), device="cpu").tokenizer
+    examples = load_examples(get_task("keywords"), "test", limit=20)
+    longest = max(len(tokenizer(" " + label, add_special_tokens=False)["input_ids"])
+                  for example in examples for label in example.choices)
+    assert answer_length(tokenizer, examples, 64) == longest + 1 < 64
+    open_ended = [example.__class__(example.id, example.segments, example.target) for example in examples]
+    assert answer_length(tokenizer, open_ended, 64) == 64

@@ -170,7 +170,8 @@ class EvaluateConfig(TaskOptions):
     split: str = option("test", "split to evaluate")
     batch_size: int = option(64, "examples per generation batch", minimum=1)
     max_input_length: int = option(512, "input tokens", minimum=1)
-    max_new_tokens: int = option(64, "generation length", minimum=1)
+    max_new_tokens: int | None = option(None, "generation length (default: a closed-set task's longest label in "
+                                              "tokens + 1, else 64)", minimum=1)
     answer: Literal["generation", "choice_sum", "choice_mean"] = option(
         "generation",
         "how the student's answer is read: its greedy generation (DSS's metric), or, on a task with a closed "

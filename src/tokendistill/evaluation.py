@@ -41,7 +41,7 @@ from tokendistill.folders import (
     refuse_overlap,
     write_file,
 )
-from tokendistill.models import load_model
+from tokendistill.models import answer_length, load_model
 from tokendistill.rationales import write_json_atomic
 from tokendistill.student import StudentPrompt, StudentRecord, find_record
 from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized
@@ -216,6 +216,7 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     todo = [example for example in examples if example.id not in done]
     if todo and loaded is None:
         loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
+    length = config.max_new_tokens or (answer_length(loaded.tokenizer, examples, 64) if loaded else 64)
     # In chunks appended as they finish: a killed evaluation resumes where it stopped (a long choice-scored
     # split takes many minutes on a CPU), each chunk one write to a file opened for appending.
     bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="evaluate", disable=not progress,
@@ -225,7 +226,7 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
             chunk = todo[start : start + EVALUATION_CHUNK]
             prompt = record.prompt if record else StudentPrompt(is_encoder_decoder=loaded.is_encoder_decoder)
             chunk_records, _ = predict(loaded, task, chunk, prompt, config.batch_size, config.max_input_length,
-                                       config.max_new_tokens, answer=config.answer)
+                                       length, answer=config.answer)
             append_lines(partial, [json.dumps(record, ensure_ascii=False) for record in chunk_records])
             done.update({record["id"]: record for record in chunk_records})
             bar.update(len(chunk))

@@ -56,6 +56,15 @@ def _split_gguf(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def answer_length(tokenizer: Any, examples: Any, default: int) -> int:
+    """How many new tokens an answer needs: a closed-set task's longest label in the tokenizer's tokens, plus one
+    (the end of the answer); ``default`` for open answers. A one-word label needs a few, not 32 or 64."""
+    labels = {choice for example in examples for choice in (example.choices or ())}
+    if not labels or not all(example.choices for example in examples):
+        return default
+    return 1 + max(len(tokenizer(" " + label, add_special_tokens=False)["input_ids"]) for label in labels)
+
+
 def refuse_remote_code(folder: str) -> None:
     """A local model folder whose config or tokenizer config names its own Python classes (``auto_map``) is refused:
     tokendistill never runs code shipped in a model folder (pass trust_remote_code=False everywhere, and say so in

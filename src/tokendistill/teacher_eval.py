@@ -38,7 +38,7 @@ from tokendistill.config import (
 from tokendistill.errors import UserError
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.folders import Found, Holds, clear, locked, open_output, read_json, refuse_overlap
-from tokendistill.models import load_model
+from tokendistill.models import answer_length, load_model
 from tokendistill.rationales import write_json_atomic, write_lines_atomic
 from tokendistill.tasks import (
     chance_accuracy,
@@ -59,7 +59,8 @@ class TeacherEvalConfig(TaskOptions):
     output: str | None = option(None, "folder for teacher_eval.json (default: print only)")
     batch_size: int = option(16, "examples per batch", minimum=1)
     max_input_length: int = option(512, "teacher input tokens", minimum=1)
-    max_new_tokens: int = option(32, "generation length", minimum=1)
+    max_new_tokens: int | None = option(None, "generation length (default: a closed-set task's longest label in "
+                                              "tokens + 1, else 32)", minimum=1)
     prompt_suffix: str | None = option(None, "text after the input for decoder teachers (default '\\nAnswer:')")
     chat_template: bool = option(False, "wrap the input in the teacher's chat template (instruct models)")
     device: str = option("auto", "auto, cpu or cuda", check=device_problem)
@@ -142,9 +143,10 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
                         "generation (drop --no-generate)")
     readings = (("generation",) if config.generate else ()) + (("choice_sum", "choice_mean") if has_choices else ())
     rows: dict[str, dict[str, Any]] = {}  # per example: each reading's answer and whether it is right
+    length = config.max_new_tokens or answer_length(teacher.tokenizer, examples, 32)
     bar = tqdm(total=len(examples), desc=TEACHER_CHECK_FOLDER, disable=not progress, unit="ex")
     for batch in length_buckets(examples, config.batch_size):
-        answers = {"generation": teacher.generate(batch, config.max_new_tokens)} if config.generate else {}
+        answers = {"generation": teacher.generate(batch, length)} if config.generate else {}
         if has_choices:
             scores = score_choices(teacher, batch, task.name)
             answers.update({f"choice_{scoring}": scores.best(scoring) for scoring in ("sum", "mean")})
