@@ -48,6 +48,11 @@ def test_weak_teacher_is_fine_tuned_then_used_from_one_yaml(tmp_path: Path, t5_d
     assert len(records) == 24 and all(record["teacher_trained_on"] is True for record in records)
     manifest = json.loads((grid / "rationales-teacher" / "manifest.json").read_text())
     assert manifest["summary"]["teacher_trained_on"] == 24
+    # The base model's check runs on the validation rows (after the teacher's 2,000 training rows), as every
+    # check of the grid's setting does: never on the test rows.
     checked_before = json.loads((grid / "teacher-eval-before" / "teacher_eval.json").read_text())
-    assert checked_before["accuracy"] == before["accuracy"]
+    assert checked_before["split"] == "train[2000:2500]" and checked_before["examples"] == 500
+    again = teacher_eval(TeacherEvalConfig(task="keywords", teacher=str(t5_dir), split="train[2000:2500]",
+                                           limit=500, device="cpu", max_new_tokens=4), progress=False)
+    assert checked_before["accuracy"] == again["accuracy"]
     assert "before fine-tuning" in (tmp_path / "grid" / "results.md").read_text()

@@ -26,10 +26,14 @@ def _extract(config: ExtractConfig) -> None:
 
 
 def _train(config: TrainConfig) -> None:
+    from accelerate import PartialState
+
     from tokendistill.student import training_summary
     from tokendistill.training import train
 
-    print(training_summary(train(config)))
+    folder = train(config)
+    if PartialState().is_main_process:  # under `accelerate launch`, the main process writes the record and says it
+        print(training_summary(folder))
 
 
 def _evaluate(config: EvaluateConfig) -> None:
