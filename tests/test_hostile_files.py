@@ -222,3 +222,19 @@ def test_a_damaged_manifest_is_one_line_or_read_around_never_a_traceback(
         assert code in (0, 2) and "Traceback" not in err, (arguments[0], err[-500:])
         if code == 2:
             assert err.strip().splitlines()[-1].startswith("tokendistill: error: ")
+
+
+def test_trusting_a_model_folders_code_is_asked_for_and_recorded(tmp_path: Path, llama_dir: Path) -> None:
+    from tokendistill.models import refuse_remote_code
+
+    model = tmp_path / "model"
+    shutil.copytree(llama_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "x.Y"}}))
+    with pytest.raises(Exception, match="--trust-remote-code"):
+        refuse_remote_code(str(model))
+    refuse_remote_code(str(model), trusted=True)  # asked for: not refused
+    output = tmp_path / "s"
+    assert main(["train", *COMMON, "--student", str(llama_dir), "--output", str(output), "--steps", "1",
+                 "--batch-size", "2", "--trust-remote-code"]) == 0
+    assert "trust_remote_code: true" in (output / "config.yaml").read_text()

@@ -80,6 +80,8 @@ class TaskOptions:
         None, "carve the test split out of the training data (one file, or a folder without a test file): "
               "this share of rows, chosen by their content, the same in every stage; pass it to every stage",
         above=0, maximum=0.9)
+    trust_remote_code: bool = option(False, "run the Python code a model folder ships (its config's auto_map); off, "
+                                            "such a folder is refused: code from a model folder runs only when asked")
 
 
 @dataclass(kw_only=True)

@@ -205,7 +205,8 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
     if to_clear:
         # --overwrite: the student loads first, so that a missing or broken one leaves the earlier evaluation as it
         # was; only then is the folder cleared.
-        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
+        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation",
+                            trust_remote_code=config.trust_remote_code)
         clear(output)
     write_config(config, output)
     partial = output / PARTIAL_PREDICTIONS
@@ -215,7 +216,8 @@ def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[st
         log.info("resuming: %d of %d rows already predicted", len(done), len(examples))
     todo = [example for example in examples if example.id not in done]
     if todo and loaded is None:
-        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation")
+        loaded = load_model(config.model, device=config.device, offsets=config.answer != "generation",
+                            trust_remote_code=config.trust_remote_code)
     length = config.max_new_tokens or (answer_length(loaded.tokenizer, examples, 64) if loaded else 64)
     # In chunks appended as they finish: a killed evaluation resumes where it stopped (a long choice-scored
     # split takes many minutes on a CPU), each chunk one write to a file opened for appending.

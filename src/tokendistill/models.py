@@ -65,10 +65,12 @@ def answer_length(tokenizer: Any, examples: Any, default: int) -> int:
     return 1 + max(len(tokenizer(" " + label, add_special_tokens=False)["input_ids"]) for label in labels)
 
 
-def refuse_remote_code(folder: str) -> None:
-    """A local model folder whose config or tokenizer config names its own Python classes (``auto_map``) is refused:
-    tokendistill never runs code shipped in a model folder (pass trust_remote_code=False everywhere, and say so in
-    one line before transformers would ask)."""
+def refuse_remote_code(folder: str, trusted: bool = False) -> None:
+    """A local model folder whose config or tokenizer config names its own Python classes (``auto_map``) is refused
+    unless ``trusted`` (--trust-remote-code): tokendistill runs no code shipped in a model folder unasked (it passes
+    trust_remote_code=False everywhere, and says so in one line before transformers would ask)."""
+    if trusted:
+        return
     for name in ("config.json", "tokenizer_config.json"):
         path = Path(folder) / name
         if not path.is_file():
@@ -78,8 +80,9 @@ def refuse_remote_code(folder: str) -> None:
         except (OSError, ValueError):
             continue  # transformers' own loading reports a damaged file
         if isinstance(held, dict) and held.get("auto_map"):
-            raise UserError(f"{path} names code of its own (auto_map); tokendistill runs no code from a model folder: "
-                            "use a model whose architecture transformers supports natively")
+            raise UserError(f"{path} names code of its own (auto_map); tokendistill runs no code from a model folder "
+                            "unless asked: use a model transformers supports natively, or pass --trust-remote-code "
+                            "if you trust that folder's code")
 
 
 def load_model(
@@ -89,6 +92,7 @@ def load_model(
     device: str = "auto",
     dtype: torch.dtype | None = None,
     offsets: bool = False,
+    trust_remote_code: bool = False,
 ) -> LoadedModel:
     """Model and tokenizer from a hub id, a local folder or a ``.gguf`` file.
 
@@ -97,9 +101,9 @@ def load_model(
     tokens back to characters.
     """
     folder, gguf_file = _split_gguf(name)
-    refuse_remote_code(folder)
-    # No code from a model folder ever runs: transformers would otherwise ask on a terminal, and run it on "y".
-    extra: dict[str, Any] = {"trust_remote_code": False, **({"gguf_file": gguf_file} if gguf_file else {})}
+    refuse_remote_code(folder, trust_remote_code)
+    # No code from a model folder runs unasked: transformers would otherwise ask on a terminal, and run it on "y".
+    extra: dict[str, Any] = {"trust_remote_code": trust_remote_code, **({"gguf_file": gguf_file} if gguf_file else {})}
     try:
         config = AutoConfig.from_pretrained(folder, **extra)
         tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
@@ -117,7 +121,7 @@ def load_model(
     is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
     model_class = AutoModelForSeq2SeqLM if is_encoder_decoder else AutoModelForCausalLM
     if init == "random":
-        model = model_class.from_config(config, trust_remote_code=False)
+        model = model_class.from_config(config, trust_remote_code=trust_remote_code)
     else:
         try:
             model = model_class.from_pretrained(folder, dtype=dtype, **extra)

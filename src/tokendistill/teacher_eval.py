@@ -135,7 +135,8 @@ def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
                     free_text=config.free_text)
     examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
     refuse_training_rows(config.teacher, examples, config.split)
-    teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True), config.max_input_length,
+    teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True,
+                                 trust_remote_code=config.trust_remote_code), config.max_input_length,
                       config.prompt_suffix, config.chat_template)
     has_choices = all(example.choices for example in examples)
     if not config.generate and not has_choices:

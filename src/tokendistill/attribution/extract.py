@@ -211,7 +211,7 @@ def extract(config: ExtractConfig, progress: bool = True) -> Path:
     """
     config = materialized(config)  # in-memory rows (Python API) become a file named by their content
     METHODS.get(config.method)  # fail on an unknown method before any model is loaded
-    refuse_remote_code(config.teacher)  # the teacher loads only once the folder is open: refused before that
+    refuse_remote_code(config.teacher, config.trust_remote_code)  # the teacher loads only once the folder is open: refused before that
     refuse_overlap(config.output, {"teacher": config.teacher, "data": config.data})
     state = process_state(config.device)
     # The main process holds the folder for the whole run: a second run into it is refused, never interleaved.
@@ -239,7 +239,8 @@ class _Extraction:
         """The teacher, loaded once, on first need (or before --overwrite clears the folder)."""
         if not self.loaded:
             config = self.config
-            self.loaded.append(Teacher(load_model(config.teacher, device=config.device, offsets=True),
+            self.loaded.append(Teacher(load_model(config.teacher, device=config.device, offsets=True,
+                                                  trust_remote_code=config.trust_remote_code),
                                        config.max_input_length, config.prompt_suffix, config.chat_template))
         return self.loaded[0]
 

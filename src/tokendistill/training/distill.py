@@ -65,11 +65,12 @@ class AnswerDistiller:
     name = "kd_loss"
 
     def __init__(self, teacher_path: str, student_tokenizer: object, max_input_length: int, temperature: float,
-                 device: torch.device, weight: float = 1.0, label_scale: float = 1.0) -> None:
+                 device: torch.device, weight: float = 1.0, label_scale: float = 1.0,
+                 trust_remote_code: bool = False) -> None:
         self.weight, self.label_scale = weight, label_scale
         if temperature <= 0:
             raise UserError(f"--kd-temperature must be positive, got {temperature}")
-        loaded = load_model(teacher_path, device=str(device), offsets=True)
+        loaded = load_model(teacher_path, device=str(device), offsets=True, trust_remote_code=trust_remote_code)
         check_shared_vocabulary(loaded.tokenizer, student_tokenizer, teacher_path)
         self.teacher = Teacher(loaded, max_input_length=max_input_length)
         self.temperature = temperature

@@ -110,15 +110,15 @@ def packing_works(loaded: Any, rows: list[list[TrainingRow]], config: TrainConfi
     return True
 
 
-def check_task_marker(mode: Mode, student: str, processes: int, marker: TaskMarker) -> None:
+def check_task_marker(mode: Mode, student: str, processes: int, marker: TaskMarker, trusted: bool = False) -> None:
     """Refuse, before any model loads, a layout that cannot train this mode on this student (TaskMarker.problem)."""
     from transformers import AutoConfig
 
     if marker.is_papers:
         return
-    refuse_remote_code(student)
+    refuse_remote_code(student, trusted)
     try:
-        is_encoder_decoder = AutoConfig.from_pretrained(student, trust_remote_code=False).is_encoder_decoder
+        is_encoder_decoder = AutoConfig.from_pretrained(student, trust_remote_code=trusted).is_encoder_decoder
     except (OSError, ValueError):  # not found or not a model: loading the student reports it, with what to do
         return
     if problem := marker.problem(mode.name, mode.predict_prefix, is_encoder_decoder, processes):

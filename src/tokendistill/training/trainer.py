@@ -184,12 +184,13 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
     if finished:
         log.info("%s already holds this run's student; nothing to do", output)
         return output
-    check_task_marker(mode, config.student, state.num_processes, TaskMarker.of(config.task_marker))
+    check_task_marker(mode, config.student, state.num_processes, TaskMarker.of(config.task_marker),
+                      config.trust_remote_code)
     task, examples, rows, examples_per_step, validator = read_inputs(config, mode, state, output)
     seed_everything(config.seed)
     device = resolve_device(config.device)
     accelerator = _accelerator(config, device, output)
-    loaded = load_model(config.student, init=config.init, device="cpu")
+    loaded = load_model(config.student, init=config.init, device="cpu", trust_remote_code=config.trust_remote_code)
     run = _Run(config, mode, output, run_identity(config), input_fingerprints(config), device, accelerator, loaded,
                rows, validator=validator)
     _prepare(run, state, checkpoint, clear_first=to_clear)

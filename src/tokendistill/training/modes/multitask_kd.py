@@ -28,7 +28,8 @@ def answer_distiller(config: TrainConfig, student_tokenizer: Any, device: torch.
     from tokendistill.training.distill import AnswerDistiller  # loads torch models: only when a run needs it
 
     return AnswerDistiller(config.teacher, student_tokenizer, config.max_input_length,  # type: ignore[arg-type]
-                           config.kd_temperature, device, weight=config.kd_weight, label_scale=label_scale)
+                           config.kd_temperature, device, weight=config.kd_weight, label_scale=label_scale,
+                           trust_remote_code=config.trust_remote_code)
 
 
 @dataclass(frozen=True)
