@@ -137,6 +137,8 @@ def test_report_to_logs_every_step_through_accelerate(tmp_path: Path, t5_dir: Pa
     log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
     assert logged[0][0] == 0 and logged[0][1]["steps"] == 3  # the run's configuration first
     assert [(step, values["loss"]) for step, values in logged[1:]] == [(e["step"], e["loss"]) for e in log]
+    # Trackers write beside the student folder, never in it: a push uploads that folder.
+    assert trainer.tracker_folder(output) == tmp_path / "tracked-trackers"
     monkeypatch.undo()
     assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "x"),
                  "--steps", "1", "--report-to", "tensorbored"]) == 2

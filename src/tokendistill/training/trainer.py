@@ -136,6 +136,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     return output
 
 
+def tracker_folder(output: Path) -> Path:
+    """Where --report-to's trackers write: beside the student folder, never in it (the student folder is what a
+    push uploads, and tracker events are no part of a model)."""
+    return output.with_name(output.name + "-trackers")
+
+
 def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
     """Periodic checkpoints gather the whole model and optimizer state through torch's distributed state-dict
     API, which knows FSDP's shards but not DeepSpeed's engine (its ZeRO partitions of the optimizer state).
@@ -200,7 +206,7 @@ def _train(config: TrainConfig, mode: Mode, state: Any, progress: bool) -> Path:
 
 def _accelerator(config: TrainConfig, device: torch.device, output: Path) -> Accelerator:
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no",
-                              log_with=trackers(config) or None, project_dir=str(output))
+                              log_with=trackers(config) or None, project_dir=str(tracker_folder(output)))
     sharding = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"]
     if sharding and accelerator.distributed_type.value not in sharding and accelerator.is_main_process:
         # accelerate enables FSDP and DeepSpeed on accelerators only; on CPU it runs plain data parallelism.
@@ -238,6 +244,7 @@ def _prepare(run: _Run, state: Any, checkpoint: dict[str, Any] | None, clear_fir
     if checkpoint is not None:
         _resume(run, checkpoint, state)
     if config.report_to:
+        log.info("experiment trackers (%s) write to %s", config.report_to, tracker_folder(run.output))
         accelerator.init_trackers(run.output.name, config={key: value for key, value in to_dict(config).items()
                                                            if isinstance(value, (int, float, str, bool))})
 
