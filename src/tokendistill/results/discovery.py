@@ -23,22 +23,9 @@ from tokendistill.artefacts import (
     is_grid_file,
 )
 from tokendistill.folders import read_json_or_empty, read_records
-from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
-    Z_95,
-    Z_POWER_80,
-    PairedDifference,
-    SeedLevel,
-    claim,
-    holm,
-    paired_difference,
-    random_effects,
-    seed_interval,
-    seed_variances,
-)
 from tokendistill.student import TaskMarker, record_or_none
 
 # Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
-
 FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
 # The attribution methods whose words are the control (no teacher knowledge), the closer match first: other words
 # of the same segments in the teacher's counts, then uniformly random input words.

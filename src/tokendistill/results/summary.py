@@ -9,13 +9,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-# Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 from tokendistill.results.discovery import CONTROL_METHODS, FACTORS
-from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
-    Z_95,
-    Z_POWER_80,
-    PairedDifference,
-    SeedLevel,
+from tokendistill.statistics import (
     claim,
     holm,
     paired_difference,

@@ -20,22 +20,8 @@ from tokendistill.artefacts import (
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
-
-# Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
 from tokendistill.results.discovery import collect, declarations
 from tokendistill.results.summary import mode_text, summarize, verdict
-from tokendistill.statistics import (  # noqa: F401  (PairedDifference, Z_95, Z_POWER_80: their old home)
-    Z_95,
-    Z_POWER_80,
-    PairedDifference,
-    SeedLevel,
-    claim,
-    holm,
-    paired_difference,
-    random_effects,
-    seed_interval,
-    seed_variances,
-)
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
