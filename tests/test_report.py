@@ -92,6 +92,12 @@ def test_browser_shows_highlighted_examples_and_plots(tiny_run: Path, tmp_path: 
             assert image.size["width"] > 100 and image.size["height"] > 100
         examples = browser.find_elements(By.CSS_SELECTOR, "article.example")
         assert len(examples) == 16 and all(e.size["height"] > 0 for e in examples)
+        # The opening says what ran, and the teacher's figure is the one the tables show.
+        opening = browser.find_element(By.ID, "opening").text
+        assert opening.startswith("2 student cells (multitask, standard; up to 2 seeds each) on keywords.")
+        overlap_row = browser.find_elements(By.XPATH, "//table[.//th[text()='top-k words hold a gold word']]//tbody/tr")[0]
+        teacher_figure = overlap_row.find_elements(By.TAG_NAME, "td")[3].text
+        assert f"right on {teacher_figure} of the" in opening and "Best cell:" in opening
         chosen = browser.find_elements(By.CSS_SELECTOR, "article.example .w.r")
         assert chosen and all(word.size["width"] > 0 for word in chosen)
         shaded = [w.value_of_css_property("background-color") for w in browser.find_elements(By.CSS_SELECTOR, ".w")]

@@ -40,8 +40,17 @@ from tokendistill.plots import (
     plot_overlap_by_task,
 )
 from tokendistill.report_page import CSS, SCRIPT, examples_section, rationale_title
-from tokendistill.results import collect, declarations, summarize, verdict, verdict_markdown
+from tokendistill.results import (
+    cell_label,
+    collect,
+    declarations,
+    summarize,
+    teacher_text,
+    verdict,
+    verdict_markdown,
+)
 from tokendistill.results import table as results_table
+from tokendistill.results.summary import mode_text
 from tokendistill.student import StudentRecord, record_or_none
 
 log = logging.getLogger(__name__)
@@ -182,6 +191,7 @@ def build_report(config: ReportConfig) -> Path:
     ]
     predictions, sources = predictions_by_example(students)
     sections = [f"<h1>tokendistill report</h1><p class='note'>{html.escape(str(run_dir.resolve()))}</p>",
+                f"<p id='opening'>{html.escape(opening(table, teachers, analyses))}</p>",
                 *_results_section(run_dir, table, rows, teachers), *_overlap_section(analyses),
                 *_plots_section(plots), *_words_section(analyses),
                 examples_section(contents.rationale_folders, predictions, config.max_examples, sources,
@@ -196,6 +206,33 @@ def build_report(config: ReportConfig) -> Path:
     if config.open:
         webbrowser.open(output.resolve().as_uri())
     return output
+
+
+def opening(table: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], analyses: list[dict[str, Any]]) -> str:
+    """What ran, on what, and the headline, in plain sentences: what a reader needs before any table."""
+    sentences = []
+    tasks = sorted({str(entry["task"]) for entry in table} | {str(a["task"]) for a in analyses})
+    if table:
+        modes = sorted({mode_text(entry) for entry in table})
+        seeds = max(entry["seeds"] for entry in table)
+        sentences.append(f"{len(table)} student cell{'s' * (len(table) > 1)} ({', '.join(modes)}; up to {seeds} "
+                         f"seed{'s' * (seeds > 1)} each) on {', '.join(tasks)}.")
+    for task in tasks:
+        if teachers.get(task):
+            sentences.append(f"The teacher on {task}: {teacher_text(teachers[task])} on its test rows.")
+        else:
+            for a in (a for a in analyses if a["task"] == task and a["teacher_accuracy"] is not None):
+                sentences.append(f"The teacher on {task} ({a['method']} words): right on {_pct(a['teacher_accuracy'])} "
+                                 f"of the {a['examples']} examples it was attributed on.")
+    standard = {(e["task"], e["student"], e["size"]): e for e in table if e["mode"] == "standard"}
+    others = [e for e in table if e["mode"] != "standard" and (e["task"], e["student"], e["size"]) in standard]
+    if others:
+        best = max(others, key=lambda e: e["mean"])
+        base = standard[best["task"], best["student"], best["size"]]
+        sentences.append(f"Best cell: {cell_label(best)} at {_pct(best['mean'])}, against {_pct(base['mean'])} for "
+                         f"standard ({100 * (best['mean'] - base['mean']):+.1f} points; whether that holds over training "
+                         "seeds is in the comparisons below).")
+    return " ".join(sentences) or "Nothing was trained or evaluated in this folder yet."
 
 
 def _agreement(analyses: list[dict[str, Any]], views: list[Any]) -> list[dict[str, Any]]:
