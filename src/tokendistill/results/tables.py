@@ -57,7 +57,7 @@ def teacher_text(teacher: dict[str, Any] | None) -> str:
 
 TABLE_HEADERS = ("task", "teacher accuracy", "student", "train size", "mode", "method", "k", "target", "seeds",
                  "test rows", "accuracy (mean ± sd)", "vs standard [95% interval]", "detectable at 80% power",
-                 "vs random words [95% interval]", "test rows right only here / only under standard")
+                 "vs random words [95% interval]", "row x seed pairs right only here / only under standard")
 # Only in a table that holds cells of another --task-marker than the paper's.
 FORMAT_HEADER = "vs paper format [95% interval]"
 
