@@ -79,34 +79,40 @@ def _same_setting(entry: dict[str, Any], other: dict[str, Any]) -> bool:
             and all(other[f] == entry[f] or other[f] is None or entry[f] is None for f in ("k", "target")))
 
 
+def _reference(entry: dict[str, Any], summary: list[dict[str, Any]], wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The cell of ``entry``'s task, student and size with the wanted factors; of several, the one of its k and
+    target."""
+    same = [other for other in summary if other is not entry
+            and all(other[f] == entry[f] for f in ("task", "student", "size"))
+            and all(other[f] == v for f, v in wanted.items())]
+    exact = [other for other in same if other["k"] == entry["k"] and other["target"] == entry["target"]]
+    if len(exact) == 1:
+        return exact[0]
+    return same[0] if not exact and len(same) == 1 else None
+
+
+def _controls(entry: dict[str, Any], summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The control cells of ``entry`` (none for standard or a control), the closer control first: of the same mode
+    where the grid has one (multitask_kd's own), else multitask's, in the entry's layout."""
+    if entry["mode"] == "standard" or entry["method"] in CONTROL_METHODS:
+        return []
+    found = []
+    for method in CONTROL_METHODS:
+        control = (_reference(entry, summary, {"mode": entry["mode"], "method": method, "marker": entry["marker"]})
+                   or _reference(entry, summary, {"method": method, "marker": entry["marker"]}))
+        if control is not None and control not in found:
+            found.append(control)
+    return found
+
+
 def _references(entry: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """The cells ``entry`` is compared with, by comparison name (None: no such cell, or not applicable)."""
-
-    def reference(wanted: dict[str, Any]) -> dict[str, Any] | None:
-        # Same task, student and size; the wanted factors; and, of several candidates, the one of the same k and
-        # target.
-        same = [other for other in summary if other is not entry
-                and all(other[f] == entry[f] for f in ("task", "student", "size"))
-                and all(other[f] == v for f, v in wanted.items())]
-        exact = [other for other in same if other["k"] == entry["k"] and other["target"] == entry["target"]]
-        if len(exact) == 1:
-            return exact[0]
-        return same[0] if not exact and len(same) == 1 else None
-
-    control = None
-    if entry["mode"] != "standard" and entry["method"] not in CONTROL_METHODS:
-        candidates = (reference({"mode": entry["mode"], "method": method, "marker": entry["marker"]})
-                      for method in CONTROL_METHODS)
-        # The control of the same mode where the grid has one (multitask_kd's own), else multitask's.
-        control = next((c for c in candidates if c is not None), None) or next(
-            (c for c in (reference({"method": method, "marker": entry["marker"]}) for method in CONTROL_METHODS)
-             if c is not None), None)
+    """The cells ``entry`` is compared with in the cells' table, by comparison name (None: no such cell)."""
     return {
-        "standard": None if entry["mode"] == "standard" else reference({"mode": "standard"}),
-        "control": control,
+        "standard": None if entry["mode"] == "standard" else _reference(entry, summary, {"mode": "standard"}),
+        "control": next(iter(_controls(entry, summary)), None),
         # The same cell in the paper's layout: what a different --task-marker changes.
-        "format": None if entry["marker"] is None else reference(
-            {"mode": entry["mode"], "method": entry["method"], "marker": None}),
+        "format": None if entry["marker"] is None else _reference(
+            entry, summary, {"mode": entry["mode"], "method": entry["method"], "marker": None}),
     }
 
 
@@ -157,7 +163,8 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
     work = summarize(rows, effect=effect, keep_rows=True) if rows else []
     found = _primary_rows(work, primary, effect)
     for entry in work:
-        for base in _references(entry, work).values():
+        # Every control, not only the closest the cells' table shows (a grid with both keeps both comparisons).
+        for base in [*_references(entry, work).values(), *_controls(entry, work)[1:]]:
             pair = f"{cell_label(entry)} vs {cell_label(base)}" if base else None
             if base is None or any(row["comparison"] == pair and row["task"] == entry["task"] for row in found):
                 continue  # none, or declared primary
