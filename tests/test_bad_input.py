@@ -201,15 +201,25 @@ def _numeric_fields(config_class: type) -> list[tuple[str, type, dict]]:
     return fields
 
 
-def _commands() -> list[tuple[str, type]]:
+def _commands() -> list[tuple[str, type, list[str]]]:
+    """Each command with its config class and the flags that choose it: `train` once per class its modes take
+    (TrainConfig, then KDConfig with --mode kd, ...)."""
     from tokendistill.cli import _commands as commands
     from tokendistill.cli import _config_class
+    from tokendistill.config import ConfigVariants
 
-    return [(name, _config_class(where)) for name, _, where, _ in commands()]
+    pairs = []
+    for name, _, where, _ in commands():
+        spec = _config_class(where)
+        if isinstance(spec, ConfigVariants):
+            pairs += [(name, spec.base, []), *((name, cls, ["--mode", values[0]]) for cls, values in spec.sections().items())]
+        else:
+            pairs.append((name, spec, []))
+    return pairs
 
 
 def test_every_numeric_option_declares_its_range() -> None:
-    for command, config_class in _commands():
+    for command, config_class, _ in _commands():
         for name, _, metadata in _numeric_fields(config_class):
             assert {"minimum", "above", "maximum", "check"} & set(metadata), f"{command} --{name} has no range"
 
@@ -246,8 +256,8 @@ def test_every_option_out_of_its_range_is_one_line_before_any_model_loads(
 
     monkeypatch.setattr(models.AutoConfig, "from_pretrained", no_loading)
     checked = 0
-    for command, config_class in _commands():
-        required = _required_arguments(config_class, tmp_path)
+    for command, config_class, choice in _commands():
+        required = [*_required_arguments(config_class, tmp_path), *choice]
         for name, hint, metadata in _numeric_fields(config_class):
             for value in _out_of_range(hint, metadata):
                 flag = "--" + name.replace("_", "-")

@@ -133,8 +133,8 @@ def test_report_table_equals_the_runners_for_every_grid_factor(tmp_path: Path, t
     assert main(["report", str(grid)]) == 0
     page = (grid / "report.html").read_text()
     results = page.split("<h2 id='results'>")[1].split("</table>")[0]
-    report_rows = [[html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", row)]
-                   for row in re.findall(r"<tr>(.*?)</tr>", results) if "<td>" in row]
+    report_rows = [[html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+                   for row in re.findall(r"<tr>(.*?)</tr>", results) if "<td" in row]
     assert report_rows == runner_rows
 
 

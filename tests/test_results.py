@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokendistill.results import collect, results_markdown, seed_table, summarize
+from tokendistill.results import (
+    TABLE_HEADERS,
+    collect,
+    results_markdown,
+    seed_table,
+    summarize,
+    table_details,
+)
 from tokendistill.statistics import Z_95, Z_POWER_80, paired_difference
 
 
@@ -104,14 +111,17 @@ def test_results_table_arithmetic() -> None:
     assert summary["label_then_tokens"]["sd"] is None  # one seed: no spread measured
     assert summary["multitask"]["vs_standard_low"] is None  # no predictions given: no interval
     table = results_markdown(list(summary.values()), {"t": {"accuracy": {"generation": 0.75}, "best": "generation"}})
-    assert ("| t | 75.0% (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | "
-            "+20.0; by seed +10.0, +20.0, +30.0, over seeds [-4.8, +44.8] |  |  |  |") in table
+    # One interval per comparison, the seeds' (the rows' and each seed's difference are its details).
+    assert ("| t | 75.0% on its test rows (generation) |  | 10 | multitask |  | 5 | teacher | 3 |  | 80.0 ± 17.3 | "
+            "+20.0 [-4.8, +44.8] |  |  |") in table
+    details = table_details(list(summary.values()))
+    assert details[list(summary).index("multitask")] == {TABLE_HEADERS[11]: "by seed +10.0, +20.0, +30.0"}
     assert summary["multitask"]["vs_standard_per_seed"] == pytest.approx([0.1, 0.2, 0.3])
     # By hand: mean 0.2, sd 0.1, 3 seeds: 0.2 -/+ 4.303 x 0.1 / sqrt(3) = [-0.0484, 0.4484].
     assert (summary["multitask"]["vs_standard_seed_low"], summary["multitask"]["vs_standard_seed_high"]) == \
         pytest.approx((-0.04843, 0.44843), abs=1e-4)
-    assert "| dss |  |  |  | 2 |  | 50.0 ± 42.4 | +30.0 (on 1 of its seeds) |" in table
-    assert "| label_then_tokens |  | 5 | teacher | 1 |  | 75.0 | +5.0 |" in table
+    assert "| dss |  |  |  | 2 |  | 50.0 ± 42.4 | +30.0 (on 1 of its 2 seeds: no interval) |" in table
+    assert "| label_then_tokens |  | 5 | teacher | 1 |  | 75.0 | +5.0 (one seed: no interval) |" in table
     by_seed = seed_table(rows)
     assert summary["dss"]["only_here"] is None  # no predictions given: no per-row counts
     assert by_seed.splitlines()[0] == ("| task | student | train size | mode | method | k | target | seed 0 | seed 1 "

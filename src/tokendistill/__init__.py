@@ -19,6 +19,9 @@ _LAZY = {
     "ExtractConfig": "tokendistill.config",
     "TrainConfig": "tokendistill.config",
     "EvaluateConfig": "tokendistill.config",
+    # A mode's own options come with its config class: TrainConfig plus the options only that mode takes.
+    "KDConfig": "tokendistill.training.modes",
+    "AlignConfig": "tokendistill.training.modes",
     "TeacherEvalConfig": "tokendistill.teacher_eval",
     "extract": "tokendistill.attribution.extract",
     "train": "tokendistill.training.trainer",

@@ -12,9 +12,11 @@ from typing import Any
 import yaml
 
 from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD
+from tokendistill.cells import BASELINE_MODE
+from tokendistill.config import TrainConfig, field_names
 from tokendistill.folders import write_file
 from tokendistill.rationales import extraction_settings
-from tokendistill.student import StudentPrompt, StudentRecord, load_record
+from tokendistill.student import MODE_OPTIONS_SINCE, StudentPrompt, StudentRecord, load_record
 
 
 def snippet(folder: str, prompt: StudentPrompt, max_new_tokens: int = 32) -> str:
@@ -43,13 +45,27 @@ def snippet(folder: str, prompt: StudentPrompt, max_new_tokens: int = 32) -> str
     return "\n".join(lines)
 
 
-def base_model_id(student: Any) -> str | None:
-    """The hub id the student began from, for the card's metadata; never a local path (a push would publish it)."""
-    if not isinstance(student, str) or not student:
+def base_model_id(config: dict[str, Any]) -> str | None:
+    """The hub id the student began from, for the card's metadata: --base-model-id, or --student where it is a hub
+    id; never a local path (a push would publish it)."""
+    for given in (config.get("base_model_id"), config.get("student")):
+        if isinstance(given, str) and given and not (Path(given).expanduser().exists()
+                                                     or given.startswith((".", "/", "~"))):
+            return given
+    return None
+
+
+def mode_options(record: StudentRecord) -> str | None:
+    """The options only the student's mode takes (its config class's own fields: kd's weights, align's), as numbers;
+    a model they name by its folder's name (never a local path). A record older than typed mode options held every
+    mode's options: none is shown."""
+    config = record.config
+    if record.version < MODE_OPTIONS_SINCE:
         return None
-    if Path(student).expanduser().exists() or student.startswith((".", "/", "~")):
-        return None
-    return student
+    own = sorted(set(config) - field_names(TrainConfig))
+    shown = {name: Path(value).name if isinstance(value, str) else value  # a model by its folder's name
+             for name in own if (value := config[name]) is not None}
+    return ", ".join(f"{name} {value}" for name, value in shown.items()) or None
 
 
 def card_text(folder: Path, record: StudentRecord, metrics: list[dict[str, Any]]) -> str:
@@ -61,7 +77,7 @@ def card_text(folder: Path, record: StudentRecord, metrics: list[dict[str, Any]]
         teacher, extracted_k = settings.teacher, settings.top_k
     metadata: dict[str, Any] = {
         "library_name": "transformers",
-        **({"base_model": base} if (base := base_model_id(config.get("student"))) else {}),
+        **({"base_model": base} if (base := base_model_id(config)) else {}),
         "tags": ["tokendistill", "distillation", mode],
         "pipeline_tag": "text2text-generation" if prompt.is_encoder_decoder else "text-generation",
     }
@@ -77,7 +93,8 @@ def card_text(folder: Path, record: StudentRecord, metrics: list[dict[str, Any]]
     facts = [("task", config.get("task")), ("mode", mode), ("teacher (whose words it learned)", teacher),
              ("rationale words per example (k)", f"{config.get('top_k') or extracted_k:g}" if rationales and (
                  config.get("top_k") or extracted_k) else None),
-             ("alpha (label loss weight)", config.get("alpha") if mode != "standard" else None),
+             ("alpha (label loss weight)", config.get("alpha") if mode != BASELINE_MODE else None),
+             ("options of its mode", mode_options(record)),
              ("training rows", record.train_examples), ("steps", record.steps), ("weights kept", kept),
              ("batch size", config.get("batch_size")), ("learning rate", config.get("learning_rate")),
              ("weight decay", config.get("weight_decay")), ("seed", config.get("seed")),

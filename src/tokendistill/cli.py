@@ -122,7 +122,7 @@ def _commands() -> list[tuple[str, str, str, Callable[[Any], None]]]:
          "teacher_eval:TeacherEvalConfig", _teacher_eval),
         ("explain", "the teacher's answer to one input and the words it rests on, highlighted",
          "explain:ExplainConfig", _explain),
-        ("train", "train a student in one of the training modes (--mode)", "config:TrainConfig", _train),
+        ("train", "train a student in one of the training modes (--mode)", "training.modes:TRAIN_CONFIGS", _train),
         ("evaluate", "score a student on a split", "config:EvaluateConfig", _evaluate),
         ("predict", "a trained student answers the given inputs, as evaluate reads it", "predict:PredictConfig",
          _predict),
@@ -138,7 +138,7 @@ def _commands() -> list[tuple[str, str, str, Callable[[Any], None]]]:
     ]
 
 
-def _config_class(where: str) -> type:
+def _config_class(where: str) -> Any:
     import importlib
 
     module, _, name = where.partition(":")
@@ -211,7 +211,8 @@ def build_parser(with_names: bool = True, command: str | None = None) -> argpars
             commands.add_parser(name, help=help_text, description=help_text)  # listed; its options unbuilt
             continue
         config_class = _config_class(where)
-        sub = commands.add_parser(name, help=help_text, description=help_text, usage=_usage(name, config_class))
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  usage=_usage(name, getattr(config_class, "base", config_class)))
         sub.prog = f"tokendistill {name}"
         add_arguments(sub, config_class, registries)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

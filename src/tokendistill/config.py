@@ -8,16 +8,16 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Generic, Literal, TypeVar, Union
 
 import yaml
 
 from tokendistill.artefacts import CONFIG, MANIFEST
 from tokendistill.errors import UserError
-from tokendistill.student import TaskMarker
+from tokendistill.student import BASELINE_MODE, TaskMarker
 
 C = TypeVar("C")
 
@@ -95,10 +95,14 @@ class ExtractConfig(TaskOptions):
     )
     choice_scoring: Literal["sum", "mean"] = option("mean", "--target choice: rank candidates by summed or mean log-prob")
     only_correct: bool = option(False, "keep rationales only where the teacher's answer is right (others get none)")
-    top_k: float = option(10, "words to keep: a count, or a fraction of the input's words when below 1", check=top_k_problem)
+    top_k: float = option(0.25, "words to keep: a count, or a fraction of the input's candidate words when below 1 "
+                                "(at least one, at most --top-k-cap)", check=top_k_problem)
+    top_k_cap: int | None = option(10, "a fraction --top-k keeps at most this many words (a count is kept as given)",
+                                   minimum=1)
     merge: Literal["sum", "max"] = option("sum", "how subword scores combine into a word score")
     drop_punctuation: bool = option(True, "never select punctuation")
-    drop_stopwords: bool = option(False, "never select English stopwords")
+    drop_stopwords: bool = option(True, "never select English stop-words (the, was, I, ...); --no-drop-stopwords "
+                                        "keeps them")
     batch_size: int = option(16, "examples per forward/backward pass", minimum=1)
     max_input_length: int = option(512, "teacher input tokens; longer inputs are truncated and counted", minimum=1)
     max_new_tokens: int = option(32, "teacher generation length", minimum=1)
@@ -110,21 +114,29 @@ class ExtractConfig(TaskOptions):
     strict: bool = option(False, "refuse (exit 2, records kept) instead of warning when the teacher is near chance "
                                  "or the majority-label rate, or its answers fell back to the gold one")
 
+    def identity_values(self) -> dict[str, Any]:
+        """The settings as the rationale folder's identity records them: a count keeps no cap (the cap applies to
+        fractions only), so that a count's folder is the same run whatever the cap's default."""
+        return {**to_dict(self), "top_k_cap": self.top_k_cap if self.top_k < 1 else None}
+
+
+# What earlier versions did where a default has since changed (0.1: stop-words were candidates, 10 words, no cap).
+# A rationale folder's identity leaves settings at these values out of its hash, as it leaves defaults out, so that
+# folders made before the change keep their hash; a manifest that predates a setting is read as its earlier value.
+EXTRACT_EARLIER_DEFAULTS: dict[str, Any] = {"top_k": 10.0, "drop_stopwords": False, "top_k_cap": None}
+
 
 @dataclass(kw_only=True)
 class TrainConfig(TaskOptions):
     student: str = option(dataclasses.MISSING, "student model: hub id or local folder")
     output: str = option(dataclasses.MISSING, "folder for the trained student")
     init: Literal["pretrained", "random"] = option("pretrained", "start from the weights, or from the config only")
-    mode: str = option("standard", "training mode", registry="modes")
+    base_model_id: str | None = option(None, "the hub id of the weights a local --student folder holds, for the "
+                                             "card's base_model (a local path is never published)")
+    mode: str = option(BASELINE_MODE, "training mode", registry="modes")
     rationales: str | None = option(None, "rationale folder from `extract` (multitask modes)")
     top_k: float | None = option(None, "re-select the top k words from the rationale scores (default: as extracted)", check=top_k_problem)
     llm_rationales: str | None = option(None, "dss mode: folder with the DSS data and its llm/ rationales (default: --data)")
-    teacher: str | None = option(None, "multitask_kd: the teacher (same vocabulary as the student) whose answer distribution the student matches")
-    kd_weight: float = option(1.0, "multitask_kd: weight of the KL term, added to the multitask loss", minimum=0)
-    align_weight: float = option(1.0, "align: weight of the distance between the student's word saliency and the "
-                                      "teacher's, added to the label loss", minimum=0)
-    kd_temperature: float = option(1.0, "multitask_kd: softmax temperature of both distributions (the KL is scaled by its square)", above=0)
     split: str = option("train", "training split")
     alpha: float = option(0.5, "multitask: weight of the label loss; the rationale loss gets 1 - alpha", minimum=0, maximum=1)
     learning_rate: float = option(5e-5, "AdamW learning rate", above=0)
@@ -161,6 +173,14 @@ class TrainConfig(TaskOptions):
     overwrite: bool = option(False, "replace an output folder that holds a different run")
     strict: bool = option(False, "refuse (exit 2) rationales whose teacher was near chance or the majority-label "
                                  "rate, or fell back to the gold answer, instead of warning")
+
+    # A mode's own options are fields of its own subclass of this one (TRL's GKDConfig(SFTConfig) pattern), declared
+    # in the mode's module: kd's teacher and KL weights are not options of every mode.
+
+    def other_models(self) -> dict[str, str]:
+        """The models this run loads beside the student, by role (their fingerprints join the run's identity, and
+        no output may overlap them); a mode's subclass names its own (kd's teacher)."""
+        return {}
 
 
 @dataclass(kw_only=True)
@@ -244,6 +264,42 @@ def build(cls: type[C], values: dict[str, Any]) -> C:
     for name, value in values.items():
         values[name] = _checked_value(name, value, hints[name], metadata[name])
     return cls(**values)
+
+
+def field_names(cls: type) -> set[str]:
+    return {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ConfigVariants(Generic[C]):
+    """A config whose class one of its options chooses: `train`'s --mode picks its mode's subclass of TrainConfig,
+    which adds the options only that mode takes. ``lookup`` gives a value's class (a registry, which names an
+    unknown value in its own error) and ``values`` every value, both read when called (a registry fills in later)."""
+
+    base: type[C]
+    key: str
+    lookup: Callable[[str], type[C]]
+    values: Callable[[], Sequence[str]]
+
+    def sections(self) -> dict[type[C], list[str]]:
+        """Each subclass with the values that choose it (kd and multitask_kd share one)."""
+        sections: dict[type[C], list[str]] = {}
+        for value in self.values():
+            if (chosen := self.lookup(value)) is not self.base:
+                sections.setdefault(chosen, []).append(value)
+        return sections
+
+    def build(self, values: dict[str, Any]) -> C:
+        value = values.get(self.key, field_defaults(self.base)[self.key])
+        if not isinstance(value, str):
+            raise UserError(f"option {self.key} should be str, got {value!r}")
+        chosen = self.lookup(value)
+        flag = "--" + self.key.replace("_", "-")
+        for cls, owners in self.sections().items():
+            if foreign := sorted(set(values) & (field_names(cls) - field_names(chosen))):
+                raise UserError(f"--{foreign[0].replace('_', '-')} is an option of {flag} {', '.join(owners)}, not of "
+                                f"{flag} {value}: drop it, or choose one of those")
+        return build(chosen, values)
 
 
 def _checked_value(name: str, value: Any, annotation: Any, metadata: Mapping[str, Any]) -> Any:

@@ -20,6 +20,7 @@ import torch
 
 from tokendistill.artefacts import DEMO_SUMMARY
 from tokendistill.attribution.extract import extract
+from tokendistill.cells import BASELINE_MODE
 from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, option, write_config
 from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate
@@ -116,7 +117,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     hit_rate, random_rate = keyword_hit_rates(rationales, train_examples, config.top_k)
 
     print(f"3/4 training {2 * config.seeds} students ({config.train_examples} examples, {config.student_steps} steps each) ...")
-    results: dict[str, list[float]] = {"standard": [], "multitask": []}
+    results: dict[str, list[float]] = {BASELINE_MODE: [], "multitask": []}
     for seed in range(config.seeds):
         for mode in results:
             folder = root / "students" / f"{mode}-seed{seed}"

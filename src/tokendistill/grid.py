@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tokendistill.artefacts import COMPETENCE_EVAL_FOLDER, TEACHER_CHECK_FOLDER, TEACHER_CHECK_VALID_FOLDER
+from tokendistill.cells import BASELINE_MODE, FACTORS, Naming, cell_folder, marker_factor
 from tokendistill.competence import Competence
 from tokendistill.config import (
     EvaluateConfig,
@@ -20,9 +21,8 @@ from tokendistill.config import (
     field_defaults,
 )
 from tokendistill.errors import UserError
-from tokendistill.results import FACTORS, marker_factor
 from tokendistill.student import TaskMarker
-from tokendistill.training.modes import MODES
+from tokendistill.training.modes import MODES, train_config
 
 _EXTRACT_DEFAULTS = field_defaults(ExtractConfig)
 
@@ -85,7 +85,7 @@ class Cell:
 
     @property
     def key(self) -> dict[str, Any]:
-        """The cell's factors, named as results.FACTORS declares them (the table's columns, cell.json's keys)."""
+        """The cell's factors, named as cells.FACTORS declares them (the table's columns, cell.json's keys)."""
         return {name: getattr(self, name) for name in (*FACTORS, "seed")}
 
 
@@ -118,7 +118,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         if experiment.teacher.get("finetune"):
             options = dict(experiment.teacher["finetune"])
             # The teacher learns on the training split only; nothing of the test split reaches it.
-            finetune = build(TrainConfig, {**common, **options, "student": teacher_model, "mode": "standard",
+            finetune = build(TrainConfig, {**common, **options, "student": teacher_model, "mode": BASELINE_MODE,
                                            "split": spec.train_split, "output": str(task_root / "teacher")})
             teacher_model = finetune.output
         extract_options = dict(experiment.teacher.get("extract", {}))
@@ -148,7 +148,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
         students = experiment.student["model"]
         # Seeds outermost: a grid cut short still holds a complete comparison for its first seeds.
         # `standard` first within a seed: the competence check reads it before the other modes spend time.
-        modes = sorted(experiment.modes, key=lambda name: name != "standard")
+        modes = sorted(experiment.modes, key=lambda name: name != BASELINE_MODE)
         for seed, size, student_model, mode in itertools.product(experiment.seeds, spec.train_sizes, students, modes):
             uses_rationales = MODES.get(mode).needs_rationales
             methods = ([method, *experiment.controls] if mode in experiment.control_modes else [method]
@@ -158,19 +158,17 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
             for k, target, chosen, marker in itertools.product(experiment.top_k if uses_rationales else [None],
                                                                experiment.targets if uses_rationales else [None],
                                                                methods, mode_markers):
-                name = mode + (f"-k{k:g}-{target}" if uses_rationales else "")
-                name += f"-{chosen}" if chosen and chosen != method else ""
-                # The paper's layout keeps the folder name it had before the marker was a factor (grids resume).
-                name += "" if TaskMarker.of(marker).is_papers else f"-{marker}"
-                student_folder = f"{_slug(student_model)}/" if len(students) > 1 else ""
-                folder = task_root / f"n{size}" / f"{student_folder}{name}" / f"seed{seed}"
-                train = build(TrainConfig, {
+                key = {"task": spec.name, "student": Path(student_model).name, "size": size, "mode": mode,
+                       "method": chosen,
+                       "k": k, "target": target, "marker": marker_factor(marker), "seed": seed}
+                folder = cell_folder(root, key, Naming(main_method=method, several_students=len(students) > 1))
+                train = train_config({
                     **common, **train_options, "task_marker": marker, "student": student_model,
                     "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
                     "split": spec.train_split, "limit": size, "output": str(folder / "student"),
                     "rationales": extractions[chosen, target].output if uses_rationales else None,
                     "top_k": k if uses_rationales and k != max(experiment.top_k) else None,
-                    "teacher": teacher_model if MODES.get(mode).needs_teacher else None,
+                    **({"teacher": teacher_model} if MODES.get(mode).needs_teacher else {}),
                 })
                 evaluate = build(EvaluateConfig, {
                     **common, "overwrite": True, **evaluate_options, "model": train.output, "split": spec.test_split,
@@ -178,9 +176,8 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                 })
                 # The competence check reads the first seed's standard students on the validation rows.
                 competence = dataclasses.replace(evaluate, split=valid, limit=spec.valid_limit, output=str(
-                    folder / COMPETENCE_EVAL_FOLDER)) if valid and mode == "standard" and seed == experiment.seeds[0] else None
-                cells.append(Cell(spec.name, size, mode, chosen, k, target, seed, train, evaluate,
-                                  Path(student_model).name, marker_factor(marker), competence))
+                    folder / COMPETENCE_EVAL_FOLDER)) if valid and mode == BASELINE_MODE and seed == experiment.seeds[0] else None
+                cells.append(Cell(**key, train=train, evaluate=evaluate, competence=competence))
         teacher_competence = {**teacher_eval, "split": valid, "limit": spec.valid_limit,
                               "output": str(task_root / TEACHER_CHECK_VALID_FOLDER)} if valid else {}
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells, teacher_competence))
@@ -248,11 +245,8 @@ def select_cells(plans: list[TaskPlan], only: str | None) -> list[TaskPlan]:
         if kept:
             read = {(cell.method, cell.target) for cell in kept}
             extractions = {key: c for key, c in task_plan.extractions.items() if key in read}
-            needs_teacher = bool(extractions) or any(cell.train.teacher for cell in kept)
+            needs_teacher = bool(extractions) or any(cell.train.other_models() for cell in kept)
             teacher = {} if needs_teacher else {"finetune": None, "teacher_eval": {}, "teacher_competence": {}}
             selected.append(dataclasses.replace(task_plan, cells=kept, extractions=extractions, **teacher))
     return selected
 
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).name)

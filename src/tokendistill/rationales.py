@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from tokendistill.artefacts import MANIFEST, RATIONALE_FOLDER, RECORDS
-from tokendistill.config import ExtractConfig, config_hash, differing_keys, json_normal
+from tokendistill.config import (
+    EXTRACT_EARLIER_DEFAULTS,
+    ExtractConfig,
+    config_hash,
+    differing_keys,
+    json_normal,
+)
 from tokendistill.errors import UserError
 from tokendistill.folders import Found, Holds, append_lines, clear, open_output, read_json, write_file
 from tokendistill.selection import candidate_flags, select_top_k
@@ -102,6 +108,12 @@ def repair_records(path: Path) -> tuple[set[str], int]:
     return ids, dropped
 
 
+def identity_hash(identity: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The hash of a rationale folder's settings, those at their default left out."""
+    return config_hash({key: value for key, value in identity.items()
+                        if key not in defaults or json_normal(value) != json_normal(defaults[key])})
+
+
 @dataclass
 class RationaleStore:
     """Only the ids of finished records stay in memory; the records themselves are read back lazily."""
@@ -126,8 +138,7 @@ class RationaleStore:
         # Settings at their default are left out of the hash (the fingerprint students record of these
         # rationales), so that an option added later at its default keeps every grid's students valid.
         known = defaults or {}
-        wanted = config_hash({key: value for key, value in identity.items()
-                              if key not in known or json_normal(value) != json_normal(known[key])})
+        wanted = identity_hash(identity, known)
         fix = "pass --overwrite to start over, or choose another --output"
         held: dict[str, Any] | None = None
 
@@ -237,7 +248,9 @@ def extraction_settings(folder: str | Path, manifest: dict[str, Any] | None = No
     identity omits settings at their default) at ExtractConfig's default, defined there once."""
     manifest = read_manifest(folder) if manifest is None else manifest
     known = {item.name for item in dataclasses.fields(ExtractConfig)}
-    recorded = {**((manifest.get("summary") or {}).get("config") or {}), **(manifest.get("identity") or {})}
+    # A setting newer than the folder is read as what the version that wrote it did (its earlier default).
+    recorded = {**EXTRACT_EARLIER_DEFAULTS, **((manifest.get("summary") or {}).get("config") or {}),
+                **(manifest.get("identity") or {})}
     values = {key: value for key, value in recorded.items() if key in known}
     if not isinstance(values.get("task"), str):
         raise UserError(f"{Path(folder) / MANIFEST} names no task; run the `tokendistill extract` that made it "
@@ -267,8 +280,10 @@ def load_rationales(folder: str | Path) -> dict[str, dict[str, Any]]:
     return {record["id"]: record for record in iter_rationales(folder)}
 
 
-def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True, drop_stopwords: bool = False) -> dict[str, Any]:
-    """The record with its rationale re-chosen as the top k of its stored word scores.
+def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True, drop_stopwords: bool = False,
+             cap: int | None = None) -> dict[str, Any]:
+    """The record with its rationale re-chosen as the top k of its stored word scores (the candidates and a
+    fraction's cap as the folder was extracted with).
 
     One extraction at the largest k serves every smaller k: the scores do not depend on k.
     """
@@ -277,7 +292,7 @@ def reselect(record: dict[str, Any], top_k: float, drop_punctuation: bool = True
     candidates = candidate_flags(words, record["word_roles"], drop_punctuation, drop_stopwords)
     if record.get("rationale_withheld"):
         return record  # --only-correct: the teacher was wrong here, so it gives no words
-    chosen = select_top_k(scores, candidates, top_k)
+    chosen = select_top_k(scores, candidates, top_k, cap)
     return {**record, "rationale": [words[i] for i in chosen], "rationale_positions": chosen.tolist()}
 
 

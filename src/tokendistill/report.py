@@ -28,6 +28,7 @@ from tokendistill.artefacts import (
     REPORT,
     STUDENT_INFO,
 )
+from tokendistill.cells import BASELINE_MODE
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json_or_empty, read_records, write_file
@@ -41,10 +42,12 @@ from tokendistill.plots import (
 )
 from tokendistill.report_page import CSS, SCRIPT, examples_section, rationale_title
 from tokendistill.results import (
+    TABLE_LEGEND,
     cell_label,
     collect,
     declarations,
     summarize,
+    table_details,
     teacher_text,
     verdict,
     verdict_markdown,
@@ -133,9 +136,19 @@ def predictions_by_example(
     return result, {column: str(evaluation.folder) for column, evaluation in chosen.items()}
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "",
+           details: Sequence[dict[str, str]] = ()) -> str:
+    """An HTML table; ``details``: per row, a column's detail by its header, shown when the figure is hovered."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+
+    def cell(header: str, value: Any, detail: str) -> str:
+        if not detail:
+            return f"<td>{html.escape(str(value))}</td>"
+        return f"<td class='detailed' title='{html.escape(detail, quote=True)}'>{html.escape(str(value))}</td>"
+
+    row_details = list(details) or [{} for _ in rows]
+    body = "".join("<tr>" + "".join(cell(h, c, d.get(h, "")) for h, c in zip(headers, row)) + "</tr>"
+                   for row, d in zip(rows, row_details))
     title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -219,19 +232,23 @@ def opening(table: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], an
                          f"seed{'s' * (seeds > 1)} each) on {', '.join(tasks)}.")
     for task in tasks:
         if teachers.get(task):
-            sentences.append(f"The teacher on {task}: {teacher_text(teachers[task])} on its test rows.")
+            sentences.append(f"The teacher on {task}: {teacher_text(teachers[task])}.")
         else:
             for a in (a for a in analyses if a["task"] == task and a["teacher_accuracy"] is not None):
                 sentences.append(f"The teacher on {task} ({a['method']} words): right on {_pct(a['teacher_accuracy'])} "
                                  f"of the {a['examples']} examples it was attributed on.")
-    standard = {(e["task"], e["student"], e["size"]): e for e in table if e["mode"] == "standard"}
-    others = [e for e in table if e["mode"] != "standard" and (e["task"], e["student"], e["size"]) in standard]
+    standard = {(e["task"], e["student"], e["size"]): e for e in table if e["mode"] == BASELINE_MODE}
+    others = [e for e in table if e["mode"] != BASELINE_MODE and (e["task"], e["student"], e["size"]) in standard]
     if others:
         best = max(others, key=lambda e: e["mean"])
         base = standard[best["task"], best["student"], best["size"]]
-        sentences.append(f"Best cell: {cell_label(best)} at {_pct(best['mean'])}, against {_pct(base['mean'])} for "
-                         f"standard ({100 * (best['mean'] - base['mean']):+.1f} points; whether that holds over training "
-                         "seeds is in the comparisons below).")
+        seeds = best["vs_standard_seeds"]
+        paired = ("" if best["vs_standard"] is None else f"; on the {seeds} seed{'s' * (seeds > 1)} both ran, "
+                  f"{100 * best['vs_standard']:+.1f} points")
+        sentences.append(f"Best cell: {cell_label(best)} at {_pct(best['mean'])} ({best['seeds']} seed"
+                         f"{'s' * (best['seeds'] > 1)}), against {_pct(base['mean'])} for {BASELINE_MODE} "
+                         f"({base['seeds']} seed{'s' * (base['seeds'] > 1)}){paired}; whether it holds over "
+                         "training seeds is in the comparisons below.")
     return " ".join(sentences) or "Nothing was trained or evaluated in this folder yet."
 
 
@@ -253,11 +270,10 @@ def _results_section(run_dir: Path, table: list[dict[str, Any]], rows: list[dict
     if not table:
         return [*sections, "<p class='note'>No evaluations in this run.</p>"]
     # The same tables as `tokendistill results` prints (one owner: tokendistill.results).
-    sections.append(_table(*results_table(table, teachers),
-                           "Student accuracy per cell (every factor but the seed): mean ± sd over seeds; against "
-                           "standard and against random words, the paired difference with its 95% interval over "
-                           "the test rows (conditional on the trained students), each seed's difference and the "
-                           "seeds' interval, and the smallest difference the rows detect at 80% power."))
+    # The same tables as `tokendistill results` prints (one owner: tokendistill.results), the rows' figures as details.
+    sections.append(_table(*results_table(table, teachers), TABLE_LEGEND.replace(
+        "(in the report: hover the figure; here: the verdict table's last column)", "(hover the figure)"),
+        details=table_details(table)))
     effect, primary = declarations(run_dir)
     if found := verdict(table, rows, effect, primary):
         markdown = verdict_markdown(found, effect).splitlines()

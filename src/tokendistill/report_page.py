@@ -125,6 +125,7 @@ details{margin:4px 0} pre{background:#fff;border:1px solid #dee2e6;padding:8px;o
 .filters{position:sticky;top:0;background:#f8f9fa;padding:8px 0;display:flex;gap:12px;align-items:center;z-index:1}
 .note{color:#495057;font-size:13px}
 caption{caption-side:top;text-align:left;font-size:12px;color:#495057;padding:4px 0}
+td.detailed{text-decoration:underline dotted;cursor:help}
 .legend{display:flex;gap:8px;align-items:center;font-size:12px;margin:4px 0}
 .legend .gradient{display:inline-block;width:120px;height:12px;border:1px solid #dee2e6;
  background:linear-gradient(to right,rgba(247,103,7,0),rgba(247,103,7,1))}

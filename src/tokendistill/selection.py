@@ -34,21 +34,21 @@ def candidate_flags(texts: Sequence[str], roles: Sequence[str], drop_punctuation
                     dtype=bool)
 
 
-def resolve_k(top_k: float, n_candidates: int) -> int:
-    """``top_k`` >= 1 is a count; 0 < top_k < 1 a fraction of the candidates (at least one word)."""
+def resolve_k(top_k: float, n_candidates: int, cap: int | None = None) -> int:
+    """``top_k`` >= 1 is a count; 0 < top_k < 1 a fraction of the candidates (at least one word, at most ``cap``)."""
     if top_k <= 0:
         raise ValueError("top_k must be positive")
     if top_k < 1:
-        return max(1, round(top_k * n_candidates)) if n_candidates else 0
+        return min(max(1, round(top_k * n_candidates)), cap or n_candidates) if n_candidates else 0
     if top_k != int(top_k):
         raise ValueError("top_k above 1 must be a whole number of words")
     return min(int(top_k), n_candidates)
 
 
-def select_top_k(scores: np.ndarray, candidates: np.ndarray, top_k: float) -> np.ndarray:
+def select_top_k(scores: np.ndarray, candidates: np.ndarray, top_k: float, cap: int | None = None) -> np.ndarray:
     """Indices of the k best candidate words, in input order; ties go to the earlier word."""
     eligible = np.flatnonzero(candidates & ~np.isnan(scores))
-    k = resolve_k(top_k, len(eligible))
+    k = resolve_k(top_k, len(eligible), cap)
     # lexsort sorts by the last key first: highest score, then earliest position.
     order = eligible[np.lexsort((eligible, -scores[eligible]))]
     return np.sort(order[:k])

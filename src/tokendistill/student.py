@@ -18,6 +18,9 @@ from tokendistill.errors import UserError
 from tokendistill.folders import read_json, write_file
 from tokendistill.tasks.base import ANSWER_CUE
 
+# The mode every other is compared with (fine-tuning on the labels alone), and the mode of a record that names none.
+BASELINE_MODE = "standard"
+
 # The text a multitask student's rows carry (the paper's task markers) and the explanation block's cue under the
 # shared prompt (the label block keeps tasks.base.ANSWER_CUE): the prompt's own words, owned here.
 PREDICT_PREFIX = "predict: "
@@ -49,8 +52,11 @@ def marker_after_input(row: Row, shared_prompt: bool = True) -> Row:
         return dataclasses.replace(row, source=source[len(PREDICT_PREFIX):], shared_prompt=shared_prompt)  # type: ignore[type-var]
     return dataclasses.replace(row, shared_prompt=shared_prompt)  # type: ignore[type-var]
 
-# 2: the record written through StudentRecord (the fields below); 1: the plain dict written before, read alike.
-RECORD_VERSION = 2
+# 3: its config holds only its own mode's options (a mode's options are its config class's own fields); 2: the record
+# written through StudentRecord (the fields below), its config every mode's options; 1: the plain dict written
+# before, read alike.
+RECORD_VERSION = 3
+MODE_OPTIONS_SINCE = 3
 
 
 class TaskMarker(str, Enum):
@@ -208,7 +214,7 @@ class StudentRecord:
                                values.get("answer_separator"))
         known = {item.name for item in dataclasses.fields(cls)} - {"prompt", "version"}
         return cls(prompt=prompt, version=int(values.get("record_version") or 1),
-                   **{"identity": None, "mode": "standard",
+                   **{"identity": None, "mode": BASELINE_MODE,
                       **{name: values[name] for name in known if values.get(name) is not None}})
 
     def save(self, folder: str | Path) -> None:

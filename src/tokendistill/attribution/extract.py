@@ -28,7 +28,13 @@ from tokendistill.attribution.words import (
     split_words,
     token_word_pairs,
 )
-from tokendistill.config import ExtractConfig, field_defaults, fingerprint, to_dict, write_config
+from tokendistill.config import (
+    EXTRACT_EARLIER_DEFAULTS,
+    ExtractConfig,
+    field_defaults,
+    fingerprint,
+    write_config,
+)
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import locked, refuse_overlap
@@ -94,7 +100,7 @@ def attribute_batch(
         candidates = candidate_mask(words, config.drop_punctuation, config.drop_stopwords)
         if word_stage := getattr(method, "word_stage", None):  # a control that redraws the words (controls.py)
             scores = word_stage(scores, [word.role for word in words], candidates, example.id)
-        chosen = select_top_k(scores, candidates, config.top_k)
+        chosen = select_top_k(scores, candidates, config.top_k, config.top_k_cap)
         correct = None if teacher_answers[row] is None else task.score(teacher_answers[row], example)
         withheld = config.only_correct and not correct
         if withheld:
@@ -249,7 +255,7 @@ def _extract(config: ExtractConfig, state: Any, progress: bool) -> Path:
     """The recipe: check the inputs, open the folder, attribute what is not done, then count and finish."""
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
-    identity = {key: value for key, value in to_dict(config).items() if key not in _NOT_IDENTITY}
+    identity = {key: value for key, value in config.identity_values().items() if key not in _NOT_IDENTITY}
     # The teacher's weights, not only its path: a teacher retrained into the same folder makes other records.
     identity["teacher_fingerprint"] = fingerprint(config.teacher)
     run = _Extraction(config, state, task, identity)
@@ -276,7 +282,8 @@ def _open(run: _Extraction) -> tuple[set[str], RationaleStore]:
     """The folder opened (by its main process; each process's own part under several), and the ids done."""
     config, state = run.config, run.state
     if state.is_main_process:
-        run.store = RationaleStore.open(config.output, run.identity, config.overwrite, field_defaults(ExtractConfig),
+        run.store = RationaleStore.open(config.output, run.identity, config.overwrite,
+                                        {**field_defaults(ExtractConfig), **EXTRACT_EARLIER_DEFAULTS},
                                         before_clear=run.teacher)
         run.store.record_threads(torch.get_num_threads())
         write_config(config, Path(config.output))

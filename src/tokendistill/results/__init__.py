@@ -7,16 +7,19 @@ from tokendistill.results.tables import (
     CSV_COLUMNS,
     FORMAT_HEADER,
     TABLE_HEADERS,
+    TABLE_LEGEND,
     ResultsConfig,
+    render_results,
     results_command,
     results_markdown,
     seed_table,
     table,
+    table_details,
     teacher_text,
     verdict_markdown,
     write_results,
 )
 
-__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "ResultsConfig", "cell_label",
-           "collect", "compare", "declarations", "marker_factor", "results_command", "results_markdown", "seed_table",
-           "summarize", "table", "teacher_accuracy", "teacher_text", "verdict", "verdict_markdown", "write_results"]
+__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label",
+           "collect", "compare", "declarations", "marker_factor", "render_results", "results_command", "results_markdown", "seed_table",
+           "summarize", "table", "table_details", "teacher_accuracy", "teacher_text", "verdict", "verdict_markdown", "write_results"]

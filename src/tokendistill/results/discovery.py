@@ -22,11 +22,10 @@ from tokendistill.artefacts import (
     TEACHER_CHECK_VALID_FOLDER,
     is_grid_file,
 )
+from tokendistill.cells import FACTORS, marker_factor
 from tokendistill.folders import read_json_or_empty, read_records
-from tokendistill.student import TaskMarker, record_or_none
+from tokendistill.student import record_or_none
 
-# Every factor a cell can differ in besides its seed: cells that share all of them are averaged over seeds.
-FACTORS = ("task", "student", "size", "mode", "method", "k", "target", "marker")
 # The attribution methods whose words are the control (no teacher knowledge), the closer match first: other words
 # of the same segments in the teacher's counts, then uniformly random input words.
 CONTROL_METHODS = ("random_matched", "random")
@@ -49,12 +48,6 @@ def _key_from_files(metrics: dict[str, Any]) -> dict[str, Any]:
         "target": manifest.get("target"), "marker": marker_factor(config.get("task_marker")),
         "seed": config.get("seed", 0),
     }
-
-
-def marker_factor(task_marker: Any) -> str | None:
-    """A cell's `marker`: its multitask rows' layout (--task-marker) where it is not the paper's (None: the paper's,
-    `predict:` / `explain:` before the input, two rows), so that folders written before the factor keep their key."""
-    return None if task_marker is None or TaskMarker.of(task_marker).is_papers else str(task_marker)
 
 
 def collect(root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from tokendistill.cells import BASELINE_MODE
 from tokendistill.results.discovery import CONTROL_METHODS, FACTORS
 from tokendistill.statistics import (
     claim,
@@ -60,7 +61,7 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
         for name, base in _references(entry, summary).items():
             for field_name, value in compare(entry, base, effect).items():
                 entry[f"vs_{name}{field_name}"] = value
-            if name == "standard":
+            if name == BASELINE_MODE:
                 entry["only_here"], entry["only_standard"] = entry.pop("vs_standard_only_here"), entry.pop(
                     "vs_standard_only_there")
             else:
@@ -68,9 +69,14 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
     if not keep_rows:
         for entry in summary:
             del entry["_accuracy"], entry["_right"], entry["_ids"]
-            for name in ("standard", "control", "format"):
+            for name in COMPARISONS:
                 del entry[f"vs_{name}_level"]
     return summary
+
+
+# The comparisons each cell of the table makes, by name (the columns vs_<name>_...): with the baseline mode's cell
+# of its setting, with its control, and with its own cell in the paper's layout.
+COMPARISONS = (BASELINE_MODE, "control", "format")
 
 
 def _same_setting(entry: dict[str, Any], other: dict[str, Any]) -> bool:
@@ -94,7 +100,7 @@ def _reference(entry: dict[str, Any], summary: list[dict[str, Any]], wanted: dic
 def _controls(entry: dict[str, Any], summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The control cells of ``entry`` (none for standard or a control), the closer control first: of the same mode
     where the grid has one (multitask_kd's own), else multitask's, in the entry's layout."""
-    if entry["mode"] == "standard" or entry["method"] in CONTROL_METHODS:
+    if entry["mode"] == BASELINE_MODE or entry["method"] in CONTROL_METHODS:
         return []
     found = []
     for method in CONTROL_METHODS:
@@ -108,7 +114,7 @@ def _controls(entry: dict[str, Any], summary: list[dict[str, Any]]) -> list[dict
 def _references(entry: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
     """The cells ``entry`` is compared with in the cells' table, by comparison name (None: no such cell)."""
     return {
-        "standard": None if entry["mode"] == "standard" else _reference(entry, summary, {"mode": "standard"}),
+        BASELINE_MODE: None if entry["mode"] == BASELINE_MODE else _reference(entry, summary, {"mode": BASELINE_MODE}),
         "control": next(iter(_controls(entry, summary)), None),
         # The same cell in the paper's layout: what a different --task-marker changes.
         "format": None if entry["marker"] is None else _reference(

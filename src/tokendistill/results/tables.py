@@ -17,11 +17,12 @@ from tokendistill.artefacts import (
     RESULTS_MD,
     VERDICT_CSV,
 )
+from tokendistill.cells import BASELINE_MODE
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
 from tokendistill.results.discovery import collect, declarations
-from tokendistill.results.summary import mode_text, summarize, verdict
+from tokendistill.results.summary import COMPARISONS, mode_text, summarize, verdict
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
@@ -31,35 +32,59 @@ def _pct(value: float | None, signed: bool = False) -> str:
 
 
 def _difference_text(entry: dict[str, Any], name: str) -> str:
+    """A comparison as the one interval a claim rests on: the paired difference and its 95% interval over the
+    training seeds (none on one seed); the rows' interval is its detail (``_difference_detail``)."""
     if entry[f"vs_{name}"] is None:
         return ""
     text = _pct(entry[f"vs_{name}"], True)
+    seeds = entry[f"vs_{name}_seeds"]
+    if entry.get(f"vs_{name}_seed_low") is not None:
+        text += f" [{_pct(entry[f'vs_{name}_seed_low'], True)}, {_pct(entry[f'vs_{name}_seed_high'], True)}]"
+    notes = [f"on {seeds} of its {entry['seeds']} seeds"] if seeds and seeds != entry["seeds"] else []
+    notes += ["one seed: no interval"] if seeds == 1 and len(notes) == 0 else ["no interval"] if seeds == 1 else []
+    return text + (f" ({': '.join(notes)})" if notes else "")
+
+
+def _difference_detail(entry: dict[str, Any], name: str) -> str:
+    """What stands behind a comparison beyond its seed-level interval: the interval over the test rows (the trained
+    students held fixed), what the rows detect, and each seed's difference."""
+    if entry[f"vs_{name}"] is None:
+        return ""
+    parts = []
     if entry[f"vs_{name}_low"] is not None:
-        text += f" [{_pct(entry[f'vs_{name}_low'], True)}, {_pct(entry[f'vs_{name}_high'], True)}]"
-    if entry[f"vs_{name}_seeds"] != entry["seeds"]:
-        text += f" (on {entry[f'vs_{name}_seeds']} of its seeds)"
+        parts.append(f"over the test rows (these trained students): {_pct(entry[f'vs_{name}'], True)} "
+                     f"[{_pct(entry[f'vs_{name}_low'], True)}, {_pct(entry[f'vs_{name}_high'], True)}]")
+    if entry.get(f"vs_{name}_detectable") is not None:
+        parts.append(f"the rows detect {_pct(entry[f'vs_{name}_detectable'])} points at 80% power")
     if len(entry.get(f"vs_{name}_per_seed") or []) > 1:
-        text += "; by seed " + ", ".join(_pct(value, True) for value in entry[f"vs_{name}_per_seed"])
-        text += f", over seeds [{_pct(entry[f'vs_{name}_seed_low'], True)}, {_pct(entry[f'vs_{name}_seed_high'], True)}]"
-    return text
+        parts.append("by seed " + ", ".join(_pct(value, True) for value in entry[f"vs_{name}_per_seed"]))
+    return "; ".join(parts)
 
 
 def teacher_text(teacher: dict[str, Any] | None) -> str:
+    """The teacher's accuracy on its test rows, by its best reading, and before fine-tuning (on its own rows)."""
     if not teacher:
         return "n/a"
-    text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% ({teacher['best'].replace('_', ' ')})"
+    text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% on its {teacher.get('split') or 'test'} rows " \
+           f"({teacher['best'].replace('_', ' ')})"
     before = teacher.get("before_finetuning")
     if before:
         on = f" on {before['split']}" if before.get("split") not in (None, teacher.get("split")) else ""
-        text += f", {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning{on}"
+        text += f"; {100 * before['accuracy'][before['best']]:.1f}% before fine-tuning{on}"
     return text
 
 
 TABLE_HEADERS = ("task", "teacher accuracy", "student", "train size", "mode", "method", "k", "target", "seeds",
-                 "test rows", "accuracy (mean ± sd)", "vs standard [95% interval]", "detectable at 80% power",
-                 "vs random words [95% interval]", "row x seed pairs right only here / only under standard")
+                 "test rows", "accuracy (mean ± sd)", "vs standard [95% interval over seeds]",
+                 "vs random words [95% interval over seeds]", "row x seed pairs right only here / only under standard")
 # Only in a table that holds cells of another --task-marker than the paper's.
-FORMAT_HEADER = "vs paper format [95% interval]"
+FORMAT_HEADER = "vs paper format [95% interval over seeds]"
+# What the comparison columns' figures mean, for every front end that prints the table.
+TABLE_LEGEND = ("Accuracy is the mean ± sd over training seeds. Each comparison is the paired difference in points "
+                "on the seeds both cells ran, with its 95% interval over those seeds (random effects): the interval "
+                "a claim about the method rests on; on one seed there is none. Its interval over the test rows, "
+                "which holds the trained students fixed, and each seed's difference are its details (in the "
+                "report: hover the figure; here: the verdict table's last column).")
 
 
 def table(summary: Sequence[dict[str, Any]],
@@ -83,17 +108,22 @@ def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, 
         rows.append([str(entry["task"]), teacher_text(teachers.get(entry["task"])), str(entry["student"] or ""),
                      str(entry["size"] or ""), mode_text(entry), str(entry["method"] or ""), k,
                      str(entry["target"] or ""), str(entry["seeds"]), str(entry["test_rows"] or ""), accuracy,
-                     _difference_text(entry, "standard"),
-                     "" if entry["vs_standard_detectable"] is None else f"{_pct(entry['vs_standard_detectable'])}",
-                     _difference_text(entry, "control"), wins])
+                     _difference_text(entry, BASELINE_MODE), _difference_text(entry, "control"), wins])
     return rows
+
+
+def table_details(summary: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """Per row of ``table``, the detail of each comparison column, by its header (the report's tooltips)."""
+    names = {TABLE_HEADERS[11]: BASELINE_MODE, TABLE_HEADERS[12]: "control", FORMAT_HEADER: "format"}
+    return [{header: detail for header, name in names.items() if (detail := _difference_detail(entry, name))}
+            for entry in summary]
 
 
 def results_markdown(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
     headers, rows = table(summary, teachers)
     lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + TABLE_LEGEND + "\n"
 
 
 def seed_table(rows: list[dict[str, Any]]) -> str:
@@ -120,7 +150,7 @@ CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seed
                "vs_control_seed_low", "vs_control_seed_high", "marker", "vs_format", "vs_format_low", "vs_format_high",
                "vs_format_detectable", "vs_format_seeds", "vs_format_seed_low", "vs_format_seed_high",
                # The seed level (random effects over seeds) and the claim it allows, per comparison.
-               *(f"vs_{name}_{field}" for name in ("standard", "control", "format")
+               *(f"vs_{name}_{field}" for name in COMPARISONS
                  for field in ("re_low", "re_high", "re_tau", "re_i2", "re_p", "re_seeds_needed", "claim")))
 VERDICT_COLUMNS = ("task", "student", "size", "comparison", "primary", "seeds", "difference", "low", "high", "tau",
                    "i2", "q", "p", "p_holm", "seeds_needed", "claim", "rows_low", "rows_high")
@@ -156,8 +186,8 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_results(root: Path) -> str:
-    """results.md and results.csv of every finished cell under ``root``; returns the Markdown."""
+def render_results(root: Path) -> dict[str, str]:
+    """The results files of every finished cell under ``root``, by name: results.md, results.csv, verdict.csv."""
     rows, teachers = collect(root)
     effect, primary = declarations(root)
     summary = summarize(rows, teachers, effect)
@@ -167,14 +197,22 @@ def write_results(root: Path) -> str:
         table += "\n" + verdict_markdown(found, effect)
     if rows:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
-    write_file(root / RESULTS_MD, table)
+    files = {RESULTS_MD: table}
     for name, columns, records in ((RESULTS_CSV, CSV_COLUMNS, summary), (VERDICT_CSV, VERDICT_COLUMNS, found)):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")  # per-seed lists: Markdown
         writer.writeheader()
         writer.writerows(records)
-        write_file(root / name, buffer.getvalue())
-    return table
+        files[name] = buffer.getvalue()
+    return files
+
+
+def write_results(root: Path) -> str:
+    """results.md and results.csv of every finished cell under ``root`` (and verdict.csv); returns the Markdown."""
+    files = render_results(root)
+    for name, text in files.items():
+        write_file(root / name, text)
+    return files[RESULTS_MD]
 
 
 @dataclass(kw_only=True)

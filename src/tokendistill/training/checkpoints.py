@@ -23,7 +23,7 @@ from tokendistill.student import find_record
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.
 _NOT_IDENTITY = ("output", "overwrite", "device", "checkpoint_every", "batch_by_length", "strict", "report_to",
-                 "push_to_hub")
+                 "push_to_hub", "base_model_id")
 IDENTITY_VERSION = 3
 # Options that version 3 added with a default that trains differently from version 2, and the value that trains as
 # version 2 did. A run at these values keeps its version-2 identity, so that a folder (a grid) trained before
@@ -42,7 +42,7 @@ def run_identity(config: TrainConfig) -> str:
     option added in a later version (at its default) keeps the identity of every run, and of every folder whose
     fingerprint holds it (a teacher's rationales), instead of orphaning a grid half done. An option whose default
     trains differently from before raises ``IDENTITY_VERSION`` and names the old behaviour in ``_VERSION_2``."""
-    defaults = field_defaults(TrainConfig)
+    defaults = field_defaults(type(config))
     values = to_dict(config)
     if all(values[key] == old for key, old in _VERSION_2.items()):
         version, defaults = 2, {**defaults, **_VERSION_2}
@@ -213,8 +213,8 @@ def input_fingerprints(config: TrainConfig) -> dict[str, Any]:
     fingerprints = {
         "student_fingerprint": fingerprint(config.student), "rationales_fingerprint": fingerprint(config.rationales)
     }
-    if config.teacher:
-        fingerprints["teacher_fingerprint"] = fingerprint(config.teacher)
+    for role, model in config.other_models().items():
+        fingerprints[f"{role}_fingerprint"] = fingerprint(model)
     return fingerprints
 
 
@@ -224,7 +224,7 @@ def _differences(held: dict[str, Any], config: TrainConfig) -> list[str]:
     # A run written before identity version 3 lacks the options that came with it: it trained as their
     # version-2 value (no clipping), not as their new default.
     held = {**_VERSION_2, **{key: value for key, value in held.items() if key not in _NOT_IDENTITY}}
-    return differing_keys(held, current, field_defaults(TrainConfig))
+    return differing_keys(held, current, field_defaults(type(config)))
 
 
 def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, bool]:

@@ -55,7 +55,8 @@ def _read_records(mode: Mode, examples: list[Example], config: TrainConfig) -> d
     for record in iter_rationales(config.rationales):  # type: ignore[arg-type]
         if record["id"] in wanted:
             if config.top_k is not None:
-                record = reselect(record, config.top_k, extracted.drop_punctuation, extracted.drop_stopwords)
+                record = reselect(record, config.top_k, extracted.drop_punctuation, extracted.drop_stopwords,
+                                  extracted.top_k_cap)
             rationales[record["id"]] = {"rationale": record.get("rationale", []), "input": record.get("input"),
                                         **{name: record.get(name) for name in mode.record_fields}}
     return rationales

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def training_inputs(config: TrainConfig) -> dict[str, str | None]:
     """Everything a training run reads from disk: its output may be none of these, nor inside or around one."""
-    return {"student": config.student, "teacher": config.teacher, "rationales": config.rationales,
+    return {"student": config.student, **config.other_models(), "rationales": config.rationales,
             "data": config.data, "LLM rationales": config.llm_rationales}
 
 

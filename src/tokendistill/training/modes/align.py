@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,17 +20,23 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import Word, candidate_mask, token_word_pairs
+from tokendistill.config import TrainConfig, option
 from tokendistill.tasks.base import ANSWER_CUE, Example
 from tokendistill.training.modes.base import LABEL, MODES, RationaleSource, TrainingRow
 from tokendistill.training.modes.paper import Standard
-
-if TYPE_CHECKING:
-    from tokendistill.config import TrainConfig
 
 # What each example carries for the signal (its meta): the teacher's words, their spans, roles and scores.
 TEACHER_WORDS = "teacher_words"
 # Keeps the norm's gradient finite where a token's input gradient is zero (padding): d|g|/dg = g / |g|.
 _EPSILON = 1e-12
+
+
+@dataclass(kw_only=True)
+class AlignConfig(TrainConfig):
+    """align's options."""
+
+    align_weight: float = option(1.0, "weight of the distance between the student's word saliency and the teacher's, "
+                                      "added to the label loss", minimum=0)
 
 
 class StudentAttribution(Teacher):
@@ -126,9 +132,10 @@ class Align(Standard):
             example = replace(example, meta={**example.meta, TEACHER_WORDS: words})
         return [TrainingRow(row.source, row.target, LABEL, example) for row in super().rows(example, rationale)]
 
-    def signal(self, config: TrainConfig, student_tokenizer: Any, device: torch.device) -> SaliencyAlignment:
+    def signal(self, config: AlignConfig, student_tokenizer: Any,  # type: ignore[override]
+               device: torch.device) -> SaliencyAlignment:
         return SaliencyAlignment(student_tokenizer, config.max_input_length, config.align_weight)
 
 
 MODES.register("align")(Align("align", RationaleSource.TEACHER_WORDS, predict_prefix="",
-                              record_fields=("words", "word_spans", "word_roles", "word_scores")))
+                              record_fields=("words", "word_spans", "word_roles", "word_scores"), config=AlignConfig))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tokendistill.config import ConfigVariants, TrainConfig
 from tokendistill.registry import Registry
 
 # The prompt's text and the marker layouts are the student's (student.py), re-exported for the modes.
@@ -27,8 +28,6 @@ from tokendistill.tasks.base import Example
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
-
-    from tokendistill.config import TrainConfig
 
 
 class LossGroup(str, Enum):
@@ -100,6 +99,8 @@ class Mode:
     # The fields of each rationale record its rows need beyond the words (the training set's records are read
     # lazily and only these kept: a record's per-word scores are most of its size).
     record_fields: tuple[str, ...] = ()
+    # Its options: TrainConfig, or a subclass that adds the options only this mode takes (kd's teacher and weights).
+    config: type[TrainConfig] = TrainConfig
 
     @property
     def needs_rationales(self) -> bool:
@@ -113,9 +114,10 @@ class Mode:
         raise NotImplementedError
 
     def problem(self, config: TrainConfig) -> str | None:
-        """What is missing from ``config`` for this mode, checked before anything loads (None: nothing)."""
-        if self.needs_teacher and not config.teacher:
-            return f"mode {self.name!r} matches the teacher's answer distribution: pass --teacher MODEL"
+        """What is wrong with ``config`` for this mode, checked before anything loads (None: nothing)."""
+        if not isinstance(config, self.config):
+            return (f"mode {self.name!r} takes its options as a {self.config.__name__} (from the Python API: "
+                    f"tokendistill.{self.config.__name__}(...)), got a {type(config).__name__}")
         return None
 
     def signal(self, config: TrainConfig, student_tokenizer: Any, device: torch.device) -> Signal | None:
@@ -125,6 +127,14 @@ class Mode:
 
 
 MODES: Registry[Mode] = Registry("training mode")
+# `train`'s options: the mode chosen picks the config class (flags of other modes are refused in one line).
+TRAIN_CONFIGS: ConfigVariants[TrainConfig] = ConfigVariants(TrainConfig, "mode", lambda name: MODES.get(name).config,
+                                                            MODES.names)
+
+
+def train_config(values: dict[str, Any]) -> TrainConfig:
+    """The typed options of a training run from a mapping, its class chosen by its mode."""
+    return TRAIN_CONFIGS.build(values)
 
 
 def rationale_text(record: Mapping[str, Any]) -> str:

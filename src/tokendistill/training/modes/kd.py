@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from tokendistill.tasks.base import Example
 from tokendistill.training.modes.base import MODES, RationaleSource, TrainingRow
-from tokendistill.training.modes.multitask_kd import answer_distiller, with_example
+from tokendistill.training.modes.multitask_kd import KDConfig, answer_distiller, with_example
 from tokendistill.training.modes.paper import Standard
 
 if TYPE_CHECKING:
     import torch
 
-    from tokendistill.config import TrainConfig
     from tokendistill.training.distill import AnswerDistiller
 
 
@@ -31,8 +30,10 @@ class Distillation(Standard):
     def rows(self, example: Example, rationale: Mapping[str, Any] | None) -> list[TrainingRow]:
         return [with_example(row, example) for row in super().rows(example, rationale)]
 
-    def signal(self, config: TrainConfig, student_tokenizer: Any, device: torch.device) -> AnswerDistiller:
+    def signal(self, config: KDConfig, student_tokenizer: Any,  # type: ignore[override]
+               device: torch.device) -> AnswerDistiller:
         return answer_distiller(config, student_tokenizer, device, label_scale=config.alpha)
 
 
-MODES.register("kd")(Distillation("kd", RationaleSource.NONE, predict_prefix="", needs_teacher=True))
+MODES.register("kd")(Distillation("kd", RationaleSource.NONE, predict_prefix="", needs_teacher=True,
+                                          config=KDConfig))

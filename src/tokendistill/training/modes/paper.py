@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tokendistill.student import BASELINE_MODE
 from tokendistill.tasks.base import Example
 from tokendistill.training.modes.base import (
     EXPLAIN_PREFIX,
@@ -68,7 +69,7 @@ class LabelThenTokens(Mode):
 
 
 WORDS, LLM = RationaleSource.TEACHER_WORDS, RationaleSource.LLM
-MODES.register("standard")(Standard("standard", RationaleSource.NONE, predict_prefix=""))
+MODES.register(BASELINE_MODE)(Standard(BASELINE_MODE, RationaleSource.NONE, predict_prefix=""))
 MODES.register("multitask")(Multitask("multitask", WORDS, predict_prefix=PREDICT_PREFIX))
 MODES.register("dss")(DistillingStepByStep("dss", LLM, predict_prefix=PREDICT_PREFIX))
 MODES.register("label_then_tokens")(
