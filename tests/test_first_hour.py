@@ -72,6 +72,9 @@ def test_eval_every_works_on_one_file_through_a_slice_of_the_training_part(tmp_p
     # The training split itself is refused, and the message says how to hold rows out of one file.
     assert main([*arguments, "--output", str(tmp_path / "a"), "--eval-split", "train"]) == 2
     assert "--eval-split" in capsys.readouterr().err
+    # The validation file missing, the rows are training rows: the message names --valid-fraction.
+    assert main([*arguments, "--output", str(tmp_path / "a")]) == 2
+    assert "--valid-fraction 0.1" in capsys.readouterr().err
     assert main([*arguments, "--output", str(tmp_path / "b"), "--limit", "30", "--eval-split", "train[30:40]"]) == 0
     record = json.loads((tmp_path / "b" / "tokendistill.json").read_text())
     assert record["best_step"] in (1, 2) and record["eval_split"] == "train[30:40]"
@@ -88,3 +91,27 @@ def test_a_closed_set_task_generates_as_many_tokens_as_its_longest_label(llama_d
     assert answer_length(tokenizer, examples, 64) == longest + 1 < 64
     open_ended = [example.__class__(example.id, example.segments, example.target) for example in examples]
     assert answer_length(tokenizer, open_ended, 64) == 64
+
+
+def test_valid_fraction_carves_a_validation_split_disjoint_from_training_and_test(tmp_path: Path, llama_dir: Path
+                                                                                 ) -> None:
+    from tokendistill.tasks import get_task, load_examples
+
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,sentiment\n" + "".join(
+        f"review {i}: {'loved it' if i % 2 else 'awful'} {i},{'positive' if i % 2 else 'negative'}\n"
+        for i in range(200)))
+    task = get_task("text", input_column="review", label_column="sentiment")
+    parts = {split: {e.input for e in load_examples(task, split, str(data), test_fraction=0.2, valid_fraction=0.15)}
+             for split in ("train", "valid", "test")}
+    assert sum(map(len, parts.values())) == 200 and all(parts.values())
+    assert not (parts["train"] & parts["valid"] or parts["train"] & parts["test"] or parts["valid"] & parts["test"])
+    # The test rows are those --test-fraction alone gives: adding a validation split moves no test row.
+    assert parts["test"] == {e.input for e in load_examples(task, "test", str(data), test_fraction=0.2)}
+    common = ["--task", "text", "--data", str(data), "--input-column", "review", "--label-column", "sentiment",
+              "--test-fraction", "0.2", "--valid-fraction", "0.15", "--device", "cpu"]
+    assert main(["train", *common, "--student", str(llama_dir), "--steps", "2", "--batch-size", "4",
+                 "--eval-every", "1", "--keep-best", "--output", str(tmp_path / "s")]) == 0
+    record = json.loads((tmp_path / "s" / "tokendistill.json").read_text())
+    assert record["eval_split"] == "valid" and record["best_step"] in (1, 2)
+    assert record["train_examples"] == len(parts["train"])

@@ -42,7 +42,7 @@ def test_a_student_goes_as_a_model_with_its_card_and_nothing_of_its_bookkeeping(
     assert calls["repo"] == ("me/student", {"private": True, "repo_type": "model", "exist_ok": True})
     assert calls["commit"]["repo_type"] == "model" and names == sorted(calls["files"])
     assert {"README.md", "config.json", "model.safetensors", "tokendistill.json", "config.yaml"} <= set(names)
-    assert not {"checkpoint.pt", ".tokendistill.lock", ".card_metrics.json", "train_inputs.txt"} & set(names)
+    assert not {"checkpoint.pt", ".tokendistill.lock", ".card_metrics.json", "train_input_digests.txt"} & set(names)
     card = Path(calls["files"]["README.md"]).read_text()
     assert card.startswith("---\nlibrary_name: transformers") and "## Prompt format" in card
     assert main(["push", str(made / "student"), "--repo-id", "me/student", "--dry-run"]) == 0

@@ -75,6 +75,11 @@ def test_one_file_is_never_reported_as_its_own_test_split(tmp_path: Path, t5_dir
     error = capsys.readouterr().err
     assert "36 of 36 rows of split 'test' are rows" in error and "--test-fraction" in error
     assert not (tmp_path / "e" / "metrics.json").exists()
+    # A student of an earlier version, whose digests file had the old name, is refused the same way.
+    (tmp_path / "s" / "train_input_digests.txt").rename(tmp_path / "s" / "train_inputs.txt")
+    assert main(["evaluate", *common, "--model", str(tmp_path / "s"), "--output", str(tmp_path / "e"),
+                 "--max-new-tokens", "3"]) == 2
+    assert "36 of 36 rows of split 'test' are rows" in capsys.readouterr().err
     # Carved out: a held-out share, by content, that training never sees.
     carve = [*common, "--test-fraction", "0.25"]
     assert main(["train", *carve, "--student", str(t5_dir), "--output", str(tmp_path / "s2"), "--steps", "1",

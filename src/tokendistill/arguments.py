@@ -16,7 +16,7 @@ C = TypeVar("C")
 
 # Where each option shows in `--help` (one owner for the grouping; an option not named here is "other").
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "split", "limit", "seed",
+    "data": ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "valid_fraction", "split", "limit", "seed",
              "llm_rationales"),
     "models": ("teacher", "student", "model", "init", "base_model_id", "trust_remote_code", "lora_rank", "lora_alpha",
                "lora_targets", "prompt_suffix", "chat_template"),

@@ -23,7 +23,8 @@ CHECKPOINT = "checkpoint.pt"  # mid-run state, tensors and plain values only (lo
 CHECKPOINT_INFO = "checkpoint.json"  # the checkpoint's identity, compared before the checkpoint is read
 TRAIN_LOG = "train_log.jsonl"  # one line per step: losses
 TRAIN_IDS = "train_ids.txt"  # the ids of the rows a (teacher) model was trained on
-TRAIN_INPUTS = "train_inputs.txt"  # their inputs' digests: evaluation refuses to call them test rows
+TRAIN_INPUTS = "train_input_digests.txt"  # their inputs' digests: evaluation refuses to call them test rows
+TRAIN_INPUTS_BEFORE = "train_inputs.txt"  # the same file as versions before 0.2 named it (read, never written)
 MODEL_CARD = "README.md"  # the Hugging Face model card
 CARD_METRICS = ".card_metrics.json"  # the evaluations the card lists (written by evaluate)
 BEST_WEIGHTS = "best_weights.pt"  # --keep-best: the best step's weights so far (tensors only), until the save
@@ -80,7 +81,8 @@ REPORT = "report.html"
 # Every name a stage (or save_pretrained, for the student) writes into its own folder: what --overwrite may remove.
 # Anything else in the folder is a user's and stays.
 OWN_NAMES = (
-    STUDENT_INFO, CHECKPOINT, CHECKPOINT_INFO, TRAIN_LOG, TRAIN_IDS, TRAIN_INPUTS, MODEL_CARD, CARD_METRICS,
+    STUDENT_INFO, CHECKPOINT, CHECKPOINT_INFO, TRAIN_LOG, TRAIN_IDS, TRAIN_INPUTS, TRAIN_INPUTS_BEFORE, MODEL_CARD,
+    CARD_METRICS,
     BEST_WEIGHTS, MANIFEST, RECORDS, PREDICTIONS, PARTIAL_PREDICTIONS, METRICS, TEACHER_CHECK,
     TEACHER_CHECK_PREDICTIONS, CONFIG, ANALYSIS_JSON, ANALYSIS_MD, FAITHFULNESS, REPORT, "parts",
     # save_pretrained's files (weights, configs, tokenizers, LoRA adapters)

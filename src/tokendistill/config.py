@@ -80,6 +80,9 @@ class TaskOptions:
         None, "carve the test split out of the training data (one file, or a folder without a test file): "
               "this share of rows, chosen by their content, the same in every stage; pass it to every stage",
         above=0, maximum=0.9)
+    valid_fraction: float | None = option(
+        None, "carve a validation split (--eval-split valid) out of the training data the same way, disjoint from "
+              "the test rows; pass it to every stage", above=0, maximum=0.5)
     trust_remote_code: bool = option(False, "run the Python code a model folder ships (its config's auto_map); off, "
                                             "such a folder is refused: code from a model folder runs only when asked")
 

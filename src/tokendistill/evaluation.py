@@ -18,6 +18,7 @@ from tokendistill.artefacts import (
     PARTIAL_PREDICTIONS,
     PREDICTIONS,
     TRAIN_INPUTS,
+    TRAIN_INPUTS_BEFORE,
 )
 from tokendistill.card import write_card
 from tokendistill.config import (
@@ -53,7 +54,9 @@ def refuse_training_rows(model: str, examples: Sequence[Example], split: str) ->
     """Refuse to report a model's own training rows as ``split`` rows (one data file serving every split, or a
     test file that repeats training rows): a test accuracy that is a training accuracy is a silent lie."""
     folder = Path(model)
-    digests, record = folder / TRAIN_INPUTS, find_record(folder)
+    digests = next((folder / name for name in (TRAIN_INPUTS, TRAIN_INPUTS_BEFORE) if (folder / name).is_file()),
+                   folder / TRAIN_INPUTS)
+    record = find_record(folder)
     if not digests.is_file():
         return  # a model tokendistill did not train: its training rows are unknown
     recorded = record.config if record else {}
@@ -74,7 +77,7 @@ def refuse_training_rows(model: str, examples: Sequence[Example], split: str) ->
 
 
 # What a student's recorded training config lends an evaluation that does not say (the task and its data).
-_FROM_STUDENT = ("task", "data", "input_column", "label_column", "free_text", "test_fraction")
+_FROM_STUDENT = ("task", "data", "input_column", "label_column", "free_text", "test_fraction", "valid_fraction")
 
 
 def with_students_task(config: EvaluateConfig) -> EvaluateConfig:
@@ -197,7 +200,8 @@ def _resume_predictions(partial: Path, identity: dict[str, Any]) -> dict[str, di
 def _evaluate(config: EvaluateConfig, progress: bool, to_clear: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction,
+                             config.valid_fraction)
     refuse_training_rows(config.model, examples, config.split)
     record = find_record(config.model)
     output = Path(config.output)

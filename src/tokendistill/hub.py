@@ -22,6 +22,7 @@ from tokendistill.artefacts import (
     RECORDS,
     STUDENT_INFO,
     TRAIN_INPUTS,
+    TRAIN_INPUTS_BEFORE,
 )
 from tokendistill.config import option
 from tokendistill.errors import UserError
@@ -30,7 +31,7 @@ from tokendistill.rationales import extraction_settings
 from tokendistill.student import has_record
 
 # Mid-run state and bookkeeping: never part of a published model or dataset.
-LEFT_BEHIND = frozenset({CHECKPOINT, CHECKPOINT_INFO, LOCK, CARD_METRICS, TRAIN_INPUTS})
+LEFT_BEHIND = frozenset({CHECKPOINT, CHECKPOINT_INFO, LOCK, CARD_METRICS, TRAIN_INPUTS, TRAIN_INPUTS_BEFORE})
 
 
 @dataclass(kw_only=True)

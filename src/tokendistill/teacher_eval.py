@@ -133,7 +133,8 @@ def teacher_eval(config: TeacherEvalConfig, progress: bool = True) -> dict[str, 
 def _check(config: TeacherEvalConfig, progress: bool) -> dict[str, Any]:
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction,
+                             config.valid_fraction)
     refuse_training_rows(config.teacher, examples, config.split)
     teacher = Teacher(load_model(config.teacher, device=config.device, offsets=True,
                                  trust_remote_code=config.trust_remote_code), config.max_input_length,

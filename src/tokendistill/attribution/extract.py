@@ -50,6 +50,7 @@ from tokendistill.tasks import (
     length_buckets,
     majority_accuracy,
     materialized,
+    split_size,
 )
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,8 @@ class _Extraction:
 
     def examples(self) -> Iterator[Example]:
         config = self.config
-        return iter_examples(self.task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+        return iter_examples(self.task, config.split, config.data, config.limit, config.seed, config.test_fraction,
+                             config.valid_fraction)
 
     def teacher(self) -> Teacher:
         """The teacher, loaded once, on first need (or before --overwrite clears the folder)."""
@@ -304,6 +306,11 @@ def _attribute(run: _Extraction, done: set[str], writer: RationaleStore, progres
     seen_by_teacher = teacher_training_ids(config.teacher, run.task.name, config.split)
     seed_everything(config.seed)
     bar = None
+    # The bar's total where the split's size is known without reading it (one process: each takes every world-th
+    # batch, a share a bar need not guess).
+    size = split_size(run.task, config.split, config.data, config.limit, config.seed, config.test_fraction,
+                      config.valid_fraction) \
+        if world == 1 else None
     try:
         for index, batch_examples in enumerate(length_buckets(run.examples(), config.batch_size)):
             run.wanted.update(example.id for example in batch_examples)
@@ -311,7 +318,7 @@ def _attribute(run: _Extraction, done: set[str], writer: RationaleStore, progres
                 continue
             if bar is None:
                 bar = tqdm(desc=f"extract {config.method}" + (f" [{rank}/{world}]" if world > 1 else ""),
-                           disable=not progress, unit="ex")
+                           disable=not progress, unit="ex", total=None if size is None else max(0, size - len(done)))
             records = attribute_batch(run.teacher(), run.task, batch_examples, config)
             for record, example in zip(records, batch_examples):
                 record["teacher_trained_on"] = None if seen_by_teacher is None else record["id"] in seen_by_teacher

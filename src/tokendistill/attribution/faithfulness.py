@@ -62,7 +62,8 @@ def measure_folder(folder: str, config: FaithfulnessConfig, rng: random.Random) 
     task = get_task(extracted.task, input_column=extracted.input_column, label_column=extracted.label_column,
                     free_text=extracted.free_text)
     examples = {e.id: e for e in load_examples(task, extracted.split, extracted.data, extracted.limit,
-                                               extracted.seed, extracted.test_fraction)}
+                                               extracted.seed, extracted.test_fraction,
+                                               extracted.valid_fraction)}
     records = [r for r in iter_rationales(folder) if r["id"] in examples and r.get("rationale_positions")]
     records = records[: config.limit]
     if not records:

@@ -19,7 +19,14 @@ from tokendistill.tasks.base import (
     normalize_answer,
 )
 from tokendistill.tasks.builtin import TASKS
-from tokendistill.tasks.loading import iter_examples, load_examples, materialized, parse_split, raw_records
+from tokendistill.tasks.loading import (
+    iter_examples,
+    load_examples,
+    materialized,
+    parse_split,
+    raw_records,
+    split_size,
+)
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -44,6 +51,7 @@ __all__ = [
     "length_buckets",
     "majority_accuracy",
     "load_examples",
+    "split_size",
     "materialized",
     "normalize_answer",
     "parse_split",

@@ -134,11 +134,27 @@ def input_digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def held_out(text: str, test_fraction: float) -> bool:
-    """Whether a row belongs to the test split carved out of a single file (``--test-fraction``): decided by
-    the input's content alone, so every stage, run and seed, and any order of the file, agree on it."""
+def content_position(text: str) -> float:
+    """A row's place in [0, 1), by the input's content alone: every stage, run and seed, and any order of the file,
+    agree on it. The carved splits are ranges of it: test first, then validation."""
     digest = hashlib.sha1(("tokendistill-test-split:" + text).encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) / 2**32 < test_fraction
+    return int(digest[:8], 16) / 2**32
+
+
+def held_out(text: str, test_fraction: float) -> bool:
+    """Whether a row belongs to the test split carved out of a single file (``--test-fraction``)."""
+    return content_position(text) < test_fraction
+
+
+def carved_part(text: str, test_fraction: float | None, valid_fraction: float | None) -> str:
+    """The split a row of the training data belongs to once ``--test-fraction`` and ``--valid-fraction`` carve it:
+    "test" (the first range), "valid" (the next, disjoint from it), or "train" (the rest)."""
+    position = content_position(text)
+    if test_fraction is not None and position < test_fraction:
+        return "test"
+    if valid_fraction is not None and position < (test_fraction or 0.0) + valid_fraction:
+        return "valid"
+    return "train"
 
 
 def majority_accuracy(targets: Iterable[str]) -> float | None:

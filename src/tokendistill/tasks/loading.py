@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokendistill.errors import UserError
-from tokendistill.tasks.base import Example, Task, held_out
+from tokendistill.tasks.base import Example, Task, carved_part
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,13 @@ def _check_csv_header(path: Path) -> None:
                         "every column its own name")
 
 
-def _read_file(path: Path) -> Iterator[Mapping[str, Any]]:
+def _read_file(path: Path) -> Iterable[Mapping[str, Any]]:
+    """The file's records: a memory-mapped dataset (which knows its length, for progress bars), or a JSON array's
+    records streamed."""
     suffix = _checked_file(path)
     if suffix == ".json" and _is_json_array(path):
-        yield from _json_array(path)
-    else:
-        yield from _parsed_by_datasets(path, suffix)
+        return _json_array(path)
+    return _parsed_by_datasets(path, suffix)
 
 
 def _checked_file(path: Path) -> str:
@@ -97,7 +98,7 @@ def _json_array(path: Path) -> Iterator[Mapping[str, Any]]:
         yield record
 
 
-def _parsed_by_datasets(path: Path, suffix: str) -> Iterator[Mapping[str, Any]]:
+def _parsed_by_datasets(path: Path, suffix: str) -> Any:
     import datasets
 
     # A local file is read locally: datasets would otherwise report the load to a download counter on the
@@ -113,7 +114,7 @@ def _parsed_by_datasets(path: Path, suffix: str) -> Iterator[Mapping[str, Any]]:
             error = error.__cause__  # type: ignore[assignment]
         reason = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise UserError(f"cannot parse {path}: {reason}; check that it is valid {suffix[1:].upper()}") from None
-    yield from dataset
+    return dataset
 
 
 @contextlib.contextmanager
@@ -226,10 +227,15 @@ def parse_split(split: str) -> tuple[str, int, int | None]:
 
 
 def _formatted(task: Task, split: str, source: str, data: str | None, seed: int, limit: int | None,
-               window: tuple[int, int | None], test_fraction: float | None) -> Iterator[tuple[int, Example]]:
-    """(file row, formatted example) of the split's slice, or, carved by --test-fraction, of its part's slice."""
+               window: tuple[int, int | None], carve: tuple[float | None, float | None]
+               ) -> Iterator[tuple[int, Example]]:
+    """(file row, formatted example) of the split's slice, or, carved by --test-fraction / --valid-fraction, of its
+    part's slice (a split that is not carved keeps the training part: never a carved row)."""
     start, stop = window
-    if test_fraction is None:
+    test_fraction, valid_fraction = carve
+    wanted = split if (split == "test" and test_fraction is not None) or (
+        split == "valid" and valid_fraction is not None) else "train"
+    if test_fraction is None and valid_fraction is None:
         end = stop if limit is None else min(start + limit, stop if stop is not None else start + limit)
         # The row number stays the file's, so that files aligned by row (DSS's LLM rationales) still join.
         rows = itertools.islice(raw_records(task, split, data, seed), start, end)
@@ -240,7 +246,7 @@ def _formatted(task: Task, split: str, source: str, data: str | None, seed: int,
         if (limit is not None and kept >= limit) or (stop is not None and position >= stop):
             return
         example = normalized(task.format(record, index, split))
-        if held_out(example.input, test_fraction) != (split == "test"):
+        if carved_part(example.input, test_fraction, valid_fraction) != wanted:
             continue
         position += 1
         if position > start:
@@ -250,7 +256,7 @@ def _formatted(task: Task, split: str, source: str, data: str | None, seed: int,
 
 def iter_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
-    test_fraction: float | None = None,
+    test_fraction: float | None = None, valid_fraction: float | None = None,
 ) -> Iterator[Example]:
     """The first ``limit`` formatted examples of ``split``, streamed: memory does not grow with the split.
 
@@ -258,14 +264,17 @@ def iter_examples(
     a test file): a row is a test row by its content (``held_out``), and every other split leaves those rows
     out, so that no stage can report training rows as test rows. A slice (``train[200:260]``) then counts the
     rows of its part: with ``--limit 200`` in training, those 60 rows are held out from it (``--eval-split``).
+    ``valid_fraction``: likewise a validation split, the range after the test one (disjoint from both).
     """
     split, start, stop = parse_split(split)
-    source = "train" if test_fraction is not None and split == "test" else split
+    carved = (split == "test" and test_fraction is not None) or (split == "valid" and valid_fraction is not None)
+    source = "train" if carved else split
     if getattr(task, "observes_labels", False):
         task.observe(raw_records(task, source, data, seed))  # type: ignore[attr-defined]
     seen: set[str] = set()
     repeats: dict[str, int] = {}
-    for index, example in _formatted(task, split, source, data, seed, limit, (start, stop), test_fraction):
+    for index, example in _formatted(task, split, source, data, seed, limit, (start, stop),
+                                     (test_fraction, valid_fraction)):
         if example.id in seen and example.meta.get("content_id"):
             # The same input twice (common in users' files): numbered in file order, which pairs a repeated
             # input with a record of the same input whatever the order.
@@ -280,12 +289,30 @@ def iter_examples(
         raise UserError(f"split {split!r} of task {task.name!r} has no records")
 
 
+def split_size(task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
+               test_fraction: float | None = None, valid_fraction: float | None = None) -> int | None:
+    """How many examples ``iter_examples`` gives, where that is known without reading them (a local file's row
+    count, a slice, a limit); None where only reading would tell (a streamed hub split, rows carved by content)."""
+    name, start, stop = parse_split(split)
+    if test_fraction is not None or valid_fraction is not None:
+        return None
+    records = raw_records(task, name, data, seed)
+    known = len(records) if hasattr(records, "__len__") else None  # type: ignore[arg-type]
+    if known is not None:
+        known = max(0, min(stop if stop is not None else known, known) - start)
+    elif stop is not None:
+        known = stop - start
+    if limit is not None:
+        return limit if known is None else min(limit, known)
+    return known
+
+
 def load_examples(
     task: Task, split: str, data: str | None = None, limit: int | None = None, seed: int = 0,
-    test_fraction: float | None = None,
+    test_fraction: float | None = None, valid_fraction: float | None = None,
 ) -> list[Example]:
     """The first ``limit`` formatted examples of ``split`` (all of them when ``limit`` is None)."""
-    return list(iter_examples(task, split, data, limit, seed, test_fraction))
+    return list(iter_examples(task, split, data, limit, seed, test_fraction, valid_fraction))
 
 
 def in_memory_rows(data: Any) -> list[dict[str, Any]] | None:

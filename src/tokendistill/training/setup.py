@@ -53,7 +53,8 @@ def read_inputs(config: TrainConfig, mode: Mode, state: Any, output: Path
     task marker's layout), the examples per step, and the held-out scorer of --eval-every."""
     task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                     free_text=config.free_text)
-    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction)
+    examples = load_examples(task, config.split, config.data, config.limit, config.seed, config.test_fraction,
+                             config.valid_fraction)
     examples_per_step = min(config.batch_size, len(examples))
     if examples_per_step < state.num_processes * config.gradient_accumulation:
         raise UserError(

@@ -34,13 +34,13 @@ class PeriodicEvaluation:
         held_out_task = get_task(config.task, input_column=config.input_column, label_column=config.label_column,
                                  free_text=config.free_text)
         self.examples = load_examples(held_out_task, config.eval_split, config.data, config.eval_limit, config.seed,
-                                      config.test_fraction)
+                                      config.test_fraction, config.valid_fraction)
         seen = {example.input for example in training}
         if sum(example.input in seen for example in self.examples) >= 0.1 * len(self.examples):
-            raise UserError(f"the --eval-split {config.eval_split} rows are mostly training rows; pass held-out rows: a "
-                            "validation file, or rows of the training split this run does not train on, e.g. "
-                            f"--eval-split '{config.split}[N:N+200]' with --limit N (one file with --test-fraction "
-                            "too: the slice counts the training part's rows)")
+            raise UserError(f"the --eval-split {config.eval_split} rows are mostly training rows; pass held-out rows: "
+                            "with one file, --valid-fraction 0.1 (in every stage) and --eval-split valid; or a "
+                            "validation file; or rows this run does not train on, --eval-split "
+                            f"'{config.split}[N:N+200]' with --limit N")
         self.task, self.config, self.output = held_out_task, config, output
         self.prompt = prompt  # its is_encoder_decoder is the loaded student's, set when it runs
         self.best_step: int | None = None
