@@ -128,7 +128,7 @@ def test_report_to_logs_every_step_through_accelerate(tmp_path: Path, t5_dir: Pa
         def log(self, values: dict, step: int | None = None, **kwargs) -> None:
             logged.append((step, values))
 
-    from tokendistill.training import trainer
+    from tokendistill.training import setup, trainer
 
     monkeypatch.setattr(trainer, "trackers", lambda config: [Recording()] if config.report_to else [])
     output = tmp_path / "tracked"
@@ -138,7 +138,7 @@ def test_report_to_logs_every_step_through_accelerate(tmp_path: Path, t5_dir: Pa
     assert logged[0][0] == 0 and logged[0][1]["steps"] == 3  # the run's configuration first
     assert [(step, values["loss"]) for step, values in logged[1:]] == [(e["step"], e["loss"]) for e in log]
     # Trackers write beside the student folder, never in it: a push uploads that folder.
-    assert trainer.tracker_folder(output) == tmp_path / "tracked-trackers"
+    assert setup.tracker_folder(output) == tmp_path / "tracked-trackers"
     monkeypatch.undo()
     assert main(["train", "--task", "keywords", "--student", str(t5_dir), "--output", str(tmp_path / "x"),
                  "--steps", "1", "--report-to", "tensorbored"]) == 2
@@ -166,7 +166,7 @@ def test_max_grad_norm_clips_every_step_and_logs_the_norm(tmp_path: Path, llama_
 
 def test_periodic_checkpoints_are_refused_under_deepspeed_alone() -> None:
     """FSDP runs checkpoint their gathered shards (tests/test_distributed.py kills and resumes one)."""
-    from tokendistill.training.trainer import sharded_checkpoint_problem
+    from tokendistill.training.checkpoints import sharded_checkpoint_problem
 
     assert "--checkpoint-every 0" in sharded_checkpoint_problem("DEEPSPEED", 100)
     assert sharded_checkpoint_problem("DEEPSPEED", 0) is None

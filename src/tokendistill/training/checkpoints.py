@@ -260,3 +260,15 @@ def prepare_output(output: Path, config: TrainConfig) -> tuple[dict[str, Any] | 
     if found.holds is Holds.FINISHED:
         raise AlreadyTrained(output)
     return checkpoint if found.holds is Holds.PARTIAL else None, found.clear
+
+
+def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
+    """Periodic checkpoints gather the whole model and optimizer state through torch's distributed state-dict
+    API, which knows FSDP's shards but not DeepSpeed's engine (its ZeRO partitions of the optimizer state).
+    Refused under DeepSpeed before the model loads; the final weights are gathered from every shard and are
+    right."""
+    if checkpoint_every and distributed_type == "DEEPSPEED":
+        return (f"--checkpoint-every {checkpoint_every} under DEEPSPEED: periodic checkpoints cannot gather "
+                "DeepSpeed's partitioned optimizer state; pass --checkpoint-every 0 (the run cannot resume), or "
+                "shard with FSDP (configs/accelerate/8gpu-fsdp.yaml), whose runs checkpoint and resume")
+    return None

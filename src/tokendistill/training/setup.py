@@ -30,6 +30,12 @@ def training_inputs(config: TrainConfig) -> dict[str, str | None]:
             "data": config.data, "LLM rationales": config.llm_rationales}
 
 
+def tracker_folder(output: Path) -> Path:
+    """Where --report-to's trackers write: beside the student folder, never in it (the student folder is what a
+    push uploads, and tracker events are no part of a model)."""
+    return output.with_name(output.name + "-trackers")
+
+
 def trackers(config: TrainConfig) -> list[Any]:
     """The accelerate trackers ``--report-to`` names (checked: known to accelerate and installed)."""
     if not config.report_to:

@@ -62,6 +62,7 @@ from tokendistill.training.checkpoints import (
     run_identity,
     save_checkpoint,
     set_rng_state,
+    sharded_checkpoint_problem,
     training_state,
 )
 from tokendistill.training.modes import MODES, Mode, Signal, TrainingRow
@@ -71,6 +72,7 @@ from tokendistill.training.setup import (
     check_task_marker,
     packing_works,
     read_inputs,
+    tracker_folder,
     trackers,
     training_inputs,
 )
@@ -134,24 +136,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
         push(PushConfig(folder=str(output), repo_id=config.push_to_hub))
     return output
-
-
-def tracker_folder(output: Path) -> Path:
-    """Where --report-to's trackers write: beside the student folder, never in it (the student folder is what a
-    push uploads, and tracker events are no part of a model)."""
-    return output.with_name(output.name + "-trackers")
-
-
-def sharded_checkpoint_problem(distributed_type: str, checkpoint_every: int) -> str | None:
-    """Periodic checkpoints gather the whole model and optimizer state through torch's distributed state-dict
-    API, which knows FSDP's shards but not DeepSpeed's engine (its ZeRO partitions of the optimizer state).
-    Refused under DeepSpeed before the model loads; the final weights are gathered from every shard and are
-    right."""
-    if checkpoint_every and distributed_type == "DEEPSPEED":
-        return (f"--checkpoint-every {checkpoint_every} under DEEPSPEED: periodic checkpoints cannot gather "
-                "DeepSpeed's partitioned optimizer state; pass --checkpoint-every 0 (the run cannot resume), or "
-                "shard with FSDP (configs/accelerate/8gpu-fsdp.yaml), whose runs checkpoint and resume")
-    return None
 
 
 @dataclass
