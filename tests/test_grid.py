@@ -38,8 +38,9 @@ def test_multitask_kd_cells_learn_from_the_grid_teacher(tmp_path: Path, t5_dir: 
     experiment["teacher"]["finetune"] = {"steps": 2, "batch_size": 4}
     path.write_text(yaml.safe_dump(experiment))
     for task_plan in plan(load_experiment(path)):
-        teachers = {cell.mode: cell.train.teacher for cell in task_plan.cells}
-        # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard.
+        teachers = {cell.mode: cell.train.other_models().get("teacher") for cell in task_plan.cells}
+        # The fine-tuned teacher, the one whose rationales the cell learns from; none for standard (whose options
+        # have no teacher at all: a mode's options are its own).
         assert teachers == {"standard": None, "multitask_kd": task_plan.finetune.output}
         assert task_plan.extractions["saliency", "teacher"].teacher == task_plan.finetune.output
 

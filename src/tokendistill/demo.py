@@ -76,8 +76,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     task = get_task("keywords")
     vocabulary = [*DISTRACTORS, *(word for words in KEYWORDS.values() for word in words), *KEYWORDS]
     tokenizer = build_word_tokenizer([" ".join(vocabulary), PREDICT_PREFIX, EXPLAIN_PREFIX])
-    teacher_init = save_architecture(tiny_t5_config(len(tokenizer), d_model=128, d_ff=256), tokenizer, root / "teacher-init")
-    student_init = save_architecture(tiny_t5_config(len(tokenizer), d_model=64), tokenizer, root / "student-init")
+    teacher_init = save_architecture(tiny_t5_config(len(tokenizer), d_model=128, d_ff=256), tokenizer, root / "tiny-t5-d128")
+    student_init = save_architecture(tiny_t5_config(len(tokenizer), d_model=64), tokenizer, root / "tiny-t5-d64")
     common = {"task": "keywords", "device": "cpu", "overwrite": True}
 
     print(f"1/4 training the teacher from scratch on 10,000 generated examples ({config.teacher_steps} steps) ...")

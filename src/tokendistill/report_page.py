@@ -162,9 +162,15 @@ applyFilters(false);
 
 
 def rationale_title(analysis: dict[str, Any]) -> str:
-    """A rationale set's name: task, split, method and teacher (two sets never share one)."""
+    """A rationale set's name: task, split, method, the answer attributed, k and teacher, and its folder's name (two
+    sets of the same settings in two folders never share a heading)."""
     teacher = Path(str(analysis.get("teacher") or "?")).name
-    return f"{analysis['task']} · {analysis.get('split')} · {analysis['method']} · teacher {teacher}"
+    k = analysis.get("top_k")
+    settings = [str(analysis["task"]), str(analysis.get("split")), str(analysis["method"]),
+                *([f"target {analysis['target']}"] if analysis.get("target") else []),
+                *([f"k {k:g}"] if isinstance(k, (int, float)) else []), f"teacher {teacher}"]
+    folder = Path(str(analysis["folder"])).name if analysis.get("folder") else None
+    return " · ".join(settings) + (f" ({folder})" if folder else "")
 
 
 def examples_section(folders: Sequence[Path], predictions: dict[str, dict[str, Any]], limit: int | None,

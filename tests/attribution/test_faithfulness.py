@@ -22,7 +22,8 @@ def test_comprehensiveness_of_the_top_occlusion_word_is_its_occlusion_score(
     assert main(["faithfulness", str(folder), "--device", "cpu", "--batch-size", "3"]) == 0
     (result,) = json.loads((folder / "analysis" / "faithfulness.json").read_text())["results"]
     records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
-    top_scores = [max(s for s in r["word_scores"] if s is not None) for r in records]
+    # The chosen word's own score (the best candidate's: stop-words and punctuation are never candidates).
+    top_scores = [r["word_scores"][r["rationale_positions"][0]] for r in records]
     assert result["examples"] == 8
     # Occlusion clamps drops at zero; the best word's drop is positive here, so the two must agree.
     assert all(score > 0 for score in top_scores)
