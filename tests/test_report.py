@@ -98,6 +98,11 @@ def test_browser_shows_highlighted_examples_and_plots(tiny_run: Path, tmp_path: 
         overlap_row = browser.find_elements(By.XPATH, "//table[.//th[text()='top-k words hold a gold word']]//tbody/tr")[0]
         teacher_figure = overlap_row.find_elements(By.TAG_NAME, "td")[3].text
         assert f"right on {teacher_figure} of the" in opening and "Best cell:" in opening
+        # One interval per comparison, the seeds'; the rows' is its tooltip, and the legend says which is which.
+        caption = browser.find_element(By.XPATH, "//h2[@id='results']/following::table[1]/caption").text
+        assert "the interval a claim about the method rests on" in caption and "hover the figure" in caption
+        detailed = browser.find_elements(By.CSS_SELECTOR, "td.detailed")
+        assert detailed and any("over the test rows" in cell.get_attribute("title") for cell in detailed)
         chosen = browser.find_elements(By.CSS_SELECTOR, "article.example .w.r")
         assert chosen and all(word.size["width"] > 0 for word in chosen)
         shaded = [w.value_of_css_property("background-color") for w in browser.find_elements(By.CSS_SELECTOR, ".w")]
