@@ -34,9 +34,14 @@ def test_extract_and_train_end_with_a_summary_and_the_next_command(tmp_path: Pat
     assert record["config"]["weight_decay"] == 0.05 and "| weight decay | 0.05 |" in (tmp_path / "s" / "README.md").read_text()
 
 
-def test_predictions_show_the_input_beside_its_id(tmp_path: Path, llama_dir: Path) -> None:
+def test_predictions_show_the_input_beside_its_id(tmp_path: Path, llama_dir: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", *COMMON, "--model", str(llama_dir), "--output", str(tmp_path / "e"),
                  "--max-new-tokens", "2"]) == 0
+    # It ends with a summary, as extract and train do, not the metrics file's JSON.
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("accuracy: ") and out[0].endswith("% on 8 test rows (generation)")
+    assert "predictions, each with its input:" in out[1] and out[2].startswith("  next: tokendistill predict")
     records = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
     assert all(record["input"] and len(record["input"]) <= 201 for record in records)
 
@@ -49,6 +54,7 @@ def test_teacher_eval_can_score_choices_without_generating(tmp_path: Path, llama
     assert set(check["accuracy"]) == {"choice_sum", "choice_mean"}
     out = capsys.readouterr().out
     assert "fine-tune it first" in out  # a tiny random teacher is near chance
+    assert f"tokendistill train --mode standard --student {llama_dir} --task keywords" in out  # its own command
     assert main(["teacher-eval", "--task", "text", "--data", str(_text_file(tmp_path)), "--teacher", str(llama_dir),
                  "--no-generate", "--device", "cpu", "--split", "train", "--free-text"]) == 2
 

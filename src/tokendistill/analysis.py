@@ -306,6 +306,7 @@ def analyze_folder(folder: str | Path, max_k: int = 10, top_words: int = 20) -> 
         "examples": len(ordered),
         "teacher_accuracy": _known_share([v.teacher_correct for v in ordered]),
         "chance_accuracy": (manifest.get("summary") or {}).get("chance_accuracy"),
+        "teacher_trained_on": sum(bool(record.get("teacher_trained_on")) for record in records),
         "answer_overlap": {
             answer_of: {name: overlap_shares(group, answer_of) for name, group in groups.items()}
             for answer_of in ("gold", "teacher_answer")

@@ -37,11 +37,9 @@ def _train(config: TrainConfig) -> None:
 
 
 def _evaluate(config: EvaluateConfig) -> None:
-    import json
+    from tokendistill.evaluation import evaluate, evaluation_summary
 
-    from tokendistill.evaluation import evaluate
-
-    print(json.dumps(evaluate(config), indent=2))
+    print(evaluation_summary(evaluate(config), config.output))
 
 
 def _analyze(config: Any) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,15 @@ def update_card(config: EvaluateConfig, metrics: dict[str, Any], record: Student
         return
     with locked(config.model, "--model"):
         write_card(config.model, metrics)
+
+
+def evaluation_summary(metrics: dict[str, Any], output: str) -> str:
+    """What `evaluate` ends with: the accuracy, on how many rows of which split, read how; where the files are."""
+    reading = metrics.get("answer", "generation")
+    lines = [f"accuracy: {100 * metrics['accuracy']:.1f}% on {metrics.get('examples')} {metrics.get('split')} rows "
+             f"({reading.replace('_', ' ')})"]
+    if reading != "generation" and metrics.get("generation_accuracy") is not None:
+        lines[0] += f"; by generation {100 * metrics['generation_accuracy']:.1f}%"
+    lines.append(f"  predictions, each with its input: {Path(output) / PREDICTIONS}; metrics: {Path(output) / METRICS}")
+    lines.append(f"  next: tokendistill predict --model {shlex.quote(str(metrics.get('model')))} \"your input\"")
+    return "\n".join(lines)

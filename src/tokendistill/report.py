@@ -235,8 +235,10 @@ def opening(table: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], an
             sentences.append(f"The teacher on {task}: {teacher_text(teachers[task])}.")
         else:
             for a in (a for a in analyses if a["task"] == task and a["teacher_accuracy"] is not None):
+                trained = (f", {a['teacher_trained_on']} of which it was fine-tuned on (a training accuracy, not a "
+                           "test one)") if a.get("teacher_trained_on") else ""
                 sentences.append(f"The teacher on {task} ({a['method']} words): right on {_pct(a['teacher_accuracy'])} "
-                                 f"of the {a['examples']} examples it was attributed on.")
+                                 f"of the {a['examples']} examples it was attributed on{trained}.")
     standard = {(e["task"], e["student"], e["size"]): e for e in table if e["mode"] == BASELINE_MODE}
     others = [e for e in table if e["mode"] != BASELINE_MODE and (e["task"], e["student"], e["size"]) in standard]
     if others:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,7 +222,9 @@ def format_result(result: dict[str, Any]) -> str:
     if result["near_chance"] or not result.get("competent", True):
         why = ("WARNING: the teacher is near chance" if result["near_chance"]
                else f"the teacher is under {100 * COMPETENT_MARGIN:g} points above chance")
-        lines.append(f"{why}: fine-tune it first, e.g. tokendistill train "
-                     "--mode standard --student TEACHER --task TASK --data DATA --output TEACHER-FT (optionally "
-                     "--lora-rank 8), then check it again; otherwise its words carry little knowledge")
+        # The command with this check's own teacher and task; the data options are the user's, as given here.
+        lines.append(f"{why}: fine-tune it first, e.g. tokendistill train --mode standard --student "
+                     f"{shlex.quote(str(result['teacher']))} --task {result['task']} (your data options as here) "
+                     "--output runs/teacher --steps 200 (optionally --lora-rank 8), then check it again; otherwise "
+                     "its words carry little knowledge")
     return "\n".join(lines)
