@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from provenance import provenance, provenance_line  # bench/: where a figure was measured
 from tokendistill.attribution.methods import (
     METHODS,
     MethodOptions,
@@ -280,7 +281,8 @@ def main() -> None:
         "torch": torch.__version__, "rows": rows, "ratios": ratios,
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"attribution_speed-{name}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (args.results / f"attribution_speed-{name}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     table = ["| what | s | examples/s | x floor | completeness error (nats) |", "|---|---|---|---|---|"]
     table += [f"| {r['what']} | {r['seconds']} | {r['examples_per_s']} | {r['ratio_to_floor']} | "
               f"{'' if r['completeness_error'] is None else r['completeness_error']} |" for r in rows]
@@ -288,7 +290,7 @@ def main() -> None:
     text = (f"# attribution speed: {name}\n\n{len(examples)} {args.task} examples, batch {args.batch_size}, "
             f"IG {args.ig_steps} steps ({args.max_rows} rows per forward), CPU {args.threads} threads\n\n"
             + "\n".join(table) + "\n")
-    (args.results / f"attribution_speed-{name}.md").write_text(text)
+    (args.results / f"attribution_speed-{name}.md").write_text(text + "\n" + provenance_line(measured) + "\n")
     print(text)
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import provenance, provenance_line  # bench/: where a figure was measured
+
 RESULTS = Path(__file__).parent / "results"
 
 CHILD = r"""
@@ -99,12 +101,13 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d"), "teacher": "tiny T5 (d_model 32); generated keywords rows read from a JSONL file as a text task", "runs": rows}
     RESULTS.mkdir(exist_ok=True)
     stem = "extraction_memory-" + "-".join(map(str, arguments.sizes)) + "-p" + "-".join(map(str, arguments.processes))
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (RESULTS / f"{stem}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     lines = ["# Extraction peak memory vs dataset size", "", f"{result['machine']}; {result['teacher']}.", "",
              "| processes | examples | peak RSS (MB) | ratio to smallest | examples/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['processes']} | {r['examples']:,} | {r['peak_rss_mb']:.0f} | {r['rss_ratio_to_smallest']:.3f} | "
               f"{r['examples_per_second']:.0f} |" for r in rows]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join([*lines, "", provenance_line(measured)]) + "\n")
     print("\n".join(lines))
 
 

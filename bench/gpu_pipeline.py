@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from attribution_speed import RESULTS, SHAPES, save_random_t5, synchronized
+from provenance import provenance, provenance_line  # bench/: where a figure was measured
 from tokendistill.attribution.methods import input_gradient
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.cli import main as tokendistill
@@ -88,10 +89,11 @@ def main() -> None:
     }
     args.results.mkdir(parents=True, exist_ok=True)
     stem = f"gpu_pipeline-{card.replace(' ', '-')}-{args.teacher_shape}"
-    (args.results / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (args.results / f"{stem}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     lines = [f"# one-device pipeline: {card}", "", "| what | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in result.items()]
-    (args.results / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (args.results / f"{stem}.md").write_text("\n".join([*lines, "", provenance_line(measured)]) + "\n")
     print("\n".join(lines))
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from provenance import provenance, provenance_line  # bench/: where a figure was measured
 from tokendistill.models import load_model
 from tokendistill.student import StudentPrompt
 from tokendistill.tasks import get_task, load_examples
@@ -112,13 +113,14 @@ def signal_costs(arguments: argparse.Namespace) -> None:
               "over_standard": {mode: value / medians["standard"] for mode, value in medians.items()}}
     RESULTS.mkdir(exist_ok=True)
     stem = f"step_cost_signals-{result['model']}-{arguments.task}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (RESULTS / f"{stem}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     lines = [f"# Step cost of modes with a loss term of their own: {result['model']}, {arguments.task}", "",
              f"{result['machine']}, {arguments.threads} threads, load average {result['load_average'][0]:.2f}; "
              f"steps of {arguments.batch_size} examples through training.step.step_loss, median of "
              f"{arguments.steps}, round-robin.", "", "| mode | s / step | over standard |", "|---|---|---|"]
     lines += [f"| {mode} | {value:.2f} | {value / medians['standard']:.2f}x |" for mode, value in medians.items()]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join([*lines, "", provenance_line(measured)]) + "\n")
     print("\n".join(lines))
 
 
@@ -184,7 +186,8 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = f"step_cost-{result['model']}-{arguments.task}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (RESULTS / f"{stem}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     lines = [f"# Step cost: {result['model']} ({result['parameters'] / 1e6:.0f}M), {arguments.task}", "",
              f"{result['machine']}, {arguments.threads} threads, load average {result['load_average'][0]:.2f}; "
              f"steps of {arguments.batch_size} examples, median of {arguments.steps}.", "",
@@ -192,7 +195,7 @@ def main() -> None:
     lines += [f"| {mode} | {value:.2f} |" for mode, value in step_seconds.items()]
     lines += ["", "| evaluation | s / test row |", "|---|---|"]
     lines += [f"| {answer} | {value:.3f} |" for answer, value in evaluation.items()]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join([*lines, "", provenance_line(measured)]) + "\n")
     print("\n".join(lines))
 
 

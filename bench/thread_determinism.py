@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from provenance import provenance  # bench/: where a figure was measured
 from tokendistill.models import tiny_t5_config
 from tokendistill.tasks.synthetic import DISTRACTORS, KEYWORDS
 from tokendistill.vocab import build_word_tokenizer
@@ -55,7 +56,8 @@ def main() -> None:
                                                                       for name in digests["1"]},
               "digests": digests, "torch": torch.__version__}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "thread_determinism.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (RESULTS / "thread_determinism.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     print(json.dumps(result["files"], indent=2))
 
 

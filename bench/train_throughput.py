@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from provenance import provenance, provenance_line  # bench/: where a figure was measured
 from tokendistill.models import load_model
 from tokendistill.tasks.synthetic import DISTRACTORS
 from tokendistill.training.batching import PASS_COST, forward_batches
@@ -248,13 +249,14 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = f"train_throughput-{model_name}-{rationale}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    measured = provenance()
+    (RESULTS / f"{stem}.json").write_text(json.dumps({**result, "measured": measured}, indent=2))
     lines = [f"# Multitask training throughput: {model_name}, {rationale} rationales", "",
              f"{result['machine']}; batch {arguments.batch_size} examples (x2 rows), median of {steps} steps, "
              "round-robin.", "", "| trainer | examples/s | speed-up over DSS |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {result['speedup_over_dss'].get(name, 1.0):.2f}x |"
               for name, value in result["examples_per_second"].items()]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join([*lines, "", provenance_line(measured)]) + "\n")
     print("\n".join(lines))
 
 
