@@ -34,6 +34,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, t5_dir: Path) -> Path:
     return root
 
 
+def test_without_a_teacher_check_the_table_gives_the_openings_teacher_figure(tiny_run: Path) -> None:
+    page = html.unescape(build_report(ReportConfig(run_dir=str(tiny_run))).read_text(encoding="utf-8"))
+    opening = re.search(r"<p id='opening'>(.*?)</p>", page).group(1)
+    figure = re.search(r"right on (\d+\.\d%) of the (\d+) examples", opening)
+    assert figure, opening
+    results = page.split("<h2 id='results'>")[1].split("</table>")[0]
+    teacher_cells = {re.findall(r"<td[^>]*>(.*?)</td>", row)[1] for row in re.findall(r"<tr>(.*?)</tr>", results)
+                     if "<td" in row}
+    # Not "n/a" beside an opening that gives a figure: the same figure, on the same rows.
+    assert teacher_cells == {f"{figure.group(1)} on the {figure.group(2)} rows its words were attributed on"}
+
+
 def test_report_has_every_section_and_embeds_every_image(tiny_run: Path) -> None:
     page = build_report(ReportConfig(run_dir=str(tiny_run))).read_text(encoding="utf-8")
     for section in ("results", "plots", "words", "examples", "config"):

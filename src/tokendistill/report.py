@@ -205,7 +205,8 @@ def build_report(config: ReportConfig) -> Path:
     predictions, sources = predictions_by_example(students)
     sections = [f"<h1>tokendistill report</h1><p class='note'>{html.escape(str(run_dir.resolve()))}</p>",
                 f"<p id='opening'>{html.escape(opening(table, teachers, analyses))}</p>",
-                *_results_section(run_dir, table, rows, teachers), *_overlap_section(analyses),
+                *_results_section(run_dir, table, rows, {**attributed_teachers(analyses), **teachers}),
+                *_overlap_section(analyses),
                 *_plots_section(plots), *_words_section(analyses),
                 examples_section(contents.rationale_folders, predictions, config.max_examples, sources,
                                   config.page_size),
@@ -252,6 +253,18 @@ def opening(table: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], an
                          f"({base['seeds']} seed{'s' * (base['seeds'] > 1)}){paired}; whether it holds over "
                          "training seeds is in the comparisons below.")
     return " ".join(sentences) or "Nothing was trained or evaluated in this folder yet."
+
+
+def attributed_teachers(analyses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task without a teacher check, the teacher's accuracy on the rows it was attributed on, worded as the
+    opening words it: the table and the opening give one figure."""
+    found: dict[str, dict[str, Any]] = {}
+    for a in analyses:
+        if a["teacher_accuracy"] is not None and a["task"] not in found:
+            trained = f", {a['teacher_trained_on']} of them fine-tuned on" if a.get("teacher_trained_on") else ""
+            found[a["task"]] = {"described": f"{_pct(a['teacher_accuracy'])} on the {a['examples']} rows its words "
+                                             f"were attributed on{trained}"}
+    return found
 
 
 def _agreement(analyses: list[dict[str, Any]], views: list[Any]) -> list[dict[str, Any]]:

@@ -65,6 +65,8 @@ def teacher_text(teacher: dict[str, Any] | None) -> str:
     """The teacher's accuracy on its test rows, by its best reading, and before fine-tuning (on its own rows)."""
     if not teacher:
         return "n/a"
+    if "described" in teacher:  # the report's own wording, where no teacher check ran (report.attributed_teachers)
+        return str(teacher["described"])
     text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% on its {teacher.get('split') or 'test'} rows " \
            f"({teacher['best'].replace('_', ' ')})"
     before = teacher.get("before_finetuning")
