@@ -73,3 +73,17 @@ def test_an_unknown_control_method_or_competence_key_fails_at_once(tmp_path: Pat
         load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"on_failure": "maybe"}))
     with pytest.raises(UserError, match="competence.student_margin should be a share between 0 and 1"):
         load_experiment(grid_yaml(tmp_path, t5_dir, t5_dir, competence={"student_margin": 15}))
+
+
+def test_a_modes_own_training_option_in_a_grid_reaches_its_cells_only(tmp_path: Path, t5_dir: Path) -> None:
+    path = grid_yaml(tmp_path, t5_dir, t5_dir, modes=["standard", "kd"], seeds=[0])
+    experiment = yaml.safe_load(path.read_text())
+    experiment["student"]["train"]["kd_weight"] = 2.0
+    path.write_text(yaml.safe_dump(experiment))
+    cells = [cell for task_plan in plan(load_experiment(path)) for cell in task_plan.cells]
+    weights = {cell.mode: getattr(cell.train, "kd_weight", None) for cell in cells}
+    assert weights == {"standard": None, "kd": 2.0}
+    experiment["student"]["train"]["no_such_option"] = 1
+    path.write_text(yaml.safe_dump(experiment))
+    with pytest.raises(UserError, match="unknown option"):
+        plan(load_experiment(path))

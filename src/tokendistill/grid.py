@@ -19,10 +19,11 @@ from tokendistill.config import (
     TrainConfig,
     build,
     field_defaults,
+    field_names,
 )
 from tokendistill.errors import UserError
 from tokendistill.student import TaskMarker
-from tokendistill.training.modes import MODES, train_config
+from tokendistill.training.modes import MODES, TRAIN_CONFIGS, train_config
 
 _EXTRACT_DEFAULTS = field_defaults(ExtractConfig)
 
@@ -163,7 +164,7 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                        "k": k, "target": target, "marker": marker_factor(marker), "seed": seed}
                 folder = cell_folder(root, key, Naming(main_method=method, several_students=len(students) > 1))
                 train = train_config({
-                    **common, **train_options, "task_marker": marker, "student": student_model,
+                    **common, **options_of(mode, train_options), "task_marker": marker, "student": student_model,
                     "init": experiment.student.get("init", "pretrained"), "mode": mode, "seed": seed,
                     "split": spec.train_split, "limit": size, "output": str(folder / "student"),
                     "rationales": extractions[chosen, target].output if uses_rationales else None,
@@ -182,6 +183,14 @@ def plan(experiment: Experiment) -> list[TaskPlan]:
                               "output": str(task_root / TEACHER_CHECK_VALID_FOLDER)} if valid else {}
         plans.append(TaskPlan(spec, finetune, teacher_eval, extractions, cells, teacher_competence))
     return plans
+
+
+def options_of(mode: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The grid's training options that ``mode`` takes: an option of other modes only (``kd_weight`` beside
+    `standard` cells) is theirs, not a mistake; one that no mode knows is kept, to be refused in one line."""
+    own = field_names(MODES.get(mode).config)
+    of_some_mode = {name for cls in TRAIN_CONFIGS.sections() for name in field_names(cls)}
+    return {name: value for name, value in options.items() if name in own or name not in of_some_mode}
 
 
 def valid_split(spec: TaskSpec, finetune: TrainConfig | None) -> str | None:
