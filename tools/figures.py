@@ -52,14 +52,15 @@ def verdict(grid: str, which: str = "primary") -> str:
     elif which == "baseline":
         rows = [row for row in rows if row["primary"] == "True" or row["comparison"].endswith(f" vs {BASELINE_MODE}")]
     lines = ["| comparison | seeds | difference (points) | over seeds: 95% interval | p (Holm-adjusted if not declared) "
-             "| claim | over rows: 95% interval (these students) |", "|---|---|---|---|---|---|---|"]
+             "| claim | seeds to detect the declared effect | over rows: 95% interval (these students) |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         claim = row["claim"] or ("none: one seed" if row["seeds"] == "1" else "")
         mark = " (declared)" if row["primary"] == "True" else ""
         p_value = row["p"] if row["primary"] == "True" else row["p_holm"]
         lines.append(f"| {row['comparison']}{mark} | {row['seeds']} | {_points(row['difference'])} | "
                      f"{_interval(row['low'], row['high'])} | {'' if p_value == '' else f'{float(p_value):.2g}'} | "
-                     f"{claim} | "
+                     f"{claim} | {row['seeds_needed']} | "
                      f"{_interval(row['rows_low'], row['rows_high'])} |")
     return "\n".join(lines) + "\n"
 
