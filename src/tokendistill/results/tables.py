@@ -41,7 +41,8 @@ def _difference_text(entry: dict[str, Any], name: str) -> str:
     if entry.get(f"vs_{name}_seed_low") is not None:
         text += f" [{_pct(entry[f'vs_{name}_seed_low'], True)}, {_pct(entry[f'vs_{name}_seed_high'], True)}]"
     notes = [f"on {seeds} of its {entry['seeds']} seeds"] if seeds and seeds != entry["seeds"] else []
-    notes += ["one seed: no interval"] if seeds == 1 and len(notes) == 0 else ["no interval"] if seeds == 1 else []
+    if seeds == 1:
+        notes.append("no interval" if notes else "one seed: no interval")
     return text + (f" ({': '.join(notes)})" if notes else "")
 
 

@@ -230,11 +230,11 @@ def _formatted(task: Task, split: str, source: str, data: str | None, seed: int,
                window: tuple[int, int | None], carve: tuple[float | None, float | None]
                ) -> Iterator[tuple[int, Example]]:
     """(file row, formatted example) of the split's slice, or, carved by --test-fraction / --valid-fraction, of its
-    part's slice (a split that is not carved keeps the training part: never a carved row)."""
+    part's slice: the carved split's rows where ``source`` is not the split itself (read from the training data),
+    else the training part's (never a carved row)."""
     start, stop = window
     test_fraction, valid_fraction = carve
-    wanted = split if (split == "test" and test_fraction is not None) or (
-        split == "valid" and valid_fraction is not None) else "train"
+    wanted = split if source != split else "train"
     if test_fraction is None and valid_fraction is None:
         end = stop if limit is None else min(start + limit, stop if stop is not None else start + limit)
         # The row number stays the file's, so that files aligned by row (DSS's LLM rationales) still join.
@@ -294,8 +294,8 @@ def split_size(task: Task, split: str, data: str | None = None, limit: int | Non
     """How many examples ``iter_examples`` gives, where that is known without reading them (a local file's row
     count, a slice, a limit); None where only reading would tell (a streamed hub split, rows carved by content)."""
     name, start, stop = parse_split(split)
-    if test_fraction is not None or valid_fraction is not None:
-        return None
+    if test_fraction is not None or valid_fraction is not None or (data is None and not hasattr(task, "generated")):
+        return None  # carved by content, or streamed from the hub: only reading would tell (no extra hub request)
     records = raw_records(task, name, data, seed)
     known = len(records) if hasattr(records, "__len__") else None  # type: ignore[arg-type]
     if known is not None:
