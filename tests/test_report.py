@@ -181,3 +181,21 @@ def test_a_one_method_run_has_no_agreement_plot(tmp_path: Path, t5_dir: Path) ->
                      "--split", split, "--limit", "8", "--top-k", "2", "--max-new-tokens", "3", "--device", "cpu"]) == 0
     page = build_report(ReportConfig(run_dir=str(tmp_path))).read_text()
     assert "Method agreement" not in page
+
+
+def test_the_report_says_in_words_what_the_seeds_allow(tmp_path: Path) -> None:
+    """On the published verdict grid, the report lists results.md's claims, the claim in bold, above the table."""
+    from tokendistill.results import render_results
+
+    grid = Path(__file__).resolve().parents[1] / "docs" / "results" / "decisive-esnli-cpu"
+    page = build_report(ReportConfig(run_dir=str(grid), output=str(tmp_path / "report.html"))).read_text("utf-8")
+    written = render_results(grid)["results.md"].split("What the seeds allow")[1].split("\n\n")[1].splitlines()
+    section = page.split("<h3 id='verdict'>")[1]
+    assert len(written) >= 4
+    for line in written:
+        if line.startswith("- **"):
+            claim, _, rest = line[len("- **"):].partition("**")
+            assert f"<li><b>{claim}</b>{html.escape(rest)}</li>" in section
+        else:
+            assert f"<li>{html.escape(line[2:])}</li>" in section
+    assert section.index("<ul class='claims'>") < section.index("<table")

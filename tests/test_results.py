@@ -223,6 +223,34 @@ def test_the_verdict_puts_declared_comparisons_first_and_claims_at_the_seed_leve
     assert not any(row["comparison"].endswith(" random") for row in found)
 
 
+def test_the_claims_in_words_are_the_verdicts() -> None:
+    from tokendistill.results import claims_markdown, summarize, verdict
+
+    rows = (_cell_rows("standard", None, {0: 0.60, 1: 0.62, 2: 0.61, 3: 0.60})
+            + _cell_rows("multitask", "saliency", {0: 0.70, 1: 0.71, 2: 0.69, 3: 0.70})
+            + _cell_rows("multitask", "random_matched", {0: 0.70, 1: 0.70, 2: 0.70, 3: 0.70})
+            + _cell_rows("kd", None, {0: 0.55, 1: 0.70, 2: 0.60, 3: 0.66}))
+    found = verdict(summarize(rows), rows, 0.02, ["multitask saliency vs multitask random_matched", "kd vs standard"])
+    lines = claims_markdown(found, 0.02).splitlines()
+    assert lines[0] == "What the seeds allow (against the declared 2 points):"
+    # The declared ones first, each with its claim and its seed-level interval as the table has them.
+    words, kd = lines[2], lines[3]
+    assert words.startswith("- **excluded**: multitask saliency vs multitask random_matched (t): +0.0 points over 4 seeds")
+    assert words.endswith("inside ±2 points.")
+    kd_row = next(row for row in found if row["comparison"] == "kd vs standard")
+    assert kd_row["claim"] == "inconclusive"
+    assert kd.startswith("- **inconclusive**: kd vs standard (t): ")
+    assert kd.endswith(f"about {kd_row['seeds_needed']} seeds would detect 2 points at 80% power.")
+    assert f"[{100 * kd_row['low']:+.1f}, {100 * kd_row['high']:+.1f}]" in kd
+    # A secondary comparison appears only when established after Holm's correction; the rest are counted.
+    established = [row for row in found if not row["primary"] and row["claim"] == "established"]
+    assert established and all(f"- **established**: {row['comparison']} (t)" in "\n".join(lines) for row in established)
+    secondary = sum(not row["primary"] for row in found)
+    assert lines[-1].startswith(f"- Of the {secondary} secondary comparisons, {len(established)} ")
+    left_out = [row for row in found if not row["primary"] and row["claim"] != "established"]
+    assert left_out and not any(f": {row['comparison']} (t)" in "\n".join(lines) for row in left_out)
+
+
 def test_declarations_come_from_the_grid_plans(tmp_path: Path) -> None:
     from tokendistill.results import declarations
 

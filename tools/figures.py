@@ -7,7 +7,8 @@ the run it came from. tests/test_figures.py fails when a committed block is not 
     python tools/figures.py --check    # list the stale blocks, exit 1 if any
 
 Kinds: ``verdict GRID [primary|baseline|all]`` (the seed-level comparisons: the declared ones; those with the
-baseline mode, declared ones first; or all) and ``cells GRID`` (each cell's accuracy over its seeds). The demo's
+baseline mode, declared ones first; or all), ``claims GRID`` (what the seeds allow, in words, as results.md says it)
+and ``cells GRID`` (each cell's accuracy over its seeds). The demo's
 table is the demo's own output, checked by tests/test_demo.py.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from tokendistill.artefacts import RESULTS_CSV, VERDICT_CSV
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.results import render_results
+from tokendistill.results import claims_markdown, declarations, render_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "docs" / "results"
@@ -65,6 +66,17 @@ def verdict(grid: str, which: str = "primary") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(value: str) -> float | int | None:
+    return None if value == "" else int(value) if value.isdigit() else float(value)
+
+
+def claims(grid: str) -> str:
+    # verdict.csv's rows back in the types the results package wrote them from; the words are its claims_markdown.
+    found = [{**row, **{name: _number(row[name]) for name in ("seeds", "difference", "low", "high", "seeds_needed")},
+              "primary": row["primary"] == "True"} for row in _rows(grid, VERDICT_CSV)]
+    return claims_markdown(found, declarations(PUBLISHED / grid)[0])
+
+
 def cells(grid: str) -> str:
     lines = ["| cell | layout | seeds | accuracy (%) |", "|---|---|---|---|"]
     for row in _rows(grid, RESULTS_CSV):
@@ -76,7 +88,7 @@ def cells(grid: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-KINDS = {"verdict": verdict, "cells": cells}
+KINDS = {"verdict": verdict, "claims": claims, "cells": cells}
 
 
 def render(spec: str) -> str:

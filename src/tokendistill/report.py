@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+import re
 import webbrowser
 from collections import defaultdict
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from tokendistill.report_page import CSS, SCRIPT, examples_section, rationale_ti
 from tokendistill.results import (
     TABLE_LEGEND,
     cell_label,
+    claims_markdown,
     collect,
     declarations,
     summarize,
@@ -284,7 +286,6 @@ def _results_section(run_dir: Path, table: list[dict[str, Any]], rows: list[dict
     sections = ["<h2 id='results'>Results</h2>"]
     if not table:
         return [*sections, "<p class='note'>No evaluations in this run.</p>"]
-    # The same tables as `tokendistill results` prints (one owner: tokendistill.results).
     # The same tables as `tokendistill results` prints (one owner: tokendistill.results), the rows' figures as details.
     sections.append(_table(*results_table(table, teachers), TABLE_LEGEND.replace(
         "(in the report: hover the figure; here: the verdict table's last column)", "(hover the figure)"),
@@ -295,6 +296,11 @@ def _results_section(run_dir: Path, table: list[dict[str, Any]], rows: list[dict
         headers = [cell.strip() for cell in markdown[2].strip("|").split("|")]
         cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown[4:]]
         sections.append("<h3 id='verdict'>Every comparison at the level of training seeds</h3>")
+        if claims := claims_markdown(found, effect).splitlines():
+            # results.md's words for the claims, as a list: bold claim, then the comparison and its figures.
+            items = "".join("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(line[2:])) + "</li>"
+                            for line in claims if line.startswith("- "))
+            sections.append(f"<p>{html.escape(claims[0])}</p><ul class='claims'>{items}</ul>")
         sections.append(_table(headers, cells, markdown[0]))
     return sections
 

@@ -9,6 +9,7 @@ from tokendistill.results.tables import (
     TABLE_HEADERS,
     TABLE_LEGEND,
     ResultsConfig,
+    claims_markdown,
     render_results,
     results_command,
     results_markdown,
@@ -20,6 +21,6 @@ from tokendistill.results.tables import (
     write_results,
 )
 
-__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label",
+__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label", "claims_markdown",
            "collect", "compare", "declarations", "marker_factor", "render_results", "results_command", "results_markdown", "seed_table",
            "summarize", "table", "table_details", "teacher_accuracy", "teacher_text", "verdict", "verdict_markdown", "write_results"]

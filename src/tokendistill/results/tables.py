@@ -189,6 +189,37 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
     return "\n".join(lines) + "\n"
 
 
+def _claim_line(row: dict[str, Any], effect: float | None) -> str:
+    if not row.get("claim"):
+        return f"- {row['comparison']}: {row['seeds']} seed, no claim (a claim needs two seeds of both cells)."
+    interval = f"{_pct(row['difference'], True)} points over {row['seeds']} seeds, 95% [{_pct(row['low'], True)}, " \
+               f"{_pct(row['high'], True)}]"
+    why = ""
+    if row["claim"] == "inconclusive" and row.get("seeds_needed") and effect:
+        why = f"; about {row['seeds_needed']} seeds would detect {100 * effect:g} points at 80% power"
+    elif row["claim"] == "excluded" and effect:
+        why = f", inside ±{100 * effect:g} points"
+    return f"- **{row['claim']}**: {row['comparison']} ({row['task']}): {interval}{why}."
+
+
+def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> str:
+    """What the seeds allow, in words: every declared comparison, then the secondary ones that are established
+    after Holm's correction (the rest of those stay in the table); the README and docs quote this, not their own."""
+    declared = [row for row in found if row["primary"]]
+    established = [row for row in found if not row["primary"] and row.get("claim") == "established"]
+    if not declared and not established:
+        return ""
+    lines = ["What the seeds allow" + (f" (against the declared {100 * effect:g} points)" if effect else "") + ":", ""]
+    lines += [_claim_line(row, effect) for row in declared]
+    secondary = sum(not row["primary"] for row in found)
+    if established:
+        lines += [_claim_line(row, effect) for row in established]
+    lines.append(f"- Of the {secondary} secondary comparisons, {len(established) or 'none'} "
+                 f"{'is' if len(established) == 1 else 'are'} established after Holm's correction"
+                 + (" (above)." if established else "."))
+    return "\n".join(lines) + "\n"
+
+
 def render_results(root: Path) -> dict[str, str]:
     """The results files of every finished cell under ``root``, by name: results.md, results.csv, verdict.csv."""
     rows, teachers = collect(root)
@@ -198,6 +229,8 @@ def render_results(root: Path) -> dict[str, str]:
     found = verdict(summary, rows, effect, primary)
     if found:
         table += "\n" + verdict_markdown(found, effect)
+        if claims := claims_markdown(found, effect):
+            table += "\n" + claims
     if rows:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
     files = {RESULTS_MD: table}
