@@ -10,11 +10,14 @@ from tokendistill.statistics import (
     EXCLUDED,
     INCONCLUSIVE,
     Z_95,
+    chi2_quantile,
     claim,
+    generalized_q,
     holm,
     random_effects,
     seeds_needed,
     t_two_sided_p,
+    tau_interval,
 )
 
 
@@ -88,3 +91,40 @@ def test_the_seed_level_interval_covers_the_method_effect_and_the_rows_interval_
     print(f"coverage of the method's effect over 1,000 grids: seed level {seed_level:.3f}, rows {rows_level:.3f}")
     assert 0.93 <= seed_level <= 0.97
     assert rows_level < 0.6
+
+
+def test_chi_square_quantiles() -> None:
+    # On 2 degrees of freedom the distribution function is 1 - exp(-x / 2): the quantile is -2 ln(1 - p).
+    for probability in (0.025, 0.5, 0.975):
+        assert chi2_quantile(probability, 2) == pytest.approx(-2 * math.log(1 - probability), rel=1e-9)
+    # Textbook values on 1, 4 and 30 degrees of freedom.
+    assert chi2_quantile(0.975, 1) == pytest.approx(5.0239, abs=1e-4)
+    assert chi2_quantile(0.025, 4) == pytest.approx(0.4844, abs=1e-4)
+    assert chi2_quantile(0.975, 30) == pytest.approx(46.979, abs=1e-3)
+
+
+def test_the_between_seed_sd_interval_is_the_q_profile() -> None:
+    # Three seeds, rows' variance 0.01 each: the interval's ends are where the generalized Q meets the 97.5% and
+    # 2.5% quantiles on 2 degrees of freedom (7.378 and 0.0506), and the point estimate lies between them.
+    per_seed = [(0.0, 0.01), (0.3, 0.01), (0.6, 0.01)]
+    low, high = tau_interval(per_seed)
+    assert generalized_q(per_seed, low * low) == pytest.approx(chi2_quantile(0.975, 2), rel=1e-6)
+    assert generalized_q(per_seed, high * high) == pytest.approx(chi2_quantile(0.025, 2), rel=1e-6)
+    level = random_effects(per_seed)
+    assert low < level.tau < high and (level.tau_low, level.tau_high) == (low, high)
+    # By hand: equal variances make Q(tau²) = sum (d - mean)² / (0.01 + tau²) = 0.18 / (0.01 + tau²).
+    assert high == pytest.approx(math.sqrt(0.18 / (-2 * math.log(0.975)) - 0.01), rel=1e-6)
+    # Seeds that agree within row noise: Q(0) under the 97.5% quantile, so the interval starts at 0.
+    assert tau_interval([(0.04, 0.01), (0.05, 0.01), (0.06, 0.01)])[0] == 0.0
+
+
+def test_the_between_seed_sd_interval_covers_the_true_spread() -> None:
+    generator = np.random.default_rng(7)
+    covered = 0
+    for _ in range(1000):
+        variances = generator.uniform(0.0001, 0.0004, size=4)
+        differences = 0.02 + generator.normal(0, 0.02, size=4) + generator.normal(0, np.sqrt(variances))
+        low, high = tau_interval(list(zip(differences.tolist(), variances.tolist())))
+        covered += low <= 0.02 <= high
+    print(f"the Q-profile interval covered the true between-seed sd in {covered / 10:.1f}% of 1,000 grids of 4 seeds")
+    assert 930 <= covered <= 970

@@ -100,8 +100,9 @@ class SeedLevel:
     Hartung-Knapp-Sidik-Jonkman interval: a t interval on seeds - 1 degrees of freedom around the weighted mean,
     whose coverage stays near 95% with few seeds where the plain DL interval is far too narrow.
 
-    ``tau``: the between-seed standard deviation of the difference; with 2-5 seeds it is known only roughly (its
-    own uncertainty is large), which the t quantile on few degrees of freedom carries into the interval. ``q`` and
+    ``tau``: the between-seed standard deviation of the difference; with 2-5 seeds it is known only roughly, which
+    the t quantile on few degrees of freedom carries into the interval, and ``tau_low``-``tau_high`` says how
+    roughly: its 95% Q-profile interval (Viechtbauer 2007). ``q`` and
     ``i2``: Cochran's heterogeneity statistic and the share of the seeds' spread that is beyond row noise.
     ``p``: two-sided, of the t statistic. ``seeds_needed``: how many seeds would detect ``effect`` at 80% power
     (two-sided 5%), from the observed spread of one seed's difference (tau² + its rows' variance)."""
@@ -110,6 +111,8 @@ class SeedLevel:
     low: float
     high: float
     tau: float
+    tau_low: float
+    tau_high: float
     q: float
     i2: float
     p: float
@@ -135,10 +138,81 @@ def random_effects(per_seed: Sequence[tuple[float, float]], effect: float | None
                       / (df * sum(random_weights)))
     half = t_95(df) * error
     statistic = abs(mean) / error if error > 0 else math.inf
-    return SeedLevel(mean=mean, low=mean - half, high=mean + half, tau=math.sqrt(tau2), q=q,
+    tau_low, tau_high = tau_interval(per_seed)
+    return SeedLevel(mean=mean, low=mean - half, high=mean + half, tau=math.sqrt(tau2), tau_low=tau_low,
+                     tau_high=tau_high, q=q,
                      i2=max(0.0, (q - df) / q) if q > 0 else 0.0, p=t_two_sided_p(statistic, df),
                      seeds=len(per_seed),
                      seeds_needed=seeds_needed(tau2 + statistics.fmean(variances), effect) if effect else None)
+
+
+def generalized_q(per_seed: Sequence[tuple[float, float]], tau2: float) -> float:
+    """Cochran's Q with the weights 1 / (v + tau²): chi-square on seeds - 1 degrees of freedom at the true tau²."""
+    weights = [1 / (max(v, 1e-12) + tau2) for _, v in per_seed]
+    mean = sum(w * d for w, (d, _) in zip(weights, per_seed)) / sum(weights)
+    return sum(w * (d - mean) ** 2 for w, (d, _) in zip(weights, per_seed))
+
+
+def tau_interval(per_seed: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The 95% Q-profile interval of the between-seed sd: the tau² where the generalized Q meets the 97.5% and 2.5%
+    chi-square quantiles (Q falls as tau² grows, so each end is one root, found by bisection)."""
+    df = len(per_seed) - 1
+    largest = max(d for d, _ in per_seed) - min(d for d, _ in per_seed)
+    ceiling = max(largest * largest, max(v for _, v in per_seed), 1e-12) * 1e4
+
+    def root(target: float) -> float:
+        if generalized_q(per_seed, 0.0) <= target:
+            return 0.0
+        low, high = 0.0, ceiling
+        for _ in range(200):
+            middle = (low + high) / 2
+            low, high = (middle, high) if generalized_q(per_seed, middle) > target else (low, middle)
+        return math.sqrt(high)
+
+    return root(chi2_quantile(0.975, df)), root(chi2_quantile(0.025, df))
+
+
+def chi2_quantile(probability: float, df: int) -> float:
+    """The chi-square quantile on ``df`` degrees of freedom, by bisection on its distribution function."""
+    low, high = 0.0, max(10.0, 10.0 * df)
+    while _regularized_gamma(df / 2, high / 2) < probability:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _regularized_gamma(df / 2, middle / 2) < probability else (low, middle)
+    return (low + high) / 2
+
+
+def _regularized_gamma(a: float, x: float) -> float:
+    """P(a, x), the lower regularized incomplete gamma function (the chi-square's distribution function at
+    P(df / 2, x / 2)): its series under a + 1, else its continued fraction (Numerical Recipes' gser and gcf), as no
+    dependency of ours has it."""
+    if x <= 0:
+        return 0.0
+    front = math.exp(-x + a * math.log(x) - math.lgamma(a))
+    if x < a + 1:
+        term = total = 1 / a
+        for n in range(1, 1000):
+            term *= x / (a + n)
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return front * total
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    result = d
+    for n in range(1, 1000):
+        an = -n * (n - a)
+        b += 2
+        d = an * d + b
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = b + an / c
+        c = c if abs(c) > tiny else tiny
+        result *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return 1 - front * result
 
 
 def seeds_needed(one_seed_variance: float, effect: float, most: int = 1000) -> int | None:

@@ -145,7 +145,7 @@ def compare(entry: dict[str, Any], base: dict[str, Any] | None, effect: float | 
     }
     for name in ("low", "high", "detectable", "only_here", "only_there"):
         fields[f"_{name}"] = None if difference is None else getattr(difference, name)
-    for name in ("low", "high", "tau", "i2", "q", "p", "seeds_needed"):
+    for name in ("low", "high", "tau", "tau_low", "tau_high", "i2", "q", "p", "seeds_needed"):
         fields[f"_re_{name}"] = None if level is None else getattr(level, name)
     fields["_claim"] = claim(level, effect)
     fields["_level"] = level
@@ -203,7 +203,8 @@ def _verdict_row(entry: dict[str, Any], base: dict[str, Any], fields: dict[str, 
     return {"task": entry["task"], "student": entry["student"], "size": entry["size"],
             "comparison": f"{cell_label(entry)} vs {cell_label(base)}", "seeds": fields["_seeds"],
             "difference": fields[""], "per_seed": fields["_per_seed"],
-            **{name: fields[f"_re_{name}"] for name in ("low", "high", "tau", "i2", "q", "p", "seeds_needed")},
+            **{name: fields[f"_re_{name}"]
+               for name in ("low", "high", "tau", "tau_low", "tau_high", "i2", "q", "p", "seeds_needed")},
             "rows_low": fields["_low"], "rows_high": fields["_high"], "p_holm": None, "claim": fields["_claim"],
             "_level": fields["_level"]}
 

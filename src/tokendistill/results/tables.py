@@ -156,7 +156,7 @@ CSV_COLUMNS = ("task", "student", "size", "mode", "method", "k", "target", "seed
                *(f"vs_{name}_{field}" for name in COMPARISONS
                  for field in ("re_low", "re_high", "re_tau", "re_i2", "re_p", "re_seeds_needed", "claim")))
 VERDICT_COLUMNS = ("task", "student", "size", "comparison", "primary", "seeds", "difference", "low", "high", "tau",
-                   "i2", "q", "p", "p_holm", "seeds_needed", "claim", "rows_low", "rows_high")
+                   "tau_low", "tau_high", "i2", "q", "p", "p_holm", "seeds_needed", "claim", "rows_low", "rows_high")
 
 
 def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> str:
@@ -166,7 +166,8 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
     against = f"±{100 * effect:g} points, the effect of interest the grid declared" if effect else "no declared effect"
     lines = [
         "Every comparison at the level of training seeds: each seed's difference is one observation (random effects "
-        "over seeds, DerSimonian-Laird; 95% interval by Hartung-Knapp on seeds - 1 degrees of freedom). A claim "
+        "over seeds, DerSimonian-Laird; 95% interval by Hartung-Knapp on seeds - 1 degrees of freedom; the "
+        "between-seed sd with its 95% Q-profile interval, which shows how little a few seeds say of it). A claim "
         f"about the method rests on it; the rows' interval holds the trained students fixed. Claims against {against}: "
         "established (the seed-level interval excludes 0; for a secondary comparison, Holm-adjusted p < 0.05 too), "
         "excluded (the interval lies inside the effect), else inconclusive.",
@@ -181,7 +182,8 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
             str(row["task"]), row["comparison"], "yes" if row["primary"] else "", str(row["seeds"]),
             _pct(row["difference"], True), ", ".join(_pct(value, True) for value in row["per_seed"]),
             "" if row["low"] is None else f"[{_pct(row['low'], True)}, {_pct(row['high'], True)}]",
-            _pct(row["tau"]), "" if row["i2"] is None else f"{100 * row['i2']:.0f}%",
+            "" if row["tau"] is None else f"{_pct(row['tau'])} [{_pct(row['tau_low'])}, {_pct(row['tau_high'])}]",
+            "" if row["i2"] is None else f"{100 * row['i2']:.0f}%",
             "" if p_value is None else f"{p_value:.2g}", "" if row["seeds_needed"] is None else str(row["seeds_needed"]),
             row["claim"] or "",
             "" if row["rows_low"] is None else f"[{_pct(row['rows_low'], True)}, {_pct(row['rows_high'], True)}]",
