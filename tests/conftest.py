@@ -66,6 +66,18 @@ def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def llama_gold_words(tmp_path_factory: pytest.TempPathFactory, llama_dir: Path) -> Path:
+    """The tiny Llama's top-2 words toward the gold label on 8 keywords rows: the rationales the training modes'
+    end-to-end tests learn from (read only; a test that changes them copies the folder first)."""
+    from tokendistill.cli import main
+
+    folder = tmp_path_factory.mktemp("llama-gold-words") / "rationales"
+    assert main(["extract", "--task", "keywords", "--device", "cpu", "--limit", "8", "--teacher", str(llama_dir),
+                 "--output", str(folder), "--top-k", "2", "--target", "gold"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
 def dss_data() -> Path:
     """The Distilling step-by-step data (shared/data/dss), or a skip where this checkout lacks it."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "dss"

@@ -171,11 +171,9 @@ def test_kd_term_is_the_same_when_an_examples_rows_share_one_prompt(llama_dir: P
     assert results["packed"][1] == pytest.approx(results["separate"][1], rel=1e-4) and results["packed"][1] > 0
 
 
-def test_multitask_kd_trains_with_a_shared_prompt(tmp_path: Path, llama_dir: Path) -> None:
+def test_multitask_kd_trains_with_a_shared_prompt(tmp_path: Path, llama_dir: Path, llama_gold_words: Path) -> None:
     common = ["--task", "keywords", "--device", "cpu", "--limit", "8"]
-    rationales = tmp_path / "rationales"
-    assert main(["extract", *common, "--teacher", str(llama_dir), "--output", str(rationales), "--top-k", "2",
-                 "--target", "gold"]) == 0
+    rationales = llama_gold_words
     student = tmp_path / "student"
     assert main(["train", *common, "--student", str(llama_dir), "--output", str(student), "--mode", "multitask_kd",
                  "--teacher", str(llama_dir), "--rationales", str(rationales), "--task-marker", "shared_prompt",

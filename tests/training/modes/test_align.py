@@ -97,11 +97,10 @@ def test_alignment_is_scale_free_and_bounded() -> None:
 
 
 @pytest.mark.slow
-def test_align_trains_from_a_rationale_folder_and_logs_its_term(tmp_path: Path, llama_dir: Path) -> None:
+def test_align_trains_from_a_rationale_folder_and_logs_its_term(tmp_path: Path, llama_dir: Path,
+                                                                 llama_gold_words: Path) -> None:
     common = ["--task", "keywords", "--device", "cpu", "--limit", "8"]
-    rationales = tmp_path / "r"
-    assert main(["extract", *common, "--teacher", str(llama_dir), "--output", str(rationales), "--top-k", "2",
-                 "--target", "gold"]) == 0
+    rationales = llama_gold_words
     output = tmp_path / "s"
     assert main(["train", *common, "--student", str(llama_dir), "--output", str(output), "--mode", "align",
                  "--rationales", str(rationales), "--steps", "2", "--batch-size", "4", "--align-weight", "2"]) == 0
