@@ -247,6 +247,10 @@ def test_the_claims_in_words_are_the_verdicts() -> None:
     assert established and all(f"- **established**: {row['comparison']} (t)" in "\n".join(lines) for row in established)
     secondary = sum(not row["primary"] for row in found)
     assert lines[-1].startswith(f"- Of the {secondary} secondary comparisons, {len(established)} ")
+    # On fewer seeds than the grid planned, a declared comparison's claim says it is interim; a finished one does not.
+    interim = claims_markdown(found, 0.02, planned=5).splitlines()
+    assert interim[2] == words + " Interim: 4 of the 5 seeds planned." and interim[3].endswith("seeds planned.")
+    assert claims_markdown(found, 0.02, planned=4) == claims_markdown(found, 0.02)
     left_out = [row for row in found if not row["primary"] and row["claim"] != "established"]
     assert left_out and not any(f": {row['comparison']} (t)" in "\n".join(lines) for row in left_out)
 
@@ -259,3 +263,10 @@ def test_declarations_come_from_the_grid_plans(tmp_path: Path) -> None:
     (tmp_path / "experiment-broken.yaml").write_bytes(b"\xff\xfe: [")
     effect, primary = declarations(tmp_path)
     assert effect == 0.02 and sorted(primary) == ["a vs b", "c vs d"]
+    from tokendistill.results import planned_seeds
+
+    # A verdict is interim until the seeds of the plans that declared comparisons have run.
+    assert planned_seeds(tmp_path) is None
+    (tmp_path / "experiment-seeds.yaml").write_text("seeds: [0, 1, 2, 3, 4]\nprimary: [e vs f]\n")
+    (tmp_path / "experiment-undeclared.yaml").write_text("seeds: [0, 1, 2, 3, 4, 5, 6]\n")
+    assert planned_seeds(tmp_path) == 5

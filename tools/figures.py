@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tokendistill.artefacts import RESULTS_CSV, VERDICT_CSV
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.results import claims_markdown, declarations, render_results
+from tokendistill.results import claims_markdown, declarations, planned_seeds, render_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "docs" / "results"
@@ -74,7 +74,7 @@ def claims(grid: str) -> str:
     # verdict.csv's rows back in the types the results package wrote them from; the words are its claims_markdown.
     found = [{**row, **{name: _number(row[name]) for name in ("seeds", "difference", "low", "high", "seeds_needed")},
               "primary": row["primary"] == "True"} for row in _rows(grid, VERDICT_CSV)]
-    return claims_markdown(found, declarations(PUBLISHED / grid)[0])
+    return claims_markdown(found, declarations(PUBLISHED / grid)[0], planned_seeds(PUBLISHED / grid))
 
 
 def cells(grid: str) -> str:

@@ -48,6 +48,7 @@ from tokendistill.results import (
     claims_markdown,
     collect,
     declarations,
+    planned_seeds,
     summarize,
     table_details,
     teacher_text,
@@ -296,7 +297,7 @@ def _results_section(run_dir: Path, table: list[dict[str, Any]], rows: list[dict
         headers = [cell.strip() for cell in markdown[2].strip("|").split("|")]
         cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown[4:]]
         sections.append("<h3 id='verdict'>Every comparison at the level of training seeds</h3>")
-        if claims := claims_markdown(found, effect).splitlines():
+        if claims := claims_markdown(found, effect, planned_seeds(run_dir)).splitlines():
             # results.md's words for the claims, as a list: bold claim, then the comparison and its figures.
             items = "".join("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(line[2:])) + "</li>"
                             for line in claims if line.startswith("- "))

@@ -4,6 +4,7 @@ planned there declared before their test rows were scored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,8 @@ def _teacher_checks(root: Path) -> dict[str, dict[str, Any]]:
 
 
 
-def declarations(root: Path) -> tuple[float | None, list[str]]:
-    """What the grids planned in ``root`` declared before their test rows were scored: the effect of interest (a
-    share; the largest declared) and the primary comparisons ("A vs B", cells named as ``cell_label`` names them)."""
-    effect, primary = None, []
+def _plans(root: Path) -> Iterator[dict[str, Any]]:
+    """The grid plans `tokendistill run` kept in ``root`` (a damaged one is passed over: the cells still count)."""
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         if not (path.is_file() and is_grid_file(path.name, GRID_PLAN)):
             continue
@@ -107,12 +106,26 @@ def declarations(root: Path) -> tuple[float | None, list[str]]:
             plan = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError, OSError):
             continue
-        if not isinstance(plan, dict):
-            continue
+        if isinstance(plan, dict):
+            yield plan
+
+
+def declarations(root: Path) -> tuple[float | None, list[str]]:
+    """What the grids planned in ``root`` declared before their test rows were scored: the effect of interest (a
+    share; the largest declared) and the primary comparisons ("A vs B", cells named as ``cell_label`` names them)."""
+    effect, primary = None, []
+    for plan in _plans(root):
         declared = plan.get("effect_of_interest")
         if isinstance(declared, (int, float)) and not isinstance(declared, bool) and declared > 0:
             effect = max(effect or 0.0, declared / 100)
         primary += [str(item) for item in plan.get("primary") or [] if str(item) not in primary]
     return effect, primary
+
+
+def planned_seeds(root: Path) -> int | None:
+    """The most seeds a plan in ``root`` that declared primary comparisons runs: a verdict on fewer is interim."""
+    counts = [len(plan["seeds"]) for plan in _plans(root)
+              if plan.get("primary") and isinstance(plan.get("seeds"), list)]
+    return max(counts, default=None)
 
 

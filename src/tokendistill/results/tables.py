@@ -21,7 +21,7 @@ from tokendistill.cells import BASELINE_MODE
 from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
-from tokendistill.results.discovery import collect, declarations
+from tokendistill.results.discovery import collect, declarations, planned_seeds
 from tokendistill.results.summary import COMPARISONS, mode_text, summarize, verdict
 
 
@@ -191,7 +191,12 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def _claim_line(row: dict[str, Any], effect: float | None) -> str:
+def _claim_line(row: dict[str, Any], effect: float | None, planned: int | None) -> str:
+    interim = f" Interim: {row['seeds']} of the {planned} seeds planned." if planned and row["seeds"] < planned else ""
+    return _claim_text(row, effect) + interim
+
+
+def _claim_text(row: dict[str, Any], effect: float | None) -> str:
     if not row.get("claim"):
         return f"- {row['comparison']}: {row['seeds']} seed, no claim (a claim needs two seeds of both cells)."
     interval = f"{_pct(row['difference'], True)} points over {row['seeds']} seeds, 95% [{_pct(row['low'], True)}, " \
@@ -204,18 +209,19 @@ def _claim_line(row: dict[str, Any], effect: float | None) -> str:
     return f"- **{row['claim']}**: {row['comparison']} ({row['task']}): {interval}{why}."
 
 
-def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> str:
+def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None, planned: int | None = None) -> str:
     """What the seeds allow, in words: every declared comparison, then the secondary ones that are established
-    after Holm's correction (the rest of those stay in the table); the README and docs quote this, not their own."""
+    after Holm's correction (the rest of those stay in the table); the README and docs quote this, not their own.
+    ``planned``: the seeds the grid planned; a declared comparison on fewer says that its claim is interim."""
     declared = [row for row in found if row["primary"]]
     established = [row for row in found if not row["primary"] and row.get("claim") == "established"]
     if not declared and not established:
         return ""
     lines = ["What the seeds allow" + (f" (against the declared {100 * effect:g} points)" if effect else "") + ":", ""]
-    lines += [_claim_line(row, effect) for row in declared]
+    lines += [_claim_line(row, effect, planned) for row in declared]
     secondary = sum(not row["primary"] for row in found)
     if established:
-        lines += [_claim_line(row, effect) for row in established]
+        lines += [_claim_line(row, effect, None) for row in established]
     lines.append(f"- Of the {secondary} secondary comparisons, {len(established) or 'none'} "
                  f"{'is' if len(established) == 1 else 'are'} established after Holm's correction"
                  + (" (above)." if established else "."))
@@ -231,7 +237,7 @@ def render_results(root: Path) -> dict[str, str]:
     found = verdict(summary, rows, effect, primary)
     if found:
         table += "\n" + verdict_markdown(found, effect)
-        if claims := claims_markdown(found, effect):
+        if claims := claims_markdown(found, effect, planned_seeds(root)):
             table += "\n" + claims
     if rows:
         table += "\nAccuracy (%) of each finished cell, by seed:\n\n" + seed_table(rows)
