@@ -52,6 +52,7 @@ from tokendistill.results import (
     summarize,
     table_details,
     teacher_text,
+    teacher_texts,
     verdict,
     verdict_markdown,
 )
@@ -208,7 +209,7 @@ def build_report(config: ReportConfig) -> Path:
     predictions, sources = predictions_by_example(students)
     sections = [f"<h1>tokendistill report</h1><p class='note'>{html.escape(str(run_dir.resolve()))}</p>",
                 f"<p id='opening'>{html.escape(opening(table, teachers, analyses))}</p>",
-                *_results_section(run_dir, table, rows, {**attributed_teachers(analyses), **teachers}),
+                *_results_section(run_dir, table, rows, {**attributed_teachers(analyses), **teacher_texts(teachers)}),
                 *_overlap_section(analyses),
                 *_plots_section(plots), *_words_section(analyses),
                 examples_section(contents.rationale_folders, predictions, config.max_examples, sources,
@@ -258,15 +259,15 @@ def opening(table: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], an
     return " ".join(sentences) or "Nothing was trained or evaluated in this folder yet."
 
 
-def attributed_teachers(analyses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def attributed_teachers(analyses: list[dict[str, Any]]) -> dict[str, str]:
     """Per task without a teacher check, the teacher's accuracy on the rows it was attributed on, worded as the
     opening words it: the table and the opening give one figure."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, str] = {}
     for a in analyses:
         if a["teacher_accuracy"] is not None and a["task"] not in found:
             trained = f", {a['teacher_trained_on']} of them fine-tuned on" if a.get("teacher_trained_on") else ""
-            found[a["task"]] = {"described": f"{_pct(a['teacher_accuracy'])} on the {a['examples']} rows its words "
-                                             f"were attributed on{trained}"}
+            found[a["task"]] = (f"{_pct(a['teacher_accuracy'])} on the {a['examples']} rows its words were attributed "
+                                f"on{trained}")
     return found
 
 
@@ -283,7 +284,7 @@ def _agreement(analyses: list[dict[str, Any]], views: list[Any]) -> list[dict[st
 
 
 def _results_section(run_dir: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]],
-                     teachers: dict[str, dict[str, Any]]) -> list[str]:
+                     teachers: dict[str, str]) -> list[str]:
     sections = ["<h2 id='results'>Results</h2>"]
     if not table:
         return [*sections, "<p class='note'>No evaluations in this run.</p>"]

@@ -24,10 +24,11 @@ from tokendistill.results.tables import (
     table,
     table_details,
     teacher_text,
+    teacher_texts,
     verdict_markdown,
     write_results,
 )
 
 __all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label", "claims_markdown",
            "collect", "compare", "declarations", "marker_factor", "planned_seeds", "render_results", "results_command", "results_markdown", "seed_table",
-           "summarize", "table", "table_details", "teacher_accuracy", "teacher_text", "verdict", "verdict_markdown", "write_results"]
+           "summarize", "table", "table_details", "teacher_accuracy", "teacher_text", "teacher_texts", "verdict", "verdict_markdown", "write_results"]

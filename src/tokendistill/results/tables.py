@@ -66,8 +66,6 @@ def teacher_text(teacher: dict[str, Any] | None) -> str:
     """The teacher's accuracy on its test rows, by its best reading, and before fine-tuning (on its own rows)."""
     if not teacher:
         return "n/a"
-    if "described" in teacher:  # the report's own wording, where no teacher check ran (report.attributed_teachers)
-        return str(teacher["described"])
     text = f"{100 * teacher['accuracy'][teacher['best']]:.1f}% on its {teacher.get('split') or 'test'} rows " \
            f"({teacher['best'].replace('_', ' ')})"
     before = teacher.get("before_finetuning")
@@ -90,9 +88,14 @@ TABLE_LEGEND = ("Accuracy is the mean ± sd over training seeds. Each comparison
                 "report: hover the figure; here: the verdict table's last column).")
 
 
-def table(summary: Sequence[dict[str, Any]],
-          teachers: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The summary as headers and text cells: the table every front end prints."""
+def teacher_texts(teachers: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Per task, its teacher check as the table's "teacher accuracy" cell says it."""
+    return {task: teacher_text(teacher) for task, teacher in teachers.items()}
+
+
+def table(summary: Sequence[dict[str, Any]], teachers: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The summary as headers and text cells: the table every front end prints. ``teachers``: per task, the
+    teacher's figure in words (``teacher_texts`` of its check, or what a front end knows without one)."""
     rows = table_rows(summary, teachers)
     if not any(entry.get("marker") for entry in summary):
         return list(TABLE_HEADERS), rows
@@ -101,14 +104,14 @@ def table(summary: Sequence[dict[str, Any]],
     return [*TABLE_HEADERS, FORMAT_HEADER], rows
 
 
-def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> list[list[str]]:
+def table_rows(summary: Sequence[dict[str, Any]], teachers: dict[str, str]) -> list[list[str]]:
     """The summary as text cells under ``TABLE_HEADERS``."""
     rows = []
     for entry in summary:
         k = "" if entry["k"] is None else f"{entry['k']:g}"
         accuracy = _pct(entry["mean"]) + ("" if entry["sd"] is None else f" ± {_pct(entry['sd'])}")
         wins = "" if entry.get("only_here") is None else f"{entry['only_here']} / {entry['only_standard']}"
-        rows.append([str(entry["task"]), teacher_text(teachers.get(entry["task"])), str(entry["student"] or ""),
+        rows.append([str(entry["task"]), teachers.get(str(entry["task"]), "n/a"), str(entry["student"] or ""),
                      str(entry["size"] or ""), mode_text(entry), str(entry["method"] or ""), k,
                      str(entry["target"] or ""), str(entry["seeds"]), str(entry["test_rows"] or ""), accuracy,
                      _difference_text(entry, BASELINE_MODE), _difference_text(entry, "control"), wins])
@@ -123,7 +126,7 @@ def table_details(summary: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def results_markdown(summary: Sequence[dict[str, Any]], teachers: dict[str, dict[str, Any]]) -> str:
-    headers, rows = table(summary, teachers)
+    headers, rows = table(summary, teacher_texts(teachers))
     lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n\n" + TABLE_LEGEND + "\n"
