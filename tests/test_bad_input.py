@@ -190,7 +190,7 @@ def _numeric_fields(config_class: type) -> list[tuple[str, type, dict]]:
     import dataclasses
     import typing
 
-    from tokendistill.config import unwrap_optional as _unwrap_optional
+    from tokendistill.options import unwrap_optional as _unwrap_optional
 
     hints = typing.get_type_hints(config_class)
     fields = []
@@ -206,7 +206,7 @@ def _commands() -> list[tuple[str, type, list[str]]]:
     (TrainConfig, then KDConfig with --mode kd, ...)."""
     from tokendistill.cli import _commands as commands
     from tokendistill.cli import _config_class
-    from tokendistill.config import ConfigVariants
+    from tokendistill.options import ConfigVariants
 
     pairs = []
     for name, _, where, _ in commands():

@@ -2,7 +2,8 @@
 
 import json
 
-from tokendistill.config import ExtractConfig, differing_keys, field_defaults
+from tokendistill.config import ExtractConfig, differing_keys
+from tokendistill.options import field_defaults
 
 
 def test_an_option_added_at_its_default_keeps_old_runs_resumable() -> None:
@@ -48,7 +49,8 @@ def test_a_run_that_trains_as_version_2_keeps_its_version_2_identity() -> None:
     version-2 folder resumes only for a run that pins the old behaviour (0), never for the new default."""
     import dataclasses
 
-    from tokendistill.config import TrainConfig, config_hash, to_dict
+    from tokendistill.config import TrainConfig, config_hash
+    from tokendistill.options import to_dict
     from tokendistill.training.checkpoints import _NOT_IDENTITY, run_identity
 
     config = TrainConfig(task="keywords", student="s", output="o", steps=7)
@@ -71,8 +73,9 @@ def test_a_folder_trained_before_version_3_resumes_only_at_the_old_behaviour(tmp
 
     import pytest
 
-    from tokendistill.config import TrainConfig, to_dict
+    from tokendistill.config import TrainConfig
     from tokendistill.errors import UserError
+    from tokendistill.options import to_dict
     from tokendistill.training.checkpoints import AlreadyTrained, input_fingerprints, prepare_output
 
     config = TrainConfig(task="keywords", student="s", output=str(tmp_path), steps=7, max_grad_norm=0.0)
@@ -83,3 +86,16 @@ def test_a_folder_trained_before_version_3_resumes_only_at_the_old_behaviour(tmp
         prepare_output(tmp_path, config)
     with pytest.raises(UserError, match="differs in: max_grad_norm"):
         prepare_output(tmp_path, dataclasses.replace(config, max_grad_norm=1.0))
+
+
+def test_a_config_is_built_from_a_mapping_through_the_package() -> None:
+    import pytest
+
+    import tokendistill
+    from tokendistill.errors import UserError
+
+    config = tokendistill.build(tokendistill.TrainConfig, {"task": "keywords", "student": "s", "output": "o",
+                                                           "steps": 3})
+    assert isinstance(config, tokendistill.TrainConfig) and config.steps == 3
+    with pytest.raises(UserError, match="unknown option"):
+        tokendistill.build(tokendistill.TrainConfig, {"task": "keywords", "student": "s", "output": "o", "stepz": 3})

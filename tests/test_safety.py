@@ -20,7 +20,8 @@ import torch
 from tokendistill import folders
 from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO
 from tokendistill.cli import main
-from tokendistill.config import TrainConfig, to_dict
+from tokendistill.config import TrainConfig
+from tokendistill.options import to_dict
 from tokendistill.training.checkpoints import input_fingerprints, run_identity
 
 

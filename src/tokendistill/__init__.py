@@ -23,6 +23,8 @@ _LAZY = {
     "KDConfig": "tokendistill.training.modes",
     "AlignConfig": "tokendistill.training.modes",
     "TeacherEvalConfig": "tokendistill.teacher_eval",
+    # Any of these configs from a dict or a YAML's mapping, checked as the command line checks its flags.
+    "build": "tokendistill.options",
     "extract": "tokendistill.attribution.extract",
     "train": "tokendistill.training.trainer",
     "evaluate": "tokendistill.evaluation",

@@ -23,9 +23,9 @@ import numpy as np
 from tokendistill.analysis_text import SUBSETS, markdown, overlap_table  # noqa: F401  (overlap_table: the CLI's)
 from tokendistill.artefacts import ANALYSIS_JSON, ANALYSIS_MD
 from tokendistill.attribution.words import WORD_PATTERN
-from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
+from tokendistill.options import option
 from tokendistill.rationales import extraction_settings, iter_rationales, read_manifest, write_json_atomic
 from tokendistill.selection import STOPWORDS, candidate_flags, is_punctuation
 from tokendistill.tasks.base import TEMPLATE

@@ -9,7 +9,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from tokendistill.config import ConfigVariants, build, field_names, load_yaml, type_hints, unwrap_optional
+from tokendistill.options import ConfigVariants, build, field_names, load_yaml, type_hints, unwrap_optional
 
 C = TypeVar("C")
 

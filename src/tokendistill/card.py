@@ -13,8 +13,9 @@ import yaml
 
 from tokendistill.artefacts import CARD_METRICS, MANIFEST, MODEL_CARD
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.config import TrainConfig, field_names
+from tokendistill.config import TrainConfig
 from tokendistill.folders import write_file
+from tokendistill.options import field_names
 from tokendistill.rationales import extraction_settings
 from tokendistill.student import MODE_OPTIONS_SINCE, StudentPrompt, StudentRecord, load_record
 

@@ -12,19 +12,9 @@ from typing import Any, Literal
 import yaml
 
 from tokendistill.artefacts import CONFIG, MANIFEST
-
-# The options' machinery, re-exported: a stage's config and the way it is read are imported from one place.
-from tokendistill.options import (  # noqa: F401
-    ConfigVariants,
-    build,
-    check_range,
-    field_defaults,
-    field_names,
-    load_yaml,
+from tokendistill.options import (
     option,
     to_dict,
-    type_hints,
-    unwrap_optional,
 )
 from tokendistill.student import BASELINE_MODE, TaskMarker
 

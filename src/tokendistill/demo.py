@@ -21,11 +21,12 @@ import torch
 from tokendistill.artefacts import DEMO_SUMMARY
 from tokendistill.attribution.extract import extract
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, option, write_config
+from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig, write_config
 from tokendistill.errors import UserError
 from tokendistill.evaluation import evaluate
 from tokendistill.folders import write_file
 from tokendistill.models import save_architecture, tiny_t5_config
+from tokendistill.options import option
 from tokendistill.rationales import load_rationales
 from tokendistill.report import ReportConfig, build_report
 from tokendistill.tasks import get_task, load_examples

@@ -22,14 +22,7 @@ from tokendistill.artefacts import (
     TRAIN_INPUTS_BEFORE,
 )
 from tokendistill.card import write_card
-from tokendistill.config import (
-    EvaluateConfig,
-    differing_keys,
-    field_defaults,
-    fingerprint,
-    to_dict,
-    write_config,
-)
+from tokendistill.config import EvaluateConfig, differing_keys, fingerprint, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import (
@@ -44,6 +37,7 @@ from tokendistill.folders import (
     write_file,
 )
 from tokendistill.models import answer_length, load_model
+from tokendistill.options import field_defaults, to_dict
 from tokendistill.rationales import write_json_atomic
 from tokendistill.student import StudentPrompt, StudentRecord, find_record
 from tokendistill.tasks import Example, get_task, input_digest, load_examples, materialized

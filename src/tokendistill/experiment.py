@@ -27,11 +27,12 @@ from tokendistill.artefacts import (
     of_experiment,
 )
 from tokendistill.competence import judge, student_problem, teacher_problem, words_problem
-from tokendistill.config import build, device_problem, option, write_config
+from tokendistill.config import device_problem, write_config
 from tokendistill.errors import UserError
 from tokendistill.folders import locked, write_file
 from tokendistill.grid import Experiment, TaskPlan, plan, select_cells
 from tokendistill.grid_file import load_experiment
+from tokendistill.options import build, option
 from tokendistill.rationales import write_json_atomic
 from tokendistill.results import FACTORS, write_results
 

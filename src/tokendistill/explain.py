@@ -11,9 +11,10 @@ from typing import Any, Literal
 from tokendistill.attribution.extract import attribute_batch
 from tokendistill.attribution.methods import METHODS
 from tokendistill.attribution.teacher import Teacher
-from tokendistill.config import ExtractConfig, device_problem, option, top_k_problem
+from tokendistill.config import ExtractConfig, device_problem, top_k_problem
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
+from tokendistill.options import option
 from tokendistill.student import find_record
 from tokendistill.tasks import Example, Segment, get_task
 

@@ -13,15 +13,9 @@ from typing import Any
 from tokendistill.artefacts import COMPETENCE_EVAL_FOLDER, TEACHER_CHECK_FOLDER, TEACHER_CHECK_VALID_FOLDER
 from tokendistill.cells import BASELINE_MODE, FACTORS, Naming, cell_folder, marker_factor
 from tokendistill.competence import Competence
-from tokendistill.config import (
-    EvaluateConfig,
-    ExtractConfig,
-    TrainConfig,
-    build,
-    field_defaults,
-    field_names,
-)
+from tokendistill.config import EvaluateConfig, ExtractConfig, TrainConfig
 from tokendistill.errors import UserError
+from tokendistill.options import build, field_defaults, field_names
 from tokendistill.student import TaskMarker
 from tokendistill.training.modes import MODES, TRAIN_CONFIGS, train_config
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from tokendistill.competence import parse_competence
-from tokendistill.config import load_yaml, top_k_problem
+from tokendistill.config import top_k_problem
 from tokendistill.errors import UserError
 from tokendistill.grid import Experiment, TaskSpec, plan
+from tokendistill.options import load_yaml
 from tokendistill.training.modes import MODES
 
 

@@ -24,9 +24,9 @@ from tokendistill.artefacts import (
     TRAIN_INPUTS,
     TRAIN_INPUTS_BEFORE,
 )
-from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json
+from tokendistill.options import option
 from tokendistill.rationales import extraction_settings
 from tokendistill.student import has_record
 

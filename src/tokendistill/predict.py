@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tokendistill.config import device_problem, option
+from tokendistill.config import device_problem
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
+from tokendistill.options import option
 from tokendistill.student import load_record
 from tokendistill.tasks import Example, Segment, Task
 from tokendistill.training.answers import predict

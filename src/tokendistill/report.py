@@ -30,9 +30,9 @@ from tokendistill.artefacts import (
     STUDENT_INFO,
 )
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import read_json_or_empty, read_records, write_file
+from tokendistill.options import option
 from tokendistill.plots import (
     plot_accuracy,
     plot_accuracy_by_k,

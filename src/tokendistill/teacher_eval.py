@@ -26,20 +26,12 @@ from tokendistill.artefacts import (
 )
 from tokendistill.attribution.choices import score_choices
 from tokendistill.attribution.teacher import Teacher
-from tokendistill.config import (
-    TaskOptions,
-    device_problem,
-    differing_keys,
-    field_defaults,
-    fingerprint,
-    option,
-    to_dict,
-    write_config,
-)
+from tokendistill.config import TaskOptions, device_problem, differing_keys, fingerprint, write_config
 from tokendistill.errors import UserError
 from tokendistill.evaluation import refuse_training_rows
 from tokendistill.folders import Found, Holds, clear, locked, open_output, read_json, refuse_overlap
 from tokendistill.models import answer_length, load_model
+from tokendistill.options import field_defaults, option, to_dict
 from tokendistill.rationales import write_json_atomic, write_lines_atomic
 from tokendistill.tasks import (
     chance_accuracy,

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from tokendistill.cli import main
-from tokendistill.config import EXTRACT_EARLIER_DEFAULTS, ExtractConfig, field_defaults
+from tokendistill.config import EXTRACT_EARLIER_DEFAULTS, ExtractConfig
+from tokendistill.options import field_defaults
 from tokendistill.selection import STOPWORDS, resolve_k, select_top_k
 
 

@@ -28,17 +28,12 @@ from tokendistill.attribution.words import (
     split_words,
     token_word_pairs,
 )
-from tokendistill.config import (
-    EXTRACT_EARLIER_DEFAULTS,
-    ExtractConfig,
-    field_defaults,
-    fingerprint,
-    write_config,
-)
+from tokendistill.config import EXTRACT_EARLIER_DEFAULTS, ExtractConfig, fingerprint, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import locked, refuse_overlap
 from tokendistill.models import load_model, refuse_remote_code
+from tokendistill.options import field_defaults
 from tokendistill.rationales import RationaleStore, iter_rationales, read_valid_ids, teacher_problems
 from tokendistill.runtime import process_state, seed_everything
 from tokendistill.tasks import (

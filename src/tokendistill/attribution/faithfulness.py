@@ -22,9 +22,10 @@ import torch
 from tokendistill.artefacts import FAITHFULNESS
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import split_words, token_word_pairs
-from tokendistill.config import device_problem, option
+from tokendistill.config import device_problem
 from tokendistill.errors import UserError
 from tokendistill.models import load_model
+from tokendistill.options import option
 from tokendistill.rationales import extraction_settings, iter_rationales, write_json_atomic
 from tokendistill.selection import is_candidate
 from tokendistill.tasks import get_task, load_examples

@@ -18,9 +18,9 @@ from tokendistill.artefacts import (
     VERDICT_CSV,
 )
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.config import option
 from tokendistill.errors import UserError
 from tokendistill.folders import write_file
+from tokendistill.options import option
 from tokendistill.results.discovery import collect, declarations, planned_seeds
 from tokendistill.results.summary import COMPARISONS, mode_text, summarize, verdict
 

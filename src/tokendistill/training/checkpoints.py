@@ -16,9 +16,10 @@ from accelerate.optimizer import AcceleratedOptimizer
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_state_dict
 
 from tokendistill.artefacts import CHECKPOINT, CHECKPOINT_INFO, STUDENT_FOLDER
-from tokendistill.config import TrainConfig, config_hash, differing_keys, field_defaults, fingerprint, to_dict
+from tokendistill.config import TrainConfig, config_hash, differing_keys, fingerprint
 from tokendistill.errors import UserError
 from tokendistill.folders import Found, Holds, open_output, read_json, write_file
+from tokendistill.options import field_defaults, to_dict
 from tokendistill.student import find_record
 
 # Settings that do not change the trained weights: a run that differs only in these resumes the same folder.

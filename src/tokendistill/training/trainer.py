@@ -35,15 +35,12 @@ from tokendistill.artefacts import (
     TRAIN_LOG,
 )
 from tokendistill.card import COMMAND, write_card
-from tokendistill.config import (
-    TrainConfig,
-    to_dict,
-    write_config,
-)
+from tokendistill.config import TrainConfig, write_config
 from tokendistill.errors import UserError
 from tokendistill.faults import crash_point
 from tokendistill.folders import clear, locked, refuse_links, refuse_overlap, write_file
 from tokendistill.models import load_model, resolve_device
+from tokendistill.options import to_dict
 from tokendistill.rationales import (
     summary_problems,
     write_json_atomic,

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from tokendistill.cli import build_parser, main
-from tokendistill.config import TrainConfig, field_names
+from tokendistill.config import TrainConfig
 from tokendistill.errors import UserError
+from tokendistill.options import field_names
 from tokendistill.training.checkpoints import run_identity
 from tokendistill.training.modes import MODES, AlignConfig, KDConfig, train_config
 from tokendistill.training.trainer import train

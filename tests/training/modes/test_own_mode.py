@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tokendistill.cli import main
-from tokendistill.config import TrainConfig, option
+from tokendistill.config import TrainConfig
+from tokendistill.options import option
 from tokendistill.training.modes import LABEL, MODES, Mode, RationaleSource, TrainingRow
 
 

@@ -20,7 +20,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from tokendistill.attribution.teacher import Teacher
 from tokendistill.attribution.words import Word, candidate_mask, token_word_pairs
-from tokendistill.config import TrainConfig, option
+from tokendistill.config import TrainConfig
+from tokendistill.options import option
 from tokendistill.tasks.base import ANSWER_CUE, Example
 from tokendistill.training.modes.base import LABEL, MODES, RationaleSource, TrainingRow
 from tokendistill.training.modes.paper import Standard

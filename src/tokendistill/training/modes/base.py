@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tokendistill.config import ConfigVariants, TrainConfig
+from tokendistill.config import TrainConfig
+from tokendistill.options import ConfigVariants
 from tokendistill.registry import Registry
 
 # The prompt's text and the marker layouts are the student's (student.py), re-exported for the modes.

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tokendistill.config import TrainConfig, option
+from tokendistill.config import TrainConfig
+from tokendistill.options import option
 from tokendistill.tasks.base import Example
 from tokendistill.training.modes.base import LABEL, MODES, PREDICT_PREFIX, RationaleSource, TrainingRow
 from tokendistill.training.modes.paper import Multitask
