@@ -19,7 +19,8 @@ from tokendistill.grid_file import load_experiment
 
 
 @pytest.mark.slow
-def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_dir: Path) -> None:
+def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = grid_yaml(tmp_path, t5_dir, t5_dir)
     assert main(["run", str(path)]) == 0
     grid = tmp_path / "grid"
@@ -38,7 +39,11 @@ def test_grid_runs_every_cell_and_a_rerun_recomputes_nothing(tmp_path: Path, t5_
     stamps = {p: p.stat().st_mtime_ns for p in grid.rglob("*") if p.suffix in (".safetensors", ".jsonl")}
     assert main(["run", str(path)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "a finished grid is not recomputed"
+    capsys.readouterr()
     assert main(["results", str(grid)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith((grid / "results.md").read_text())
+    assert printed.rstrip().endswith(f"results: wrote results.md, results.csv and verdict.csv in {grid}")
     assert main(["report", str(grid)]) == 0
     page = (grid / "report.html").read_text()
     assert page.count("<td>multitask</td>") == 2 and page.count("<td>standard</td>") == 2  # one row per task

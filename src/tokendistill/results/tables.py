@@ -271,4 +271,4 @@ def results_command(config: ResultsConfig) -> str:
     root = Path(config.folder)
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; pass the output folder of `tokendistill run`")
-    return write_results(root)
+    return write_results(root) + f"\nresults: wrote {RESULTS_MD}, {RESULTS_CSV} and {VERDICT_CSV} in {root}"
