@@ -255,6 +255,27 @@ def test_the_claims_in_words_are_the_verdicts() -> None:
     assert left_out and not any(f": {row['comparison']} (t)" in "\n".join(lines) for row in left_out)
 
 
+def test_an_established_declared_claim_says_what_a_correction_over_the_declared_would_do() -> None:
+    from tokendistill.results import claims_markdown
+
+    def row(name: str, claim: str, low: float, high: float, p: float) -> dict:
+        return {"task": "t", "comparison": name, "primary": True, "seeds": 5, "difference": (low + high) / 2,
+                "low": low, "high": high, "p": p, "seeds_needed": 9, "claim": claim}
+
+    small = row("a vs b", "established", 0.001, 0.015, 0.03)
+    lines = claims_markdown([small, row("c vs d", "inconclusive", -0.03, 0.04, 0.5)], 0.02).splitlines()
+    # Inside ±2 points: established, and smaller than the effect; Holm over the two declared: 2 x 0.03 = 0.06.
+    assert lines[2] == ("- **established**: a vs b (t): +0.8 points over 5 seeds, 95% [+0.1, +1.5], inside ±2 points "
+                        "(smaller than the effect declared worth finding). Not corrected for the other declared "
+                        "comparisons: with Holm's correction over them its p 0.03 would be 0.06, and it would read "
+                        "inconclusive.")
+    # One that survives the correction (2 x 0.001), or stands alone, says nothing of it.
+    clear = claims_markdown([row("a vs b", "established", 0.03, 0.05, 0.001),
+                             row("c vs d", "inconclusive", -0.03, 0.04, 0.5)], 0.02).splitlines()[2]
+    assert clear == "- **established**: a vs b (t): +4.0 points over 5 seeds, 95% [+3.0, +5.0]."
+    assert "Not corrected" not in claims_markdown([small], 0.02)
+
+
 def test_declarations_come_from_the_grid_plans(tmp_path: Path) -> None:
     from tokendistill.results import declarations
 

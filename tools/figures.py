@@ -72,7 +72,7 @@ def _number(value: str) -> float | int | None:
 
 def claims(grid: str) -> str:
     # verdict.csv's rows back in the types the results package wrote them from; the words are its claims_markdown.
-    found = [{**row, **{name: _number(row[name]) for name in ("seeds", "difference", "low", "high", "seeds_needed")},
+    found = [{**row, **{name: _number(row[name]) for name in ("seeds", "difference", "low", "high", "p", "seeds_needed")},
               "primary": row["primary"] == "True"} for row in _rows(grid, VERDICT_CSV)]
     return claims_markdown(found, declarations(PUBLISHED / grid)[0], planned_seeds(PUBLISHED / grid))
 

@@ -39,3 +39,28 @@ def test_a_changed_figure_is_found_stale() -> None:
     figure = next(word for word in body.split() if word.startswith("+") and word[1:2].isdigit())
     edited = readme.replace(body, body.replace(figure, "+99.9", 1))
     assert tool.regenerate(edited) == readme != edited
+
+
+def test_the_readmes_summary_says_the_claims_the_table_computes() -> None:
+    """The README's "What to expect" paragraph is prose, so it is checked against verdict.csv: each declared
+    comparison's claim, and the claim of kd vs standard, are the table's."""
+    import csv
+
+    rows = {row["comparison"]: row for row in csv.DictReader(
+        (ROOT / "docs" / "results" / "decisive-esnli-cpu" / "verdict.csv").open(encoding="utf-8"))}
+    readme = (ROOT / "README.md").read_text()
+    summary = " ".join(readme.split("**What to expect.**")[1].split("\n\n")[0].split())
+    said = {
+        "multitask_kd (shared_prompt) saliency vs kd": "on top of its answer distribution (`multitask_kd` vs `kd`): **",
+        "multitask_kd (shared_prompt) saliency vs multitask_kd (shared_prompt) random_matched":
+            "beside the answer distribution (`multitask_kd`): **",
+        "multitask (shared_prompt) saliency vs multitask (shared_prompt) random_matched":
+            "without the answer distribution (`multitask`): **",
+    }
+    assert {name for name, row in rows.items() if row["primary"] == "True"} == set(said)
+    for comparison, words in said.items():
+        assert f"{words}{rows[comparison]['claim']}**" in summary, comparison
+        assert rows[comparison]["seeds"] == "5" and "five training seeds" in summary
+    assert rows["kd vs standard"]["claim"] != "established" and "not established after Holm's correction" in summary
+    small = rows["multitask_kd (shared_prompt) saliency vs multitask_kd (shared_prompt) random_matched"]
+    assert float(small["high"]) < 0.02 and "smaller than 2 points" in summary

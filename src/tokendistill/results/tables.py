@@ -23,6 +23,7 @@ from tokendistill.folders import write_file
 from tokendistill.options import option
 from tokendistill.results.discovery import collect, declarations, planned_seeds
 from tokendistill.results.summary import COMPARISONS, mode_text, summarize, verdict
+from tokendistill.statistics import holm
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
@@ -194,9 +195,15 @@ def verdict_markdown(found: Sequence[dict[str, Any]], effect: float | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def _claim_line(row: dict[str, Any], effect: float | None, planned: int | None) -> str:
-    interim = f" Interim: {row['seeds']} of the {planned} seeds planned." if planned and row["seeds"] < planned else ""
-    return _claim_text(row, effect) + interim
+def _claim_line(row: dict[str, Any], effect: float | None, planned: int | None, corrected: float | None = None) -> str:
+    text = _claim_text(row, effect)
+    if corrected is not None and corrected >= 0.05:
+        # The grid's rule leaves the declared comparisons uncorrected for each other; say what a correction would do.
+        text += (f" Not corrected for the other declared comparisons: with Holm's correction over them its p "
+                 f"{row['p']:.2g} would be {corrected:.2g}, and it would read inconclusive.")
+    if planned and row["seeds"] < planned:
+        text += f" Interim: {row['seeds']} of the {planned} seeds planned."
+    return text
 
 
 def _claim_text(row: dict[str, Any], effect: float | None) -> str:
@@ -207,8 +214,9 @@ def _claim_text(row: dict[str, Any], effect: float | None) -> str:
     why = ""
     if row["claim"] == "inconclusive" and row.get("seeds_needed") and effect:
         why = f"; about {row['seeds_needed']} seeds would detect {100 * effect:g} points at 80% power"
-    elif row["claim"] == "excluded" and effect:
-        why = f", inside ±{100 * effect:g} points"
+    elif row["claim"] in ("excluded", "established") and effect and -effect < row["low"] and row["high"] < effect:
+        why = f", inside ±{100 * effect:g} points" + (" (smaller than the effect declared worth finding)"
+                                                       if row["claim"] == "established" else "")
     return f"- **{row['claim']}**: {row['comparison']} ({row['task']}): {interval}{why}."
 
 
@@ -221,7 +229,10 @@ def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None, plann
     if not declared and not established:
         return ""
     lines = ["What the seeds allow" + (f" (against the declared {100 * effect:g} points)" if effect else "") + ":", ""]
-    lines += [_claim_line(row, effect, planned) for row in declared]
+    tested = [row for row in declared if row.get("p") is not None]
+    corrected = dict(zip(map(id, tested), holm([row["p"] for row in tested]))) if len(tested) > 1 else {}
+    lines += [_claim_line(row, effect, planned, corrected.get(id(row)) if row.get("claim") == "established" else None)
+              for row in declared]
     secondary = sum(not row["primary"] for row in found)
     if established:
         lines += [_claim_line(row, effect, None) for row in established]
