@@ -61,6 +61,8 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
         for name, base in _references(entry, summary).items():
             for field_name, value in compare(entry, base, effect).items():
                 entry[f"vs_{name}{field_name}"] = value
+            # The verdict's name for this comparison: its claim (Holm-adjusted if secondary) is the verdict's.
+            entry[f"vs_{name}_comparison"] = f"{cell_label(entry)} vs {cell_label(base)}" if base else None
             if name == BASELINE_MODE:
                 entry["only_here"], entry["only_standard"] = entry.pop("vs_standard_only_here"), entry.pop(
                     "vs_standard_only_there")
@@ -165,7 +167,7 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
             primary: Sequence[str]) -> list[dict[str, Any]]:
     """Every comparison at the seed level: the declared primary ones first, then each cell's comparisons with
     standard, the control and the paper's layout (secondary: Holm-adjusted p-values over all of them), each with
-    the claim it allows against ``effect``."""
+    the claim it allows against ``effect``. The claim columns of ``summary`` (the table's) are set to these."""
     work = summarize(rows, effect=effect, keep_rows=True) if rows else []
     found = _primary_rows(work, primary, effect)
     for entry in work:
@@ -182,6 +184,13 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
         row["claim"] = claim(row.pop("_level"), effect, adjusted)
     for row in found:
         row.pop("_level", None)
+    # One owner for a claim: the table's claim columns say what the verdict says, Holm's correction included.
+    claims = {(row["task"], row["student"], row["size"], row["comparison"]): row["claim"] for row in found}
+    for entry in summary:
+        for name in COMPARISONS:
+            key = (entry["task"], entry["student"], entry["size"], entry.get(f"vs_{name}_comparison"))
+            if key in claims:
+                entry[f"vs_{name}_claim"] = claims[key]
     return found
 
 
