@@ -144,3 +144,19 @@ def test_usage_writes_the_required_options_as_required(capsys: pytest.CaptureFix
         "usage: tokendistill train --task TASK --student STUDENT --output OUTPUT [options]\n")
     assert main(["predict", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: tokendistill predict --model MODEL [options] INPUTS ...\n")
+
+
+def test_a_command_leaves_its_process_group_before_the_process_ends(tmp_path: Path) -> None:
+    """A distributed run's gloo threads alive at interpreter exit can abort a finished process (pytorch#179291):
+    main leaves the process group once its command is done."""
+    import torch.distributed as distributed
+
+    distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        assert distributed.is_initialized()
+        (tmp_path / "grid").mkdir()
+        assert main(["results", str(tmp_path / "grid")]) == 0
+        assert not distributed.is_initialized()
+    finally:
+        if distributed.is_initialized():
+            distributed.destroy_process_group()

@@ -261,7 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tokendistill: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Leave a distributed run's process group before the interpreter ends: gloo's worker threads, still alive at
+    finalization, can abort a finished process ("terminate called without an active exception", SIGABRT;
+    pytorch#179291), which turned a resumed FSDP run's exit code into a failure after its work was written."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
