@@ -21,9 +21,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from tokendistill.artefacts import RESULTS_CSV, VERDICT_CSV
+from tokendistill.artefacts import RESULTS_CSV, RESULTS_MD, VERDICT_CSV
 from tokendistill.cells import BASELINE_MODE
-from tokendistill.results import claims_markdown, declarations, planned_seeds, render_results
+from tokendistill.results import CLAIMS_HEADING, render_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "docs" / "results"
@@ -31,11 +31,19 @@ BLOCK = re.compile(r"(?P<open><!-- figures: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)
 
 
 @cache
-def _rows(grid: str, name: str) -> list[dict[str, str]]:
+def _rendered(grid: str) -> dict[str, str]:
     folder = PUBLISHED / grid
     if not folder.is_dir():
         raise SystemExit(f"figures: docs/results/{grid} does not exist")
-    return list(csv.DictReader(io.StringIO(render_results(folder)[name])))
+    return render_results(folder)
+
+
+def _rows(grid: str, name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(_rendered(grid)[name])))
+
+
+def _results_md(grid: str) -> str:
+    return _rendered(grid)[RESULTS_MD]
 
 
 def _points(value: str, signed: bool = True) -> str:
@@ -66,15 +74,13 @@ def verdict(grid: str, which: str = "primary") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _number(value: str) -> float | int | None:
-    return None if value == "" else int(value) if value.isdigit() else float(value)
-
-
 def claims(grid: str) -> str:
-    # verdict.csv's rows back in the types the results package wrote them from; the words are its claims_markdown.
-    found = [{**row, **{name: _number(row[name]) for name in ("seeds", "difference", "low", "high", "p", "seeds_needed")},
-              "primary": row["primary"] == "True"} for row in _rows(grid, VERDICT_CSV)]
-    return claims_markdown(found, declarations(PUBLISHED / grid)[0], planned_seeds(PUBLISHED / grid))
+    """results.md's claims section, as `tokendistill results` writes it (the heading, a blank line, the list)."""
+    text = _results_md(grid)
+    if CLAIMS_HEADING not in text:
+        return ""
+    start = text.index(CLAIMS_HEADING)
+    return text[start:text.index("\n\n", text.index("\n\n", start) + 2)] + "\n"
 
 
 def cells(grid: str) -> str:

@@ -11,6 +11,7 @@ from tokendistill.results.discovery import (
 )
 from tokendistill.results.summary import cell_label, compare, summarize, teacher_accuracy, verdict
 from tokendistill.results.tables import (
+    CLAIMS_HEADING,
     CSV_COLUMNS,
     FORMAT_HEADER,
     TABLE_HEADERS,
@@ -29,6 +30,6 @@ from tokendistill.results.tables import (
     write_results,
 )
 
-__all__ = ["CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label", "claims_markdown",
+__all__ = ["CLAIMS_HEADING", "CONTROL_METHODS", "CSV_COLUMNS", "FACTORS", "FORMAT_HEADER", "TABLE_HEADERS", "TABLE_LEGEND", "ResultsConfig", "cell_label", "claims_markdown",
            "collect", "compare", "declarations", "marker_factor", "planned_seeds", "render_results", "results_command", "results_markdown", "seed_table",
            "summarize", "table", "table_details", "teacher_accuracy", "teacher_text", "teacher_texts", "verdict", "verdict_markdown", "write_results"]

@@ -62,7 +62,7 @@ def summarize(rows: list[dict[str, Any]], teachers: dict[str, dict[str, Any]] | 
             for field_name, value in compare(entry, base, effect).items():
                 entry[f"vs_{name}{field_name}"] = value
             # The verdict's name for this comparison: its claim (Holm-adjusted if secondary) is the verdict's.
-            entry[f"vs_{name}_comparison"] = f"{cell_label(entry)} vs {cell_label(base)}" if base else None
+            entry[f"vs_{name}_comparison"] = comparison_name(entry, base) if base else None
             if name == BASELINE_MODE:
                 entry["only_here"], entry["only_standard"] = entry.pop("vs_standard_only_here"), entry.pop(
                     "vs_standard_only_there")
@@ -163,6 +163,11 @@ def cell_label(entry: dict[str, Any]) -> str:
     return mode_text(entry) + (f" {entry['method']}" if entry.get("method") else "")
 
 
+def comparison_name(entry: dict[str, Any], base: dict[str, Any]) -> str:
+    """A comparison as the verdict, the table's claim columns and a grid's ``primary`` list name it."""
+    return f"{cell_label(entry)} vs {cell_label(base)}"
+
+
 def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: float | None,
             primary: Sequence[str]) -> list[dict[str, Any]]:
     """Every comparison at the seed level: the declared primary ones first, then each cell's comparisons with
@@ -173,7 +178,7 @@ def verdict(summary: list[dict[str, Any]], rows: list[dict[str, Any]], effect: f
     for entry in work:
         # Every control, not only the closest the cells' table shows (a grid with both keeps both comparisons).
         for base in [*_references(entry, work).values(), *_controls(entry, work)[1:]]:
-            pair = f"{cell_label(entry)} vs {cell_label(base)}" if base else None
+            pair = comparison_name(entry, base) if base else None
             if base is None or any(row["comparison"] == pair and row["task"] == entry["task"] for row in found):
                 continue  # none, or declared primary
             found.append({**_verdict_row(entry, base, compare(entry, base, effect)), "primary": False})
@@ -210,7 +215,7 @@ def _primary_rows(work: list[dict[str, Any]], primary: Sequence[str], effect: fl
 
 def _verdict_row(entry: dict[str, Any], base: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     return {"task": entry["task"], "student": entry["student"], "size": entry["size"],
-            "comparison": f"{cell_label(entry)} vs {cell_label(base)}", "seeds": fields["_seeds"],
+            "comparison": comparison_name(entry, base), "seeds": fields["_seeds"],
             "difference": fields[""], "per_seed": fields["_per_seed"],
             **{name: fields[f"_re_{name}"]
                for name in ("low", "high", "tau", "tau_low", "tau_high", "i2", "q", "p", "seeds_needed")},

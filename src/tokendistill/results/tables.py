@@ -220,6 +220,10 @@ def _claim_text(row: dict[str, Any], effect: float | None) -> str:
     return f"- **{row['claim']}**: {row['comparison']} ({row['task']}): {interval}{why}."
 
 
+# The first words of results.md's claims section (tools/figures.py quotes the section from there).
+CLAIMS_HEADING = "What the seeds allow"
+
+
 def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None, planned: int | None = None) -> str:
     """What the seeds allow, in words: every declared comparison, then the secondary ones that are established
     after Holm's correction (the rest of those stay in the table); the README and docs quote this, not their own.
@@ -228,7 +232,7 @@ def claims_markdown(found: Sequence[dict[str, Any]], effect: float | None, plann
     established = [row for row in found if not row["primary"] and row.get("claim") == "established"]
     if not declared and not established:
         return ""
-    lines = ["What the seeds allow" + (f" (against the declared {100 * effect:g} points)" if effect else "") + ":", ""]
+    lines = [CLAIMS_HEADING + (f" (against the declared {100 * effect:g} points)" if effect else "") + ":", ""]
     tested = [row for row in declared if row.get("p") is not None]
     corrected = dict(zip(map(id, tested), holm([row["p"] for row in tested]))) if len(tested) > 1 else {}
     lines += [_claim_line(row, effect, planned, corrected.get(id(row)) if row.get("claim") == "established" else None)
